@@ -1,0 +1,162 @@
+/**
+ * One epoch of subtensor's Yuma consensus (HEAD `epoch_mechanism`, the sparse production path), step by
+ * step as in SPEC §3. Pure: the same inputs give the same bits on every machine.
+ */
+import {
+  type Fixed,
+  ZERO,
+  add,
+  fixed64To32,
+  fromInt,
+  fromInt64,
+  proportionToU16,
+  ratioTimesRao,
+  safeDiv64,
+  u16Proportion,
+} from './fixed.ts';
+import {
+  type SparseMatrix,
+  colClipSparse,
+  interpolateSparse,
+  isTopkNonzero,
+  isZero,
+  maskDiagSparse,
+  maskRowsSparse,
+  maskVector,
+  matmulSparse,
+  normalize,
+  normalizeWithSum,
+  rowNormalizeSparse,
+  rowSumSparse,
+  scalarVecMaskSparse,
+  sum,
+  vecMaskSparse,
+  weightedMedianColSparse,
+} from './math.ts';
+import { yuma2Bonds, yuma3Bonds } from './bonds.ts';
+import type { EpochInputs, EpochResult, U16Row, YumaParams } from './types.ts';
+
+const NO_COMMIT = Number.MAX_SAFE_INTEGER;
+
+/** §3.2: threshold-filtered stake, normalised in I64F64, narrowed to I32F32. */
+export function normalizedStake(params: YumaParams, rawStake: readonly bigint[]): Fixed[] {
+  const filtered = rawStake.map((s, uid) =>
+    params.ownerUid !== uid && s < params.stakeThreshold ? 0n : fromInt64(s),
+  );
+  let total = 0n;
+  for (const s of filtered) total += s;
+  const normalized = total === 0n ? filtered : filtered.map((s) => safeDiv64(s, total));
+  return normalized.map(fixed64To32);
+}
+
+function forceOwner(permits: boolean[], ownerUid: number | null): boolean[] {
+  const out = permits.slice();
+  if (ownerUid !== null && ownerUid < out.length) out[ownerUid] = true;
+  return out;
+}
+
+function u16RowsToFixed(rows: readonly U16Row[], n: number, read: (u: number) => Fixed): SparseMatrix {
+  const out: SparseMatrix = [];
+  for (let i = 0; i < n; i++) out.push((rows[i] ?? []).filter(([j]) => j < n).map(([j, v]) => [j, read(v)] as const));
+  return out;
+}
+
+export function runEpoch(params: YumaParams, inputs: EpochInputs): EpochResult {
+  const n = inputs.stake.length;
+  const { currentBlock, lastUpdate, blockAtRegistration } = inputs;
+
+  // 3.1 Activity.
+  const inactive = lastUpdate.map((updated) => updated + params.activityCutoff < currentBlock);
+  const active = inactive.map((b) => !b);
+
+  // 3.2 Stake.
+  const stake = normalizedStake(params, inputs.stake);
+
+  // 3.3 Permits: this epoch masks with the previous permits; the new ones take effect next epoch.
+  const permits = forceOwner(inputs.validatorPermit, params.ownerUid);
+  const forbids = permits.map((p) => !p);
+  const newPermits = forceOwner(isTopkNonzero(stake, params.maxAllowedValidators), params.ownerUid);
+
+  // 3.4 Active stake.
+  const activeStake = normalize(maskVector(forbids, maskVector(inactive, stake)));
+
+  // 3.5 Weights: permit rows, self-weights, outdated entries, commit-reveal, row normalisation.
+  let weights = u16RowsToFixed(inputs.weights, n, fromInt);
+  weights = maskRowsSparse(forbids, weights);
+  weights = maskDiagSparse(weights, params.ownerUid);
+  weights = vecMaskSparse(weights, lastUpdate, blockAtRegistration, (updated, registered) => updated <= registered);
+  if (params.commitRevealMasking) {
+    const commits = (inputs.commitBlocks ?? []).map((c) => c ?? NO_COMMIT);
+    while (commits.length < n) commits.push(NO_COMMIT);
+    weights = vecMaskSparse(weights, commits, blockAtRegistration, (commit, registered) => commit < registered);
+  }
+  weights = rowNormalizeSparse(weights);
+
+  // 3.6-3.7 Consensus, clipping, validator trust.
+  const consensus = weightedMedianColSparse(activeStake, weights, n, u16Proportion(params.kappa));
+  const clipped = colClipSparse(weights, consensus);
+  const validatorTrust = rowSumSparse(clipped);
+
+  // 3.8 Incentive.
+  const incentive = normalize(matmulSparse(clipped, activeStake, n));
+
+  // 3.9-3.10 Bonds penalty, bonds and dividends.
+  const weightsForBonds = interpolateSparse(weights, clipped, n, u16Proportion(params.bondsPenalty));
+  const lastTempo =
+    params.lastMechanismStepBlock === 0
+      ? Math.max(0, currentBlock - params.tempo)
+      : params.lastMechanismStepBlock + 1;
+  const maskFreshRegistrations = (m: SparseMatrix) =>
+    scalarVecMaskSparse(m, lastTempo, blockAtRegistration, (tempoBlock, registered) => tempoBlock <= registered);
+  const { dividends, bondsToStore } = params.yuma3
+    ? yuma3Bonds(
+        params,
+        n,
+        weightsForBonds,
+        maskFreshRegistrations(u16RowsToFixed(inputs.bonds, n, u16Proportion)),
+        activeStake,
+        incentive,
+        consensus,
+      )
+    : yuma2Bonds(
+        params,
+        n,
+        weightsForBonds,
+        maskFreshRegistrations(u16RowsToFixed(inputs.bonds, n, fromInt)),
+        activeStake,
+        incentive,
+      );
+
+  // 3.11 Emission: each side normalised by the sum of incentive + dividends; fallback to stake.
+  const combined = incentive.map((inc, i) => add(inc, dividends[i] ?? ZERO));
+  const emissionSum = sum(combined);
+  const serverShare = normalizeWithSum(incentive, emissionSum);
+  let validatorShare = normalizeWithSum(dividends, emissionSum);
+  let combinedShare = normalize(combined);
+  if (emissionSum === ZERO) {
+    const fallback = isZero(activeStake) ? stake : activeStake;
+    validatorShare = fallback;
+    combinedShare = fallback;
+  }
+  const rao = params.raoEmission;
+
+  // 3.12 Outputs.
+  const bonds: U16Row[] = bondsToStore.map((row, i) =>
+    newPermits[i] ? row.map(([j, v]) => [j, proportionToU16(v)] as const) : [],
+  );
+  return {
+    n,
+    bits: { stake, activeStake, consensus, incentive, dividends, validatorTrust },
+    active,
+    consensusU16: consensus.map(proportionToU16),
+    incentiveU16: incentive.map(proportionToU16),
+    dividendsU16: dividends.map(proportionToU16),
+    validatorTrustU16: validatorTrust.map(proportionToU16),
+    stakeU16: stake.map(proportionToU16),
+    serverEmission: serverShare.map((x) => ratioTimesRao(x, rao)),
+    validatorEmission: validatorShare.map((x) => ratioTimesRao(x, rao)),
+    emission: combinedShare.map((x) => ratioTimesRao(x, rao)),
+    newValidatorPermit: newPermits,
+    bonds,
+  };
+}
