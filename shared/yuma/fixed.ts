@@ -182,7 +182,7 @@ export function ratioTimesRao(ratio: Fixed, rao: bigint): bigint {
 // ---------------------------------------------------------------- exp
 
 /** e as substrate-fixed stores it: I9F23, i.e. floor(e * 2^23), taken from its U2F126 constant. */
-const E_I9F23 = 0x2b7e151628aed2a6abf7158809cf4f3cn >> 103n;
+const E_I9F23 = 0xadf85458a2bb4a9aafdc5620273d3cf1n >> 103n;
 const E_FIXED: Fixed = E_I9F23 << 9n;
 
 /**
