@@ -14,7 +14,10 @@ const dir = mkdtempSync(join(tmpdir(), 'yuma-cli-'));
 function cli(content: string, ...flags: string[]) {
   const file = join(dir, `case-${Math.random().toString(36).slice(2)}.json`);
   writeFileSync(file, content);
-  const r = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/yuma-cli.ts', file, ...flags], { cwd: root, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/yuma-cli.ts', file, ...flags], {
+    cwd: root,
+    encoding: 'utf8',
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -29,7 +32,21 @@ describe('yuma CLI', () => {
     expect(out.name).toBe(sequence['name']);
     expect(out.epochs).toHaveLength((sequence['epochs'] as unknown[]).length);
     expect(Object.keys(out.epochs[0]!).sort()).toEqual(
-      ['consensus_u16', 'incentive_u16', 'dividends_u16', 'validator_trust_u16', 'bonds_u16', 'emission', 'server_emission', 'validator_emission', 'new_validator_permit', 'consensus', 'incentive', 'dividends', 'validator_trust'].sort(),
+      [
+        'consensus_u16',
+        'incentive_u16',
+        'dividends_u16',
+        'validator_trust_u16',
+        'bonds_u16',
+        'emission',
+        'server_emission',
+        'validator_emission',
+        'new_validator_permit',
+        'consensus',
+        'incentive',
+        'dividends',
+        'validator_trust',
+      ].sort(),
     );
   });
 
@@ -53,9 +70,21 @@ describe('yuma CLI', () => {
     ['bad JSON', '{"kind": ', /not valid JSON/],
     ['unknown kind', JSON.stringify({ ...epochCase, kind: 'epoc' }), /kind/],
     ['n mismatch', JSON.stringify({ ...epochCase, n: 4 }), /stake: has 5 entries, n is 4/],
-    ['out-of-range u16', JSON.stringify({ ...epochCase, weights: [[0, 0, 0, 70000, 0], ...(epochCase['weights'] as unknown[]).slice(1)] }), /weights\[0\]\[3\]/],
-    ['ragged matrix', JSON.stringify({ ...epochCase, bonds_prev: [[0], ...(epochCase['bonds_prev'] as unknown[]).slice(1)] }), /bonds_prev\[0\]: has 1 columns, n is 5/],
-    ['missing field', JSON.stringify({ ...epochCase, params: { ...(epochCase['params'] as object), kappa_u16: undefined } }), /params\.kappa_u16/],
+    [
+      'out-of-range u16',
+      JSON.stringify({ ...epochCase, weights: [[0, 0, 0, 70000, 0], ...(epochCase['weights'] as unknown[]).slice(1)] }),
+      /weights\[0\]\[3\]/,
+    ],
+    [
+      'ragged matrix',
+      JSON.stringify({ ...epochCase, bonds_prev: [[0], ...(epochCase['bonds_prev'] as unknown[]).slice(1)] }),
+      /bonds_prev\[0\]: has 1 columns, n is 5/,
+    ],
+    [
+      'missing field',
+      JSON.stringify({ ...epochCase, params: { ...(epochCase['params'] as object), kappa_u16: undefined } }),
+      /params\.kappa_u16/,
+    ],
   ];
   for (const [what, content, message] of bad) {
     it(`refuses ${what} with one line and a non-zero exit`, () => {

@@ -10,7 +10,10 @@ import type { EpochInputs, EpochResult, U16Row, YumaParams } from './types.ts';
 
 const u16 = z.number().int().min(0).max(65535);
 const blockNumber = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
-const rawStake = z.union([z.number().int().min(0), z.string().regex(/^\d+$/, 'expected a non-negative integer string')]);
+const rawStake = z.union([
+  z.number().int().min(0),
+  z.string().regex(/^\d+$/, 'expected a non-negative integer string'),
+]);
 
 const paramsSchema = z.object({
   kappa_u16: u16,
@@ -96,7 +99,9 @@ export function parseCase(data: unknown): YumaCase {
   if (c.kind === 'weighted_median') {
     c.subcases.forEach((s, k) => {
       if (s.stake.length !== s.score.length)
-        throw new CaseFormatError(`subcases[${k}]: stake has ${s.stake.length} entries but score has ${s.score.length}`);
+        throw new CaseFormatError(
+          `subcases[${k}]: stake has ${s.stake.length} entries but score has ${s.score.length}`,
+        );
     });
   }
   if (c.kind === 'weighted_median_col') {
@@ -203,9 +208,7 @@ export interface EpochOutput {
   validator_trust: number[];
 }
 
-export type CaseOutput =
-  | { name: string; epochs: EpochOutput[] }
-  | { name: string; subcases: number[] | number[][] };
+export type CaseOutput = { name: string; epochs: EpochOutput[] } | { name: string; subcases: number[] | number[][] };
 
 function denseBonds(rows: U16Row[], n: number): number[][] {
   return rows.map((row) => {
@@ -278,7 +281,14 @@ function runScalarMedian(s: z.infer<typeof medianScalar>): number {
   const stake = s.stake.map((x) => fromFloat(x, f32));
   const score = s.score.map((x) => fromFloat(x, f32));
   const minority = fromFloat(1, f32) - fromFloat(s.kappa, f32);
-  const result = weightedMedian(stake, score, stake.map((_, i) => i), minority, 0n, sum(stake));
+  const result = weightedMedian(
+    stake,
+    score,
+    stake.map((_, i) => i),
+    minority,
+    0n,
+    sum(stake),
+  );
   return asGiven(result, s.score, score);
 }
 
@@ -288,7 +298,13 @@ function runColumnMedian(s: z.infer<typeof medianColumn>): number[] {
   const stake = s.stake.map((x) => fromFloat(x, f32));
   const weights = s.weights.map((row) => row.map((x) => fromFloat(x, f32)));
   const medians = weightedMedianCol(stake, weights, fromFloat(s.kappa, f32));
-  return medians.map((m, c) => asGiven(m, s.weights.map((row) => row[c]!), weights.map((row) => row[c]!)));
+  return medians.map((m, c) =>
+    asGiven(
+      m,
+      s.weights.map((row) => row[c]!),
+      weights.map((row) => row[c]!),
+    ),
+  );
 }
 
 /** JSON with bigints written as plain integer literals. */

@@ -40,9 +40,7 @@ const NO_COMMIT = Number.MAX_SAFE_INTEGER;
 
 /** §3.2: threshold-filtered stake, normalised in I64F64, narrowed to I32F32. */
 export function normalizedStake(params: YumaParams, rawStake: readonly bigint[]): Fixed[] {
-  const filtered = rawStake.map((s, uid) =>
-    params.ownerUid !== uid && s < params.stakeThreshold ? 0n : fromInt64(s),
-  );
+  const filtered = rawStake.map((s, uid) => (params.ownerUid !== uid && s < params.stakeThreshold ? 0n : fromInt64(s)));
   let total = 0n;
   for (const s of filtered) total += s;
   const normalized = total === 0n ? filtered : filtered.map((s) => safeDiv64(s, total));
@@ -103,9 +101,7 @@ export function runEpoch(params: YumaParams, inputs: EpochInputs): EpochResult {
   // 3.9-3.10 Bonds penalty, bonds and dividends.
   const weightsForBonds = interpolateSparse(weights, clipped, n, u16Proportion(params.bondsPenalty));
   const lastTempo =
-    params.lastMechanismStepBlock === 0
-      ? Math.max(0, currentBlock - params.tempo)
-      : params.lastMechanismStepBlock + 1;
+    params.lastMechanismStepBlock === 0 ? Math.max(0, currentBlock - params.tempo) : params.lastMechanismStepBlock + 1;
   const maskFreshRegistrations = (m: SparseMatrix) =>
     scalarVecMaskSparse(m, lastTempo, blockAtRegistration, (tempoBlock, registered) => tempoBlock <= registered);
   const { dividends, bondsToStore } = params.yuma3

@@ -27,7 +27,12 @@ const values = (m: SparseMatrix) => m.map((row) => row.map(([j, v]) => [j, toNum
 describe('stake and permits', () => {
   it('normalises raw stake in I64F64 and narrows with truncation', () => {
     const params = { ownerUid: null, stakeThreshold: 0n } as const;
-    expect(normalizedStake(params as never, [1n, 2n, 3n, 4n])).toEqual([429496729n, 858993459n, 1288490188n, 1717986918n]);
+    expect(normalizedStake(params as never, [1n, 2n, 3n, 4n])).toEqual([
+      429496729n,
+      858993459n,
+      1288490188n,
+      1717986918n,
+    ]);
   });
 
   it('zeroes stake below the threshold except for the subnet owner', () => {
@@ -45,19 +50,42 @@ describe('stake and permits', () => {
 
 describe('weights preprocessing', () => {
   it('masks self-weights except the owner', () => {
-    const m: SparseMatrix = [[[0, ONE], [1, ONE]], [[1, ONE]]];
+    const m: SparseMatrix = [
+      [
+        [0, ONE],
+        [1, ONE],
+      ],
+      [[1, ONE]],
+    ];
     expect(maskDiagSparse(m, null)).toEqual([[[1, ONE]], []]);
     expect(maskDiagSparse(m, 1)).toEqual([[[1, ONE]], [[1, ONE]]]);
   });
 
   it('drops weights set at or before the target registered', () => {
-    const m: SparseMatrix = [[[1, ONE], [2, ONE]]];
+    const m: SparseMatrix = [
+      [
+        [1, ONE],
+        [2, ONE],
+      ],
+    ];
     expect(vecMaskSparse(m, [10], [0, 10, 9], (u, r) => u <= r)).toEqual([[[2, ONE]]]);
   });
 
   it('row-normalises and leaves all-zero rows alone', () => {
-    const m: SparseMatrix = [[[1, fromInt(1)], [2, fromInt(3)]], [[1, ZERO]]];
-    expect(values(rowNormalizeSparse(m))).toEqual([[[1, 0.25], [2, 0.75]], [[1, 0]]]);
+    const m: SparseMatrix = [
+      [
+        [1, fromInt(1)],
+        [2, fromInt(3)],
+      ],
+      [[1, ZERO]],
+    ];
+    expect(values(rowNormalizeSparse(m))).toEqual([
+      [
+        [1, 0.25],
+        [2, 0.75],
+      ],
+      [[1, 0]],
+    ]);
   });
 
   it('max-upscales submitted weights with rounding: [40,30,20,10] -> [65535,49151,32768,16384]', () => {
@@ -97,12 +125,23 @@ describe('stake-weighted median', () => {
 
 describe('clipping, interpolation, bonds', () => {
   it('clips to consensus and drops entries above a zero consensus', () => {
-    const m: SparseMatrix = [[[0, f(0.6)], [1, f(0.4)]], [[1, ZERO]]];
+    const m: SparseMatrix = [
+      [
+        [0, f(0.6)],
+        [1, f(0.4)],
+      ],
+      [[1, ZERO]],
+    ];
     expect(values(colClipSparse(m, [f(0.5), ZERO]))).toEqual([[[0, 0.5]], [[1, 0]]]);
   });
 
   it('interpolates W -> Wc by beta, keeping only positive entries in between', () => {
-    const w: SparseMatrix = [[[0, f(0.5)], [1, ZERO]]];
+    const w: SparseMatrix = [
+      [
+        [0, f(0.5)],
+        [1, ZERO],
+      ],
+    ];
     const wc: SparseMatrix = [[[0, f(0.25)]]];
     expect(interpolateSparse(w, wc, 2, ZERO)).toBe(w);
     expect(interpolateSparse(w, wc, 2, ONE)).toBe(wc);
@@ -110,18 +149,41 @@ describe('clipping, interpolation, bonds', () => {
   });
 
   it('column-normalises and column-max-upscales', () => {
-    const m: SparseMatrix = [[[0, f(1)]], [[0, f(3)], [1, ZERO]]];
-    expect(values(colNormalizeSparse(m, 2))).toEqual([[[0, 0.25]], [[0, 0.75], [1, 0]]]);
+    const m: SparseMatrix = [
+      [[0, f(1)]],
+      [
+        [0, f(3)],
+        [1, ZERO],
+      ],
+    ];
+    expect(values(colNormalizeSparse(m, 2))).toEqual([
+      [[0, 0.25]],
+      [
+        [0, 0.75],
+        [1, 0],
+      ],
+    ]);
     expect(values(colMaxUpscaleSparse(m, 2))[0]![0]![1]).toBeCloseTo(1 / 3, 9);
   });
 
   it('EMA (constant alpha) decays old bonds the row no longer weights', () => {
     const out = matEmaSparse([[[1, ONE]], []], [[[0, ONE]], []], f(0.25));
-    expect(values(out)).toEqual([[[0, 0.75], [1, 0.25]], []]);
+    expect(values(out)).toEqual([
+      [
+        [0, 0.75],
+        [1, 0.25],
+      ],
+      [],
+    ]);
   });
 
   it('EMA (per-entry alpha) drops old bonds the row omits but decays explicit zeros', () => {
-    const old: SparseMatrix = [[[0, ONE], [1, ONE]]];
+    const old: SparseMatrix = [
+      [
+        [0, ONE],
+        [1, ONE],
+      ],
+    ];
     const out = matEmaAlphaSparse([[[1, ZERO]]], old, () => f(0.25));
     expect(values(out)).toEqual([[[1, 0.75]]]);
   });

@@ -204,12 +204,7 @@ export function vecMul(a: readonly Fixed[], b: readonly Fixed[]): Fixed[] {
  * `interpolate_sparse`: m1 + ratio * (m2 - m1). ratio 0 returns m1 and ratio 1 returns m2 untouched;
  * otherwise rows are densified and only entries > 0 are kept (explicit zeros disappear).
  */
-export function interpolateSparse(
-  m1: SparseMatrix,
-  m2: SparseMatrix,
-  columns: number,
-  ratio: Fixed,
-): SparseMatrix {
+export function interpolateSparse(m1: SparseMatrix, m2: SparseMatrix, columns: number, ratio: Fixed): SparseMatrix {
   if (ratio === ZERO) return m1;
   if (ratio === ONE) return m2;
   return m1.map((row1, i) => {
@@ -346,7 +341,11 @@ export function weightedMedianColSparse(
  * `weighted_median_col` (dense): the same median, but stake is re-normalised per column over the rows with
  * positive stake, and `minority = stake_sum - majority`.
  */
-export function weightedMedianCol(stake: readonly Fixed[], score: readonly (readonly Fixed[])[], majority: Fixed): Fixed[] {
+export function weightedMedianCol(
+  stake: readonly Fixed[],
+  score: readonly (readonly Fixed[])[],
+  majority: Fixed,
+): Fixed[] {
   const columns = score[0]?.length ?? 0;
   const out: Fixed[] = [];
   for (let c = 0; c < columns; c++) {

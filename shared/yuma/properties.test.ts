@@ -38,7 +38,12 @@ const paramsArb = fc.record({
 const rowArb = (n: number) =>
   fc
     .uniqueArray(fc.integer({ min: 0, max: n - 1 }), { maxLength: n })
-    .chain((cols) => fc.tuple(fc.constant(cols.sort((a, b) => a - b)), fc.array(fc.integer({ min: 0, max: 65535 }), { minLength: cols.length, maxLength: cols.length })))
+    .chain((cols) =>
+      fc.tuple(
+        fc.constant(cols.sort((a, b) => a - b)),
+        fc.array(fc.integer({ min: 0, max: 65535 }), { minLength: cols.length, maxLength: cols.length }),
+      ),
+    )
     .map(([cols, vals]) => cols.map((j, k) => [j, vals[k]!] as const));
 
 /** A random but self-consistent epoch: registered before the weights were set, active, with prior bonds. */
@@ -99,19 +104,22 @@ describe('Yuma invariants', () => {
   it('clipped weights never exceed consensus', () => {
     fc.assert(
       fc.property(
-        fc.integer({ min: 1, max: 8 }).chain((n) =>
-          fc.tuple(
-            fc.array(fc.integer({ min: 0, max: 1000 }), { minLength: n, maxLength: n }),
-            fc.array(rowArb(n), { minLength: n, maxLength: n }),
-            fc.integer({ min: 0, max: 65535 }),
+        fc
+          .integer({ min: 1, max: 8 })
+          .chain((n) =>
+            fc.tuple(
+              fc.array(fc.integer({ min: 0, max: 1000 }), { minLength: n, maxLength: n }),
+              fc.array(rowArb(n), { minLength: n, maxLength: n }),
+              fc.integer({ min: 0, max: 65535 }),
+            ),
           ),
-        ),
         ([stakeInts, rows, kappa]) => {
           const n = stakeInts.length;
           const stake = normalize(stakeInts.map((s) => BigInt(s) << 32n));
           const w = rowNormalizeSparse(rows.map((row) => row.map(([j, v]) => [j, BigInt(v) << 32n] as const)));
           const consensus = weightedMedianColSparse(stake, w, n, u16Proportion(kappa));
-          for (const row of colClipSparse(w, consensus)) for (const [j, v] of row) expect(v <= consensus[j]!).toBe(true);
+          for (const row of colClipSparse(w, consensus))
+            for (const [j, v] of row) expect(v <= consensus[j]!).toBe(true);
         },
       ),
       { numRuns: 300 },
@@ -121,7 +129,12 @@ describe('Yuma invariants', () => {
   it('permuting uids permutes every output', () => {
     fc.assert(
       fc.property(
-        epochArb.chain((e) => fc.tuple(fc.constant(e), fc.shuffledSubarray([...e.inputs.stake.keys()], { minLength: e.inputs.stake.length }))),
+        epochArb.chain((e) =>
+          fc.tuple(
+            fc.constant(e),
+            fc.shuffledSubarray([...e.inputs.stake.keys()], { minLength: e.inputs.stake.length }),
+          ),
+        ),
         ([{ params, inputs }, perm]) => {
           // perm[newUid] = oldUid. Ties in the top-k permit cut depend on uid order, so give everyone room.
           const p = { ...params, maxAllowedValidators: 64 };
@@ -139,7 +152,7 @@ describe('Yuma invariants', () => {
           };
           const a = run(p, inputs);
           const b = run(p, permuted);
-          const pick = <T,>(v: T[]) => perm.map((o) => v[o]);
+          const pick = <T>(v: T[]) => perm.map((o) => v[o]);
           expect(b.bits).toEqual({
             stake: pick(a.bits.stake),
             activeStake: pick(a.bits.activeStake),
@@ -157,33 +170,38 @@ describe('Yuma invariants', () => {
     );
   });
 
-  it("a validator with zero stake changes nothing, whatever weights it sets", () => {
+  it('a validator with zero stake changes nothing, whatever weights it sets', () => {
     fc.assert(
-      fc.property(epochArb, fc.nat(), fc.array(fc.integer({ min: 0, max: 65535 }), { minLength: 7, maxLength: 7 }), ({ params, inputs }, pick, vals) => {
-        const n = inputs.stake.length;
-        const z = pick % n;
-        // Yuma 3 bonds are not stake-weighted, so there the claim needs the (consistent) state of a zero-stake
-        // validator: no permit, because permits follow stake. In Yuma 1/2 it holds even with a permit.
-        const p = params;
-        const base: EpochInputs = { ...inputs, stake: inputs.stake.map((s, i) => (i === z ? 0n : s)) };
-        if (params.yuma3) base.validatorPermit = base.validatorPermit.map((x, i) => (i === z ? false : x));
-        base.bonds = base.bonds.map((row, i) => (i === z ? [] : row));
-        const other: EpochInputs = {
-          ...base,
-          weights: base.weights.map((row, i) => (i === z ? vals.slice(0, n).map((v, j) => [j, v] as const) : row)),
-        };
-        const a = run(p, base);
-        const b = run(p, other);
-        const others = (r: EpochResult) => ({
-          consensus: r.bits.consensus,
-          incentive: r.bits.incentive,
-          dividends: r.bits.dividends,
-          emission: r.emission,
-          trust: r.bits.validatorTrust.filter((_, i) => i !== z),
-          bonds: r.bonds.filter((_, i) => i !== z),
-        });
-        expect(others(b)).toEqual(others(a));
-      }),
+      fc.property(
+        epochArb,
+        fc.nat(),
+        fc.array(fc.integer({ min: 0, max: 65535 }), { minLength: 7, maxLength: 7 }),
+        ({ params, inputs }, pick, vals) => {
+          const n = inputs.stake.length;
+          const z = pick % n;
+          // Yuma 3 bonds are not stake-weighted, so there the claim needs the (consistent) state of a zero-stake
+          // validator: no permit, because permits follow stake. In Yuma 1/2 it holds even with a permit.
+          const p = params;
+          const base: EpochInputs = { ...inputs, stake: inputs.stake.map((s, i) => (i === z ? 0n : s)) };
+          if (params.yuma3) base.validatorPermit = base.validatorPermit.map((x, i) => (i === z ? false : x));
+          base.bonds = base.bonds.map((row, i) => (i === z ? [] : row));
+          const other: EpochInputs = {
+            ...base,
+            weights: base.weights.map((row, i) => (i === z ? vals.slice(0, n).map((v, j) => [j, v] as const) : row)),
+          };
+          const a = run(p, base);
+          const b = run(p, other);
+          const others = (r: EpochResult) => ({
+            consensus: r.bits.consensus,
+            incentive: r.bits.incentive,
+            dividends: r.bits.dividends,
+            emission: r.emission,
+            trust: r.bits.validatorTrust.filter((_, i) => i !== z),
+            bonds: r.bonds.filter((_, i) => i !== z),
+          });
+          expect(others(b)).toEqual(others(a));
+        },
+      ),
       { numRuns: 300 },
     );
   });
@@ -223,7 +241,9 @@ describe('Yuma invariants', () => {
             bonds: new Array(n).fill([]),
           };
           const r = run({}, inputs);
-          const honestRows = rowNormalizeSparse(weights.slice(0, honest).map((row) => row.map(([j, v]) => [j, BigInt(v) << 32n] as const)));
+          const honestRows = rowNormalizeSparse(
+            weights.slice(0, honest).map((row) => row.map(([j, v]) => [j, BigInt(v) << 32n] as const)),
+          );
           const honestMax = honestRows.reduce((m, row) => {
             const v = row.find(([j]) => j === target)?.[1] ?? ZERO;
             return v > m ? v : m;

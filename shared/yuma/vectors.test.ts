@@ -8,7 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parseCase, runCase, type EpochOutput } from './index.ts';
 
-const sharedDir = process.env['WEBTENSOR_SHARED'] ?? resolve(dirname(fileURLToPath(import.meta.url)), '../../../shared');
+const sharedDir =
+  process.env['WEBTENSOR_SHARED'] ?? resolve(dirname(fileURLToPath(import.meta.url)), '../../../shared');
 const vectors = JSON.parse(readFileSync(resolve(sharedDir, 'yuma/vectors.json'), 'utf8')) as RawCase[];
 
 interface RawEpoch {
@@ -61,11 +62,13 @@ function checkLiteral(expected: Record<string, unknown>, out: EpochOutput, yuma3
         expect(Math.abs(out.bonds_u16[i]![j]! / 65535 - v), `bonds_at ${ij}`).toBeLessThanOrEqual(tol + 1e-12);
       }
     } else if (key === 'dividends_u16_at') {
-      for (const [i, v] of Object.entries(value as Record<string, number>)) expect(out.dividends_u16[Number(i)]).toBe(v);
+      for (const [i, v] of Object.entries(value as Record<string, number>))
+        expect(out.dividends_u16[Number(i)]).toBe(v);
     } else if (key === 'emission' || key === 'emission_log') {
       expect(plain(out.emission), key).toEqual(value);
     } else if (key === 'emission_at') {
-      for (const [i, v] of Object.entries(value as Record<string, number>)) expect(Number(out.emission[Number(i)])).toBe(v);
+      for (const [i, v] of Object.entries(value as Record<string, number>))
+        expect(Number(out.emission[Number(i)])).toBe(v);
     } else if (key === 'dividends') {
       (value as number[]).forEach((v, i) => {
         expect(Math.abs(out.dividends_u16[i]! / 65535 - v), `dividends[${i}]`).toBeLessThanOrEqual(tol + 1e-12);

@@ -1,0 +1,50 @@
+/**
+ * A built-in Yuma scenario for the Consensus Lab page: three honest validators and a 15 % cabal that boosts
+ * its own miner. Weights are stored u16 values (max-upscaled), as set_weights stores them.
+ */
+export const cabalExample = {
+  name: 'honest majority vs. a 15 % cabal',
+  kind: 'epoch',
+  params: {
+    kappa_u16: 32767,
+    bonds_penalty_u16: 65535,
+    bonds_moving_average_ppm: 900000,
+    yuma3_enabled: false,
+    liquid_alpha_enabled: false,
+    alpha_low_u16: 45875,
+    alpha_high_u16: 58982,
+    alpha_sigmoid_steepness: 1000,
+    max_allowed_validators: 64,
+    stake_threshold: 0,
+    activity_cutoff_blocks: 5000,
+    tempo: 360,
+    last_mechanism_step_block: 0,
+    owner_uid: null,
+    rao_emission: 1000000000,
+    commit_reveal_masking: false,
+  },
+  n: 7,
+  current_block: 720,
+  stake: [450000, 400000, 150000, 0, 0, 0, 0],
+  validator_permit: [true, true, true, false, false, false, false],
+  last_update: [720, 720, 720, 0, 0, 0, 0],
+  block_at_registration: [0, 0, 0, 1, 1, 1, 1],
+  weights: [
+    [0, 0, 0, 65535, 49151, 32768, 8192],
+    [0, 0, 0, 65535, 52428, 29491, 8192],
+    [0, 0, 0, 4369, 4369, 4369, 65535],
+    [0, 0, 0, 0, 0, 0, 0],
+    [0, 0, 0, 0, 0, 0, 0],
+    [0, 0, 0, 0, 0, 0, 0],
+    [0, 0, 0, 0, 0, 0, 0],
+  ],
+  bonds_prev: [
+    [0, 0, 0, 65535, 65535, 65535, 65535],
+    [0, 0, 0, 58254, 58254, 58254, 58254],
+    [0, 0, 0, 21845, 21845, 21845, 21845],
+    [0, 0, 0, 0, 0, 0, 0],
+    [0, 0, 0, 0, 0, 0, 0],
+    [0, 0, 0, 0, 0, 0, 0],
+    [0, 0, 0, 0, 0, 0, 0],
+  ],
+} as const;

@@ -1,0 +1,12 @@
+import { defineConfig } from 'vite';
+import react from '@vitejs/plugin-react';
+
+// The app lives in web/; it imports shared/ and worker/ from the repository root.
+export default defineConfig({
+  root: 'web',
+  plugins: [react()],
+  build: { outDir: '../dist', emptyOutDir: true, target: 'es2022' },
+  worker: { format: 'es' },
+  server: { host: '127.0.0.1', port: 5173, fs: { allow: ['..'] } },
+  preview: { host: '127.0.0.1', port: 4173, strictPort: true },
+});

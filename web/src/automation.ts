@@ -1,0 +1,31 @@
+/**
+ * `window.webtensor`: the documented automation API for tests and tooling (docs/automation.md).
+ * It only exposes what the node really does; nothing here is a test double.
+ */
+import type { CaseOutput } from '../../shared/yuma/index.ts';
+import { yumaWorker } from './yuma-client.ts';
+
+export interface WebtensorAutomation {
+  version: string;
+  yuma: {
+    /** Run one Yuma case (vectors.json format) in the consensus Web Worker. */
+    runCase(data: unknown, opts?: { replay?: boolean }): Promise<CaseOutput>;
+    timeCase(data: unknown, repeat: number): Promise<{ meanMs: number; output: CaseOutput }>;
+  };
+}
+
+declare global {
+  interface Window {
+    webtensor: WebtensorAutomation;
+  }
+}
+
+export function installAutomation(): void {
+  window.webtensor = {
+    version: '0.1.0',
+    yuma: {
+      runCase: (data, opts) => yumaWorker().runCase(data, opts),
+      timeCase: (data, repeat) => yumaWorker().timeCase(data, repeat),
+    },
+  };
+}

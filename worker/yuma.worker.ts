@@ -1,0 +1,37 @@
+/**
+ * Yuma consensus in a Web Worker, exposed over Comlink. The main thread sends plain data (a case in the
+ * vectors.json format, or params + inputs) and gets the same bits Node computes; bigints survive
+ * structured cloning. Later this worker also runs epochs over the IndexedDB ledger (issue #5).
+ */
+import { expose } from 'comlink';
+import {
+  parseCase,
+  runCase,
+  runEpoch,
+  type CaseOutput,
+  type EpochInputs,
+  type EpochResult,
+  type YumaParams,
+} from '../shared/yuma/index.ts';
+
+export interface YumaWorkerApi {
+  /** Validate and run one case; throws CaseFormatError (message says what and where) on bad input. */
+  runCase(data: unknown, opts?: { replay?: boolean }): CaseOutput;
+  runEpoch(params: YumaParams, inputs: EpochInputs): EpochResult;
+  /** Run `runCase` `repeat` times and report the mean wall time in ms (for benchmarks). */
+  timeCase(data: unknown, repeat: number): { meanMs: number; output: CaseOutput };
+}
+
+const api: YumaWorkerApi = {
+  runCase: (data, opts) => runCase(parseCase(data), opts),
+  runEpoch: (params, inputs) => runEpoch(params, inputs),
+  timeCase(data, repeat) {
+    const parsed = parseCase(data);
+    let output = runCase(parsed);
+    const start = performance.now();
+    for (let k = 0; k < repeat; k++) output = runCase(parsed);
+    return { meanMs: (performance.now() - start) / Math.max(1, repeat), output };
+  },
+};
+
+expose(api);
