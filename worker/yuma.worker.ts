@@ -4,6 +4,8 @@
  * structured cloning. Later this worker also runs epochs over the IndexedDB ledger (issue #5).
  */
 import { expose } from 'comlink';
+import { runEpochFloat64 } from '../shared/yuma/float64.ts';
+import { syntheticEpoch, type SyntheticSpec } from '../shared/yuma/synthetic.ts';
 import {
   parseCase,
   runCase,
@@ -20,6 +22,19 @@ export interface YumaWorkerApi {
   runEpoch(params: YumaParams, inputs: EpochInputs): EpochResult;
   /** Run `runCase` `repeat` times and report the mean wall time in ms (for benchmarks). */
   timeCase(data: unknown, repeat: number): { meanMs: number; output: CaseOutput };
+  /** Build a seeded synthetic epoch here, then time the exact engine and the float64 port on it (median ms). */
+  benchEpoch(spec: SyntheticSpec, repeats: number): { exactMs: number; floatMs: number };
+}
+
+function medianMs(repeats: number, run: () => void): number {
+  const times: number[] = [];
+  for (let k = 0; k < Math.max(1, repeats); k++) {
+    const start = performance.now();
+    run();
+    times.push(performance.now() - start);
+  }
+  times.sort((a, b) => a - b);
+  return times[times.length >> 1]!;
 }
 
 const api: YumaWorkerApi = {
@@ -31,6 +46,13 @@ const api: YumaWorkerApi = {
     const start = performance.now();
     for (let k = 0; k < repeat; k++) output = runCase(parsed);
     return { meanMs: (performance.now() - start) / Math.max(1, repeat), output };
+  },
+  benchEpoch(spec, repeats) {
+    const { params, inputs } = syntheticEpoch(spec);
+    return {
+      exactMs: medianMs(repeats, () => runEpoch(params, inputs)),
+      floatMs: medianMs(Math.max(5, repeats), () => runEpochFloat64(params, inputs)),
+    };
   },
 };
 
