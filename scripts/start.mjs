@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// `npm start`: build the web app and serve it, then print the URL to open. Every service it starts is stopped
-// together on Ctrl-C. (The relay joins this list with the peer-to-peer layer.)
+// `npm start`: build the web app, start the relay and serve the app, then print the URL to open. Every service it starts is stopped
+// together on Ctrl-C.
 import { spawn, spawnSync } from 'node:child_process';
 
 const build = spawnSync('npx', ['vite', 'build'], { stdio: 'inherit' });
@@ -9,7 +9,23 @@ if (build.status !== 0) {
   process.exit(build.status ?? 1);
 }
 
-const services = [{ name: 'web', command: 'npx', args: ['vite', 'preview'], ready: /Local:\s+(\S+)/ }];
+// Services are spawned with node itself (not npx) so that stopping them really stops them.
+const services = [
+  {
+    name: 'relay',
+    command: process.execPath,
+    args: ['--experimental-websocket', '--import', 'tsx', 'relay/main.ts'],
+    ready: /"health":"(\S+?)"/,
+    announce: (url) => `  relay is up: health at ${url}`,
+  },
+  {
+    name: 'web',
+    command: process.execPath,
+    args: ['node_modules/vite/bin/vite.js', 'preview'],
+    ready: /Local:\s+(\S+)/,
+    announce: (url) => `  webtensor is running. Open ${url} in your browser.`,
+  },
+];
 const children = [];
 
 for (const service of services) {
@@ -19,7 +35,7 @@ for (const service of services) {
     const text = chunk.toString();
     for (const line of text.split('\n')) if (line.trim()) console.log(`[${service.name}] ${line}`);
     const match = service.ready && text.match(service.ready);
-    if (match) console.log(`\n  webtensor is running. Open ${match[1]} in your browser.\n`);
+    if (match) console.log(`\n${service.announce(match[1])}\n`);
   };
   child.stdout.on('data', onData);
   child.stderr.on('data', onData);

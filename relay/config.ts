@@ -1,0 +1,72 @@
+/**
+ * Relay configuration from flags (--host, --port, --http-port, --key-file, --tls-cert, --tls-key,
+ * --max-reservations) or environment (RELAY_HOST, RELAY_PORT, ...). Flags win. Bad values are refused with a
+ * message naming the flag.
+ */
+export interface RelayConfig {
+  host: string;
+  port: number;
+  httpPort: number;
+  keyFile: string;
+  tlsCert: string | null;
+  tlsKey: string | null;
+  maxReservations: number;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+const options = {
+  host: { env: 'RELAY_HOST', fallback: '127.0.0.1' },
+  port: { env: 'RELAY_PORT', fallback: '9090' },
+  'http-port': { env: 'RELAY_HTTP_PORT', fallback: '9091' },
+  'key-file': { env: 'RELAY_KEY_FILE', fallback: 'relay/.data/relay-key.pb' },
+  'tls-cert': { env: 'RELAY_TLS_CERT', fallback: '' },
+  'tls-key': { env: 'RELAY_TLS_KEY', fallback: '' },
+  'max-reservations': { env: 'RELAY_MAX_RESERVATIONS', fallback: '1024' },
+} as const;
+type Option = keyof typeof options;
+
+function integer(name: string, text: string, min: number, max: number): number {
+  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max)
+    throw new ConfigError(`--${name} must be an integer from ${min} to ${max}, got "${text}"`);
+  return Number(text);
+}
+
+export function parseRelayConfig(argv: string[], env: NodeJS.ProcessEnv): RelayConfig {
+  const given = new Map<Option, string>();
+  for (let k = 0; k < argv.length; k++) {
+    const arg = argv[k]!;
+    if (!arg.startsWith('--')) throw new ConfigError(`unexpected argument "${arg}"; options look like --port 9090`);
+    const [flag, inline] = arg.slice(2).split('=', 2) as [string, string | undefined];
+    if (!(flag in options))
+      throw new ConfigError(
+        `unknown option --${flag}; known: ${Object.keys(options)
+          .map((o) => `--${o}`)
+          .join(', ')}`,
+      );
+    const value = inline ?? argv[++k];
+    if (value === undefined) throw new ConfigError(`--${flag} needs a value`);
+    given.set(flag as Option, value);
+  }
+  const get = (o: Option) => given.get(o) ?? env[options[o].env] ?? options[o].fallback;
+  const host = get('host');
+  if (!/^[\w.:-]+$/.test(host)) throw new ConfigError(`--host must be a host name or IP address, got "${host}"`);
+  const port = integer('port', get('port'), 0, 65535);
+  const httpPort = integer('http-port', get('http-port'), 0, 65535);
+  if (port !== 0 && port === httpPort) throw new ConfigError(`--port and --http-port must differ (both ${port})`);
+  const tlsCert = get('tls-cert') || null;
+  const tlsKey = get('tls-key') || null;
+  if ((tlsCert === null) !== (tlsKey === null))
+    throw new ConfigError('--tls-cert and --tls-key must be given together');
+  return {
+    host,
+    port,
+    httpPort,
+    keyFile: get('key-file'),
+    tlsCert,
+    tlsKey,
+    maxReservations: integer('max-reservations', get('max-reservations'), 1, 100_000),
+  };
+}

@@ -1,0 +1,132 @@
+/** The relay as a process: real libp2p over WebSockets, a real reservation, health, metrics, identity, shutdown. */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseRelayConfig } from './config.ts';
+
+const root = resolve(import.meta.dirname, '..');
+const children: ChildProcess[] = [];
+afterEach(() => {
+  for (const c of children.splice(0)) c.kill('SIGKILL');
+});
+
+let nextPort = 29100;
+function startRelay(keyFile: string) {
+  const port = nextPort++;
+  const httpPort = nextPort++;
+  const child = spawn(
+    process.execPath,
+    [
+      '--experimental-websocket',
+      '--import',
+      'tsx',
+      'relay/main.ts',
+      '--port',
+      `${port}`,
+      '--http-port',
+      `${httpPort}`,
+      '--key-file',
+      keyFile,
+    ],
+    { cwd: root },
+  );
+  children.push(child);
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  const started = new Promise<{ peerId: string; multiaddrs: string[] }>((res, rej) => {
+    const timer = setTimeout(() => rej(new Error(`relay did not start: ${out}`)), 20_000);
+    child.stdout!.on('data', () => {
+      const line = out.split('\n').find((l) => l.includes('"relay started"'));
+      if (line) {
+        clearTimeout(timer);
+        res(JSON.parse(line));
+      }
+    });
+  });
+  return { child, httpPort, started, output: () => out };
+}
+
+const metric = (text: string, name: string) => Number(text.match(new RegExp(`^${name} (\\d+)$`, 'm'))?.[1]);
+
+describe('relay', () => {
+  it('grants a real circuit-relay reservation to a libp2p peer and reports it in /metrics', async () => {
+    const keyFile = join(mkdtempSync(join(tmpdir(), 'relay-')), 'key.pb');
+    const relay = startRelay(keyFile);
+    const { multiaddrs, peerId } = await relay.started;
+    expect(statSync(keyFile).mode & 0o777).toBe(0o600);
+
+    const health = await (await fetch(`http://127.0.0.1:${relay.httpPort}/healthz`)).json();
+    expect(health).toMatchObject({ status: 'ok', peerId, reservations: 0 });
+
+    const client = spawn(
+      process.execPath,
+      ['--experimental-websocket', '--import', 'tsx', 'relay/testing/reserve-client.ts', multiaddrs[0]!],
+      { cwd: root },
+    );
+    children.push(client);
+    const reserved = await new Promise<string>((res, rej) => {
+      let out = '';
+      const timer = setTimeout(() => rej(new Error(`no reservation: ${out}`)), 30_000);
+      client.stdout!.on('data', (d) => {
+        out += d;
+        const m = out.match(/reserved (\S+)/);
+        if (m) {
+          clearTimeout(timer);
+          res(m[1]!);
+        }
+      });
+      client.stderr!.on('data', (d) => (out += d));
+    });
+    expect(reserved).toContain(`/p2p/${peerId}/p2p-circuit`);
+    const metrics = await (await fetch(`http://127.0.0.1:${relay.httpPort}/metrics`)).text();
+    expect(metric(metrics, 'webtensor_relay_reservations')).toBe(1);
+    expect(metric(metrics, 'webtensor_relay_connections')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('keeps its identity across restarts and stops cleanly on SIGTERM', async () => {
+    const keyFile = join(mkdtempSync(join(tmpdir(), 'relay-')), 'key.pb');
+    const first = startRelay(keyFile);
+    const a = await first.started;
+    const exited = new Promise<number | null>((res) => first.child.on('exit', res));
+    first.child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(first.output()).toContain('"relay stopped"');
+    const second = startRelay(keyFile);
+    expect((await second.started).peerId).toBe(a.peerId);
+  });
+
+  it('refuses bad configuration with a message naming the option', () => {
+    expect(() => parseRelayConfig(['--port', '99999'], {})).toThrow(/--port must be an integer from 0 to 65535/);
+    expect(() => parseRelayConfig(['--prot', '1'], {})).toThrow(/unknown option --prot/);
+    expect(() => parseRelayConfig(['--tls-cert', 'a.pem'], {})).toThrow(
+      /--tls-cert and --tls-key must be given together/,
+    );
+    expect(() => parseRelayConfig([], { RELAY_HTTP_PORT: 'abc' })).toThrow(/--http-port/);
+    expect(parseRelayConfig(['--port=7000'], { RELAY_HOST: '0.0.0.0' })).toMatchObject({
+      port: 7000,
+      host: '0.0.0.0',
+      httpPort: 9091,
+    });
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'relay/main.ts', '--port', 'x'], {
+      cwd: root,
+      encoding: 'utf8',
+    });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/bad relay configuration: --port must be/);
+  });
+
+  it('refuses a corrupt key file instead of silently replacing the identity', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'relay-'));
+    const keyFile = join(dir, 'key.pb');
+    (await import('node:fs')).writeFileSync(keyFile, 'not a key');
+    const r = spawnSync(
+      process.execPath,
+      ['--import', 'tsx', 'relay/main.ts', '--port', '0', '--http-port', '0', '--key-file', keyFile],
+      { cwd: root, encoding: 'utf8', timeout: 20_000 },
+    );
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/is not a libp2p private key/);
+  });
+});
