@@ -3,12 +3,13 @@
  * through circuit relay v2, relays gossip, and reports health. It never sees inference traffic.
  */
 import './polyfill.ts';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, parseRelayConfig } from './config.ts';
 import { startHttp } from './http.ts';
 import { loadOrCreateKey } from './key.ts';
 import { log } from './log.ts';
-import { createRelayNode } from './node.ts';
+import { createRelayNode, type RelayNode } from './node.ts';
 
 async function main() {
   let config;
@@ -21,27 +22,9 @@ async function main() {
     }
     throw err;
   }
-  const startedAt = Date.now();
-  const { key, created } = await loadOrCreateKey(config.keyFile);
-  const node = await createRelayNode(config, key);
-  const http = await startHttp(node, config.host, config.httpPort, startedAt);
-  const httpPort = (http.address() as AddressInfo).port;
-
-  node.addEventListener('peer:connect', (e) => log.info('peer connected', { peer: e.detail.toString() }));
-  node.addEventListener('peer:disconnect', (e) => log.info('peer disconnected', { peer: e.detail.toString() }));
-  node.services.relay.addEventListener('relay:reservation', () =>
-    log.info('reservation granted', { reservations: node.services.relay.reservations.size }),
-  );
-
-  log.info('relay started', {
-    peerId: node.peerId.toString(),
-    keyFile: config.keyFile,
-    keyCreated: created,
-    multiaddrs: node.getMultiaddrs().map((m) => m.toString()),
-    health: `http://${config.host}:${httpPort}/healthz`,
-    metrics: `http://${config.host}:${httpPort}/metrics`,
-  });
-
+  // Signal handlers go in first, so a signal that arrives during start-up still shuts down cleanly.
+  let node: RelayNode | undefined;
+  let http: Server | undefined;
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;
@@ -52,13 +35,36 @@ async function main() {
       process.exit(1);
     }, 5000);
     force.unref();
-    http.close();
-    await node.stop();
+    http?.close();
+    await node?.stop();
     log.info('relay stopped');
     process.exit(0);
   };
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
+
+  const startedAt = Date.now();
+  const { key, created } = await loadOrCreateKey(config.keyFile);
+  node = await createRelayNode(config, key);
+  http = await startHttp(node, config.host, config.httpPort, startedAt);
+  if (stopping) return; // a signal arrived while starting; shutdown() finishes the job
+  const httpPort = (http.address() as AddressInfo).port;
+  const relay = node;
+
+  relay.addEventListener('peer:connect', (e) => log.info('peer connected', { peer: e.detail.toString() }));
+  relay.addEventListener('peer:disconnect', (e) => log.info('peer disconnected', { peer: e.detail.toString() }));
+  relay.services.relay.addEventListener('relay:reservation', () =>
+    log.info('reservation granted', { reservations: relay.services.relay.reservations.size }),
+  );
+
+  log.info('relay started', {
+    peerId: relay.peerId.toString(),
+    keyFile: config.keyFile,
+    keyCreated: created,
+    multiaddrs: relay.getMultiaddrs().map((m) => m.toString()),
+    health: `http://${config.host}:${httpPort}/healthz`,
+    metrics: `http://${config.host}:${httpPort}/metrics`,
+  });
 }
 
 main().catch((err: unknown) => {

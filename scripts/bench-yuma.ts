@@ -89,8 +89,8 @@ const fmt = (ms: number) => (ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1
 const table = rows
   .map(
     ({ spec, node, worker }) =>
-      `| ${spec.n} | ${spec.density} | ${fmt(node.exactMs)} | ${fmt(node.floatMs)} | ${(node.exactMs / node.floatMs).toFixed(0)}× | ` +
-      `${fmt(worker.exactMs)} | ${fmt(worker.floatMs)} | ${(worker.exactMs / worker.floatMs).toFixed(0)}× |`,
+      `| ${spec.n} | ${spec.density} | ${fmt(node.exactMs)} | ${fmt(node.floatMs)} | ${(node.exactMs / node.floatMs).toFixed(1)}× | ` +
+      `${fmt(worker.exactMs)} | ${fmt(worker.floatMs)} | ${(worker.exactMs / worker.floatMs).toFixed(1)}× |`,
   )
   .join('\n');
 const at = (n: number, d: string) => rows.find((r) => r.spec.n === n && r.spec.density === d)?.worker.exactMs;
@@ -113,8 +113,8 @@ Measured ${new Date().toISOString().slice(0, 10)} on ${machine()}.
 One epoch of the second tempo of a synthetic subnet (seeded; a quarter of the uids are validators with permits and
 stake, the rest miners; Yuma 1 with β = 1, so bonds EMA and column normalisation run in full). Median ms of
 ${sizes.map((n) => `${repeatsFor(n)} run${repeatsFor(n) > 1 ? 's' : ''} at n = ${n}`).join(', ')}; the float64 port
-runs the same steps with the same sparse-row structure on the same inputs in the same process, so "×" (exact ÷
-float64) isolates what exact bigint arithmetic costs.
+runs the same steps on the same inputs in the same process (arrays of [col, value] rows, no fixed-point emulation);
+"×" is exact ÷ float64.
 
 | n | weights | Node exact (ms) | Node float64 (ms) | × | worker exact (ms) | worker float64 (ms) | × |
 |---|---|---|---|---|---|---|---|

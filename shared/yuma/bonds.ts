@@ -18,25 +18,24 @@ import {
   sub,
   u16Proportion,
 } from './fixed.ts';
+import { normalize, vecMul } from './math.ts';
 import {
-  type SparseMatrix,
-  colMaxUpscaleSparse,
-  colNormalizeSparse,
-  matEmaAlphaSparse,
-  matEmaSparse,
-  matVecMulSparse,
-  matmulTransposeSparse,
-  normalize,
-  rowHadamardSparse,
-  rowSumSparse,
-  vecMul,
-} from './math.ts';
+  type Sparse,
+  colMaxUpscale,
+  colNormalize,
+  matEma,
+  matEmaAlpha,
+  matVecMul,
+  matmulTranspose,
+  rowHadamard,
+  rowSum,
+} from './sparse.ts';
 import type { YumaParams } from './types.ts';
 
 export interface BondsOutcome {
   dividends: Fixed[];
   /** Bonds in the form they are stored (Yuma 1/2: column max-upscaled; Yuma 3: raw fractions). */
-  bondsToStore: SparseMatrix;
+  bondsToStore: Sparse;
 }
 
 /** alpha = 1 - bondsMovingAverage / 1e6, computed in I64F64 and narrowed to I32F32 (SPEC §2 rule 6). */
@@ -49,16 +48,16 @@ export function bondsMovingAverageAlpha(bondsMovingAverage: number): Fixed {
 export function yuma2Bonds(
   params: YumaParams,
   n: number,
-  weightsForBonds: SparseMatrix,
-  previousBonds: SparseMatrix,
+  weightsForBonds: Sparse,
+  previousBonds: Sparse,
   activeStake: Fixed[],
   incentive: Fixed[],
 ): BondsOutcome {
-  const bonds = colNormalizeSparse(previousBonds, n);
-  const delta = colNormalizeSparse(rowHadamardSparse(weightsForBonds, activeStake), n);
-  const ema = colNormalizeSparse(matEmaSparse(delta, bonds, bondsMovingAverageAlpha(params.bondsMovingAverage)), n);
-  const dividends = normalize(matmulTransposeSparse(ema, incentive));
-  return { dividends, bondsToStore: colMaxUpscaleSparse(ema, n) };
+  const bonds = colNormalize(previousBonds, n);
+  const delta = colNormalize(rowHadamard(weightsForBonds, activeStake), n);
+  const ema = colNormalize(matEma(delta, bonds, bondsMovingAverageAlpha(params.bondsMovingAverage)), n);
+  const dividends = normalize(matmulTranspose(ema, incentive));
+  return { dividends, bondsToStore: colMaxUpscale(ema, n) };
 }
 
 /**
@@ -86,32 +85,24 @@ export function liquidAlphaSigmoid(
 export function yuma3Bonds(
   params: YumaParams,
   n: number,
-  weightsForBonds: SparseMatrix,
-  previousBonds: SparseMatrix,
+  weightsForBonds: Sparse,
+  previousBonds: Sparse,
   activeStake: Fixed[],
   incentive: Fixed[],
   consensus: Fixed[],
 ): BondsOutcome {
-  let ema: SparseMatrix;
+  let ema: Sparse;
   if (params.liquidAlpha && consensus.some((c) => c !== ZERO)) {
     const low = u16Proportion(params.alphaLow);
     const high = u16Proportion(params.alphaHigh);
     const steepness = fromInt(params.alphaSigmoidSteepness);
-    const weightAt = sparseLookup(weightsForBonds);
-    const bondAt = sparseLookup(previousBonds);
-    ema = matEmaAlphaSparse(weightsForBonds, previousBonds, (i, j) =>
-      liquidAlphaSigmoid(consensus[j] ?? ZERO, weightAt(i, j), bondAt(i, j), low, high, steepness),
+    ema = matEmaAlpha(weightsForBonds, previousBonds, (j, weight, bond) =>
+      liquidAlphaSigmoid(consensus[j] ?? ZERO, weight, bond, low, high, steepness),
     );
   } else {
-    ema = matEmaSparse(weightsForBonds, previousBonds, bondsMovingAverageAlpha(params.bondsMovingAverage));
+    ema = matEma(weightsForBonds, previousBonds, bondsMovingAverageAlpha(params.bondsMovingAverage));
   }
-  const shares = rowSumSparse(matVecMulSparse(colNormalizeSparse(ema, n), incentive));
+  const shares = rowSum(matVecMul(colNormalize(ema, n), incentive));
   const dividends = normalize(vecMul(shares, activeStake));
   return { dividends, bondsToStore: ema };
-}
-
-/** (i, j) -> value of a sparse matrix, 0 where absent. */
-function sparseLookup(m: SparseMatrix): (i: number, j: number) => Fixed {
-  const rows = m.map((row) => new Map(row));
-  return (i, j) => rows[i]?.get(j) ?? ZERO;
 }

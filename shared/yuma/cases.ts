@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { fromFloat, toNumber } from './fixed.ts';
-import { weightedMedian, weightedMedianCol, sum } from './math.ts';
+import { weightedMedian, weightedMedianColDense, sum } from './math.ts';
 import { runEpoch } from './epoch.ts';
 import type { EpochInputs, EpochResult, U16Row, YumaParams } from './types.ts';
 
@@ -297,7 +297,7 @@ function runColumnMedian(s: z.infer<typeof medianColumn>): number[] {
   const f32 = { f32: true };
   const stake = s.stake.map((x) => fromFloat(x, f32));
   const weights = s.weights.map((row) => row.map((x) => fromFloat(x, f32)));
-  const medians = weightedMedianCol(stake, weights, fromFloat(s.kappa, f32));
+  const medians = weightedMedianColDense(stake, weights, fromFloat(s.kappa, f32));
   return medians.map((m, c) =>
     asGiven(
       m,

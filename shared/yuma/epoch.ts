@@ -14,25 +14,22 @@ import {
   safeDiv64,
   u16Proportion,
 } from './fixed.ts';
+import { isTopkNonzero, isZero, maskVector, normalize, normalizeWithSum, sum } from './math.ts';
 import {
-  type SparseMatrix,
-  colClipSparse,
-  interpolateSparse,
-  isTopkNonzero,
-  isZero,
-  maskDiagSparse,
-  maskRowsSparse,
-  maskVector,
-  matmulSparse,
-  normalize,
-  normalizeWithSum,
-  rowNormalizeSparse,
-  rowSumSparse,
-  scalarVecMaskSparse,
-  sum,
-  vecMaskSparse,
-  weightedMedianColSparse,
-} from './math.ts';
+  type Sparse,
+  colClip,
+  fromRows,
+  interpolate,
+  maskDiag,
+  maskRows,
+  matmul,
+  rowNormalize,
+  rowSum,
+  scalarVecMask,
+  toRows,
+  vecMask,
+  weightedMedianCol,
+} from './sparse.ts';
 import { yuma2Bonds, yuma3Bonds } from './bonds.ts';
 import type { EpochInputs, EpochResult, U16Row, YumaParams } from './types.ts';
 
@@ -53,10 +50,10 @@ function forceOwner(permits: boolean[], ownerUid: number | null): boolean[] {
   return out;
 }
 
-function u16RowsToFixed(rows: readonly U16Row[], n: number, read: (u: number) => Fixed): SparseMatrix {
-  const out: SparseMatrix = [];
+function u16RowsToFixed(rows: readonly U16Row[], n: number, read: (u: number) => Fixed): Sparse {
+  const out = [];
   for (let i = 0; i < n; i++) out.push((rows[i] ?? []).filter(([j]) => j < n).map(([j, v]) => [j, read(v)] as const));
-  return out;
+  return fromRows(out);
 }
 
 export function runEpoch(params: YumaParams, inputs: EpochInputs): EpochResult {
@@ -80,30 +77,30 @@ export function runEpoch(params: YumaParams, inputs: EpochInputs): EpochResult {
 
   // 3.5 Weights: permit rows, self-weights, outdated entries, commit-reveal, row normalisation.
   let weights = u16RowsToFixed(inputs.weights, n, fromInt);
-  weights = maskRowsSparse(forbids, weights);
-  weights = maskDiagSparse(weights, params.ownerUid);
-  weights = vecMaskSparse(weights, lastUpdate, blockAtRegistration, (updated, registered) => updated <= registered);
+  weights = maskRows(forbids, weights);
+  weights = maskDiag(weights, params.ownerUid);
+  weights = vecMask(weights, lastUpdate, blockAtRegistration, (updated, registered) => updated <= registered);
   if (params.commitRevealMasking) {
     const commits = (inputs.commitBlocks ?? []).map((c) => c ?? NO_COMMIT);
     while (commits.length < n) commits.push(NO_COMMIT);
-    weights = vecMaskSparse(weights, commits, blockAtRegistration, (commit, registered) => commit < registered);
+    weights = vecMask(weights, commits, blockAtRegistration, (commit, registered) => commit < registered);
   }
-  weights = rowNormalizeSparse(weights);
+  weights = rowNormalize(weights);
 
   // 3.6-3.7 Consensus, clipping, validator trust.
-  const consensus = weightedMedianColSparse(activeStake, weights, n, u16Proportion(params.kappa));
-  const clipped = colClipSparse(weights, consensus);
-  const validatorTrust = rowSumSparse(clipped);
+  const consensus = weightedMedianCol(activeStake, weights, n, u16Proportion(params.kappa));
+  const clipped = colClip(weights, consensus);
+  const validatorTrust = rowSum(clipped);
 
   // 3.8 Incentive.
-  const incentive = normalize(matmulSparse(clipped, activeStake, n));
+  const incentive = normalize(matmul(clipped, activeStake, n));
 
   // 3.9-3.10 Bonds penalty, bonds and dividends.
-  const weightsForBonds = interpolateSparse(weights, clipped, n, u16Proportion(params.bondsPenalty));
+  const weightsForBonds = interpolate(weights, clipped, n, u16Proportion(params.bondsPenalty));
   const lastTempo =
     params.lastMechanismStepBlock === 0 ? Math.max(0, currentBlock - params.tempo) : params.lastMechanismStepBlock + 1;
-  const maskFreshRegistrations = (m: SparseMatrix) =>
-    scalarVecMaskSparse(m, lastTempo, blockAtRegistration, (tempoBlock, registered) => tempoBlock <= registered);
+  const maskFreshRegistrations = (m: Sparse) =>
+    scalarVecMask(m, lastTempo, blockAtRegistration, (tempoBlock, registered) => tempoBlock <= registered);
   const { dividends, bondsToStore } = params.yuma3
     ? yuma3Bonds(
         params,
@@ -137,7 +134,7 @@ export function runEpoch(params: YumaParams, inputs: EpochInputs): EpochResult {
   const rao = params.raoEmission;
 
   // 3.12 Outputs.
-  const bonds: U16Row[] = bondsToStore.map((row, i) =>
+  const bonds: U16Row[] = toRows(bondsToStore).map((row, i) =>
     newPermits[i] ? row.map(([j, v]) => [j, proportionToU16(v)] as const) : [],
   );
   return {

@@ -1,28 +1,31 @@
 /** Unit tests of each epoch step, with numbers worked out by hand or from subtensor's math tests. */
 import { describe, expect, it } from 'vitest';
 import { ONE, ZERO, fromFloat, fromInt, toNumber, u16Proportion } from './fixed.ts';
+import { isTopkNonzero, normalize, vecMaxUpscaleToU16, weightedMedian } from './math.ts';
 import {
-  colClipSparse,
-  colMaxUpscaleSparse,
-  colNormalizeSparse,
-  interpolateSparse,
-  isTopkNonzero,
-  maskDiagSparse,
-  matEmaAlphaSparse,
-  matEmaSparse,
-  normalize,
-  rowNormalizeSparse,
-  vecMaskSparse,
-  vecMaxUpscaleToU16,
-  weightedMedian,
-  weightedMedianColSparse,
-  type SparseMatrix,
-} from './math.ts';
+  colClip,
+  colMaxUpscale,
+  colNormalize,
+  fromRows,
+  interpolate,
+  maskDiag,
+  matEma,
+  matEmaAlpha,
+  rowNormalize,
+  toRows,
+  vecMask,
+  weightedMedianCol,
+  type SparseRow,
+} from './sparse.ts';
+
+type SparseMatrix = SparseRow[];
+const S = fromRows;
 import { liquidAlphaSigmoid } from './bonds.ts';
 import { normalizedStake } from './epoch.ts';
 
 const f = (x: number) => fromFloat(x);
-const values = (m: SparseMatrix) => m.map((row) => row.map(([j, v]) => [j, toNumber(v)]));
+const values = (m: SparseMatrix | ReturnType<typeof fromRows>) =>
+  (Array.isArray(m) ? m : toRows(m)).map((row) => row.map(([j, v]) => [j, toNumber(v)]));
 
 describe('stake and permits', () => {
   it('normalises raw stake in I64F64 and narrows with truncation', () => {
@@ -57,8 +60,8 @@ describe('weights preprocessing', () => {
       ],
       [[1, ONE]],
     ];
-    expect(maskDiagSparse(m, null)).toEqual([[[1, ONE]], []]);
-    expect(maskDiagSparse(m, 1)).toEqual([[[1, ONE]], [[1, ONE]]]);
+    expect(toRows(maskDiag(S(m), null))).toEqual([[[1, ONE]], []]);
+    expect(toRows(maskDiag(S(m), 1))).toEqual([[[1, ONE]], [[1, ONE]]]);
   });
 
   it('drops weights set at or before the target registered', () => {
@@ -68,7 +71,7 @@ describe('weights preprocessing', () => {
         [2, ONE],
       ],
     ];
-    expect(vecMaskSparse(m, [10], [0, 10, 9], (u, r) => u <= r)).toEqual([[[2, ONE]]]);
+    expect(toRows(vecMask(S(m), [10], [0, 10, 9], (u, r) => u <= r))).toEqual([[[2, ONE]]]);
   });
 
   it('row-normalises and leaves all-zero rows alone', () => {
@@ -79,7 +82,7 @@ describe('weights preprocessing', () => {
       ],
       [[1, ZERO]],
     ];
-    expect(values(rowNormalizeSparse(m))).toEqual([
+    expect(values(rowNormalize(S(m)))).toEqual([
       [
         [1, 0.25],
         [2, 0.75],
@@ -111,15 +114,15 @@ describe('stake-weighted median', () => {
 
   it('per column counts a missing entry as 0 and ignores zero-stake rows', () => {
     const weights: SparseMatrix = [[[0, f(0.8)]], [[1, f(1)]], [[0, f(1)]]];
-    const c = weightedMedianColSparse([f(0.3), f(0.7), ZERO], weights, 2, u16Proportion(32767));
+    const c = weightedMedianCol([f(0.3), f(0.7), ZERO], S(weights), 2, u16Proportion(32767));
     expect(c).toEqual([ZERO, ONE]); // column 0: 70 % of stake gave it 0
   });
 
   it('accepts exactly half the stake at the default kappa but not at kappa 32768', () => {
     const weights: SparseMatrix = [[[0, ONE]], [[1, ONE]]];
     const half = [ONE >> 1n, ONE >> 1n];
-    expect(weightedMedianColSparse(half, weights, 2, u16Proportion(32767))).toEqual([ONE, ONE]);
-    expect(weightedMedianColSparse(half, weights, 2, u16Proportion(32768))).toEqual([ZERO, ZERO]);
+    expect(weightedMedianCol(half, S(weights), 2, u16Proportion(32767))).toEqual([ONE, ONE]);
+    expect(weightedMedianCol(half, S(weights), 2, u16Proportion(32768))).toEqual([ZERO, ZERO]);
   });
 });
 
@@ -132,7 +135,7 @@ describe('clipping, interpolation, bonds', () => {
       ],
       [[1, ZERO]],
     ];
-    expect(values(colClipSparse(m, [f(0.5), ZERO]))).toEqual([[[0, 0.5]], [[1, 0]]]);
+    expect(values(colClip(S(m), [f(0.5), ZERO]))).toEqual([[[0, 0.5]], [[1, 0]]]);
   });
 
   it('interpolates W -> Wc by beta, keeping only positive entries in between', () => {
@@ -143,9 +146,9 @@ describe('clipping, interpolation, bonds', () => {
       ],
     ];
     const wc: SparseMatrix = [[[0, f(0.25)]]];
-    expect(interpolateSparse(w, wc, 2, ZERO)).toBe(w);
-    expect(interpolateSparse(w, wc, 2, ONE)).toBe(wc);
-    expect(values(interpolateSparse(w, wc, 2, f(0.5)))).toEqual([[[0, 0.375]]]);
+    expect(interpolate(S(w), S(wc), 2, ZERO)).toEqual(S(w));
+    expect(interpolate(S(w), S(wc), 2, ONE)).toEqual(S(wc));
+    expect(values(interpolate(S(w), S(wc), 2, f(0.5)))).toEqual([[[0, 0.375]]]);
   });
 
   it('column-normalises and column-max-upscales', () => {
@@ -156,18 +159,18 @@ describe('clipping, interpolation, bonds', () => {
         [1, ZERO],
       ],
     ];
-    expect(values(colNormalizeSparse(m, 2))).toEqual([
+    expect(values(colNormalize(S(m), 2))).toEqual([
       [[0, 0.25]],
       [
         [0, 0.75],
         [1, 0],
       ],
     ]);
-    expect(values(colMaxUpscaleSparse(m, 2))[0]![0]![1]).toBeCloseTo(1 / 3, 9);
+    expect(values(colMaxUpscale(S(m), 2))[0]![0]![1]).toBeCloseTo(1 / 3, 9);
   });
 
   it('EMA (constant alpha) decays old bonds the row no longer weights', () => {
-    const out = matEmaSparse([[[1, ONE]], []], [[[0, ONE]], []], f(0.25));
+    const out = matEma(S([[[1, ONE]], []]), S([[[0, ONE]], []]), f(0.25));
     expect(values(out)).toEqual([
       [
         [0, 0.75],
@@ -184,7 +187,7 @@ describe('clipping, interpolation, bonds', () => {
         [1, ONE],
       ],
     ];
-    const out = matEmaAlphaSparse([[[1, ZERO]]], old, () => f(0.25));
+    const out = matEmaAlpha(S([[[1, ZERO]]]), S(old), () => f(0.25));
     expect(values(out)).toEqual([[[1, 0.75]]]);
   });
 

@@ -2,7 +2,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ONE, ZERO, u16Proportion } from './fixed.ts';
-import { colClipSparse, normalize, rowNormalizeSparse, sum, weightedMedianColSparse } from './math.ts';
+import { normalize, sum, weightedMedian } from './math.ts';
+import { colClip, fromRows, rowNormalize, toRows, weightedMedianCol } from './sparse.ts';
 import { runEpoch } from './epoch.ts';
 import type { EpochInputs, EpochResult, U16Row, YumaParams } from './types.ts';
 
@@ -116,10 +117,20 @@ describe('Yuma invariants', () => {
         ([stakeInts, rows, kappa]) => {
           const n = stakeInts.length;
           const stake = normalize(stakeInts.map((s) => BigInt(s) << 32n));
-          const w = rowNormalizeSparse(rows.map((row) => row.map(([j, v]) => [j, BigInt(v) << 32n] as const)));
-          const consensus = weightedMedianColSparse(stake, w, n, u16Proportion(kappa));
-          for (const row of colClipSparse(w, consensus))
+          const w = rowNormalize(fromRows(rows.map((row) => row.map(([j, v]) => [j, BigInt(v) << 32n] as const))));
+          const consensus = weightedMedianCol(stake, w, n, u16Proportion(kappa));
+          for (const row of toRows(colClip(w, consensus)))
             for (const [j, v] of row) expect(v <= consensus[j]!).toBe(true);
+          // The scratch-buffer median is the reference weighted_median, column by column.
+          const voters = stake.flatMap((s, i) => (s > ZERO ? [i] : []));
+          const useStake = normalize(voters.map((i) => stake[i]!));
+          const total = sum(useStake);
+          const dense = toRows(w);
+          consensus.forEach((c, j) => {
+            const score = voters.map((i) => dense[i]!.find(([col]) => col === j)?.[1] ?? ZERO);
+            const idx = useStake.map((_, k) => k);
+            expect(c).toBe(weightedMedian(useStake, score, idx, total - u16Proportion(kappa), ZERO, total));
+          });
         },
       ),
       { numRuns: 300 },
@@ -241,8 +252,10 @@ describe('Yuma invariants', () => {
             bonds: new Array(n).fill([]),
           };
           const r = run({}, inputs);
-          const honestRows = rowNormalizeSparse(
-            weights.slice(0, honest).map((row) => row.map(([j, v]) => [j, BigInt(v) << 32n] as const)),
+          const honestRows = toRows(
+            rowNormalize(
+              fromRows(weights.slice(0, honest).map((row) => row.map(([j, v]) => [j, BigInt(v) << 32n] as const))),
+            ),
           );
           const honestMax = honestRows.reduce((m, row) => {
             const v = row.find(([j]) => j === target)?.[1] ?? ZERO;
