@@ -23,8 +23,7 @@ async function main() {
     throw err;
   }
   // Signal handlers go in first, so a signal that arrives during start-up still shuts down cleanly.
-  let node: RelayNode | undefined;
-  let http: Server | undefined;
+  const running: { node?: RelayNode; http?: Server } = {};
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;
@@ -35,8 +34,8 @@ async function main() {
       process.exit(1);
     }, 5000);
     force.unref();
-    http?.close();
-    await node?.stop();
+    running.http?.close();
+    await running.node?.stop();
     log.info('relay stopped');
     process.exit(0);
   };
@@ -45,11 +44,10 @@ async function main() {
 
   const startedAt = Date.now();
   const { key, created } = await loadOrCreateKey(config.keyFile);
-  node = await createRelayNode(config, key);
-  http = await startHttp(node, config.host, config.httpPort, startedAt);
+  const relay = (running.node = await createRelayNode(config, key));
+  const http = (running.http = await startHttp(relay, config.host, config.httpPort, startedAt));
   if (stopping) return; // a signal arrived while starting; shutdown() finishes the job
   const httpPort = (http.address() as AddressInfo).port;
-  const relay = node;
 
   relay.addEventListener('peer:connect', (e) => log.info('peer connected', { peer: e.detail.toString() }));
   relay.addEventListener('peer:disconnect', (e) => log.info('peer disconnected', { peer: e.detail.toString() }));
