@@ -6,7 +6,8 @@ import { z } from 'zod';
 import { fromFloat, toNumber } from './fixed.ts';
 import { weightedMedian, weightedMedianColDense, sum } from './math.ts';
 import { runEpoch } from './epoch.ts';
-import type { EpochInputs, EpochResult, U16Row, YumaParams } from './types.ts';
+import type { EpochInputs, EpochResult, U16Matrix, U16Row, YumaParams } from './types.ts';
+import { u16ToRows } from './sparse.ts';
 
 const u16 = z.number().int().min(0).max(65535);
 const blockNumber = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
@@ -210,8 +211,8 @@ export interface EpochOutput {
 
 export type CaseOutput = { name: string; epochs: EpochOutput[] } | { name: string; subcases: number[] | number[][] };
 
-function denseBonds(rows: U16Row[], n: number): number[][] {
-  return rows.map((row) => {
+function denseBonds(m: U16Matrix, n: number): number[][] {
+  return u16ToRows(m).map((row) => {
     const dense = new Array<number>(n).fill(0);
     for (const [j, v] of row) dense[j] = v;
     return dense;

@@ -18,7 +18,7 @@ import { isTopkNonzero, isZero, maskVector, normalize, normalizeWithSum, sum } f
 import {
   type Sparse,
   colClip,
-  fromRows,
+  fromU16,
   interpolate,
   maskDiag,
   maskRows,
@@ -26,12 +26,12 @@ import {
   rowNormalize,
   rowSum,
   scalarVecMask,
-  toRows,
+  toU16,
   vecMask,
   weightedMedianCol,
 } from './sparse.ts';
 import { yuma2Bonds, yuma3Bonds } from './bonds.ts';
-import type { EpochInputs, EpochResult, U16Row, YumaParams } from './types.ts';
+import type { EpochInputs, EpochResult, YumaParams } from './types.ts';
 
 const NO_COMMIT = Number.MAX_SAFE_INTEGER;
 
@@ -48,12 +48,6 @@ function forceOwner(permits: boolean[], ownerUid: number | null): boolean[] {
   const out = permits.slice();
   if (ownerUid !== null && ownerUid < out.length) out[ownerUid] = true;
   return out;
-}
-
-function u16RowsToFixed(rows: readonly U16Row[], n: number, read: (u: number) => Fixed): Sparse {
-  const out = [];
-  for (let i = 0; i < n; i++) out.push((rows[i] ?? []).filter(([j]) => j < n).map(([j, v]) => [j, read(v)] as const));
-  return fromRows(out);
 }
 
 export function runEpoch(params: YumaParams, inputs: EpochInputs): EpochResult {
@@ -76,7 +70,7 @@ export function runEpoch(params: YumaParams, inputs: EpochInputs): EpochResult {
   const activeStake = normalize(maskVector(forbids, maskVector(inactive, stake)));
 
   // 3.5 Weights: permit rows, self-weights, outdated entries, commit-reveal, row normalisation.
-  let weights = u16RowsToFixed(inputs.weights, n, fromInt);
+  let weights = fromU16(inputs.weights, n, fromInt);
   weights = maskRows(forbids, weights);
   weights = maskDiag(weights, params.ownerUid);
   weights = vecMask(weights, lastUpdate, blockAtRegistration, (updated, registered) => updated <= registered);
@@ -106,7 +100,7 @@ export function runEpoch(params: YumaParams, inputs: EpochInputs): EpochResult {
         params,
         n,
         weightsForBonds,
-        maskFreshRegistrations(u16RowsToFixed(inputs.bonds, n, u16Proportion)),
+        maskFreshRegistrations(fromU16(inputs.bonds, n, u16Proportion)),
         activeStake,
         incentive,
         consensus,
@@ -115,7 +109,7 @@ export function runEpoch(params: YumaParams, inputs: EpochInputs): EpochResult {
         params,
         n,
         weightsForBonds,
-        maskFreshRegistrations(u16RowsToFixed(inputs.bonds, n, fromInt)),
+        maskFreshRegistrations(fromU16(inputs.bonds, n, fromInt)),
         activeStake,
         incentive,
       );
@@ -134,9 +128,7 @@ export function runEpoch(params: YumaParams, inputs: EpochInputs): EpochResult {
   const rao = params.raoEmission;
 
   // 3.12 Outputs.
-  const bonds: U16Row[] = toRows(bondsToStore).map((row, i) =>
-    newPermits[i] ? row.map(([j, v]) => [j, proportionToU16(v)] as const) : [],
-  );
+  const bonds = toU16(bondsToStore, (i) => newPermits[i] === true, proportionToU16);
   return {
     n,
     bits: { stake, activeStake, consensus, incentive, dividends, validatorTrust },

@@ -3,7 +3,10 @@
  * costs against it, and a test checks it lands within the tolerance the SPEC reports for such a port (about 3e-9
  * in ratios, 1 in u16). Consensus never uses it: floats do not agree bit for bit across implementations.
  */
-import type { EpochInputs, YumaParams } from './types.ts';
+import type { EpochInputs, U16Row, YumaParams } from './types.ts';
+import { u16ToRows } from './sparse.ts';
+
+const rowsOf = (m: EpochInputs['weights']): U16Row[] => (Array.isArray(m) ? m : u16ToRows(m));
 
 type Row = [number, number][];
 
@@ -47,7 +50,7 @@ export function runEpochFloat64(params: YumaParams, inputs: EpochInputs): FloatE
   const permit = inputs.validatorPermit;
   const active = normalize(stake.map((s, i) => (inactive[i] || !permit[i] ? 0 : s)));
 
-  let w: Row[] = inputs.weights.map((row, i) =>
+  let w: Row[] = rowsOf(inputs.weights).map((row, i) =>
     permit[i]
       ? row
           .filter(([j]) => j !== i && inputs.lastUpdate[i]! > inputs.blockAtRegistration[j]!)
@@ -95,13 +98,13 @@ export function runEpochFloat64(params: YumaParams, inputs: EpochInputs): FloatE
       return out;
     });
   if (params.yuma3) {
-    const bonds: Row[] = inputs.bonds.map((row) => row.map(([j, v]) => [j, v / 65535]));
+    const bonds: Row[] = rowsOf(inputs.bonds).map((row) => row.map(([j, v]) => [j, v / 65535]));
     const ema = emaOf(wb, bonds).map((row) => row.map(([j, v]) => [j, Math.min(1, v)] as [number, number]));
     const shares = colNormalize(ema, n).map((row) => row.reduce((a, [j, v]) => a + v * incentive[j]!, 0));
     dividends = normalize(shares.map((s, i) => s * active[i]!));
   } else {
     const bonds = colNormalize(
-      inputs.bonds.map((row) => row.map(([j, v]) => [j, v] as [number, number])),
+      rowsOf(inputs.bonds).map((row) => row.map(([j, v]) => [j, v] as [number, number])),
       n,
     );
     const delta = colNormalize(

@@ -12,6 +12,7 @@
  * instead; a column absent from every input evaluates to zero there and is dropped either way.
  */
 import { type Fixed, ONE, ZERO, add, min, mul, safeDiv, sub } from './fixed.ts';
+import type { U16Matrix, U16Row } from './types.ts';
 
 export interface Sparse {
   readonly rows: number;
@@ -76,6 +77,65 @@ export function toRows(m: Sparse): SparseRow[] {
   const out: SparseRow[] = [];
   for (let i = 0; i < m.rows; i++) {
     const row: SparseRow = [];
+    for (let k = m.ptr[i]!; k < m.ptr[i + 1]!; k++) row.push([m.col[k]!, m.val[k]!]);
+    out.push(row);
+  }
+  return out;
+}
+
+/** Stored u16 rows (tuples or CSR) as a fixed-point matrix of n rows, keeping columns below n. */
+export function fromU16(m: readonly U16Row[] | U16Matrix, n: number, read: (u: number) => Fixed): Sparse {
+  const csr = Array.isArray(m) ? u16FromRows(m) : (m as U16Matrix);
+  const b = new Builder(n, csr.ptr[Math.min(n, csr.rows)] ?? 0);
+  for (let i = 0; i < n; i++) {
+    if (i < csr.rows) {
+      for (let k = csr.ptr[i]!; k < csr.ptr[i + 1]!; k++) if (csr.col[k]! < n) b.push(csr.col[k]!, read(csr.val[k]!));
+    }
+    b.endRow();
+  }
+  return b.finish();
+}
+
+/** A fixed-point matrix to stored u16 form: `convert` each value; rows where `keepRow` is false are emptied. */
+export function toU16(m: Sparse, keepRow: (i: number) => boolean, convert: (v: Fixed) => number): U16Matrix {
+  const ptr = new Int32Array(m.rows + 1);
+  const col = new Int32Array(nnz(m));
+  const val = new Uint16Array(nnz(m));
+  let size = 0;
+  for (let i = 0; i < m.rows; i++) {
+    if (keepRow(i)) {
+      for (let k = m.ptr[i]!; k < m.ptr[i + 1]!; k++) {
+        col[size] = m.col[k]!;
+        val[size] = convert(m.val[k]!);
+        size++;
+      }
+    }
+    ptr[i + 1] = size;
+  }
+  return { rows: m.rows, ptr, col: col.slice(0, size), val: val.slice(0, size) };
+}
+
+export function u16FromRows(rows: readonly U16Row[]): U16Matrix {
+  const total = rows.reduce((s, r) => s + r.length, 0);
+  const ptr = new Int32Array(rows.length + 1);
+  const col = new Int32Array(total);
+  const val = new Uint16Array(total);
+  let size = 0;
+  rows.forEach((row, i) => {
+    for (const [j, v] of row) {
+      col[size] = j;
+      val[size] = v;
+      size++;
+    }
+    ptr[i + 1] = size;
+  });
+  return { rows: rows.length, ptr, col, val };
+}
+
+export function u16ToRows(m: U16Matrix): U16Row[] {
+  const out: U16Row[] = [];
+  for (let i = 0; i < m.rows; i++) {
+    const row: U16Row = [];
     for (let k = m.ptr[i]!; k < m.ptr[i + 1]!; k++) row.push([m.col[k]!, m.val[k]!]);
     out.push(row);
   }

@@ -4,7 +4,7 @@
  * previous epoch would have left. Pure and deterministic, so Node and a browser worker build identical inputs.
  */
 import { runEpoch } from './epoch.ts';
-import type { EpochInputs, U16Row, YumaParams } from './types.ts';
+import type { EpochInputs, U16Matrix, YumaParams } from './types.ts';
 
 export interface SyntheticSpec {
   n: number;
@@ -52,17 +52,21 @@ export function syntheticEpoch(spec: SyntheticSpec): { params: YumaParams; input
   const random = rng(spec.seed ?? 42);
   const validators = Math.max(1, n >> 2);
   const params = syntheticParams(spec);
-  const weights: U16Row[] = [];
+  // Built directly in CSR form: at n = 4096 a tuple per entry would be millions of objects.
+  const ptr = new Int32Array(n + 1);
+  const col: number[] = [];
+  const val: number[] = [];
   for (let i = 0; i < n; i++) {
-    const row: U16Row = [];
     if (i < validators) {
       for (let j = validators; j < n; j++) {
         if (spec.density === 'sparse' && random() >= 0.1) continue;
-        row.push([j, 1 + Math.floor(random() * 65535)]);
+        col.push(j);
+        val.push(1 + Math.floor(random() * 65535));
       }
     }
-    weights.push(row);
+    ptr[i + 1] = col.length;
   }
+  const weights: U16Matrix = { rows: n, ptr, col: Int32Array.from(col), val: Uint16Array.from(val) };
   const inputs: EpochInputs = {
     currentBlock: 720,
     stake: Array.from({ length: n }, (_, i) =>
@@ -72,7 +76,7 @@ export function syntheticEpoch(spec: SyntheticSpec): { params: YumaParams; input
     lastUpdate: Array.from({ length: n }, (_, i) => (i < validators ? 700 : 0)),
     blockAtRegistration: new Array<number>(n).fill(0),
     weights,
-    bonds: Array.from({ length: n }, () => []),
+    bonds: [],
   };
   // One epoch first, so the timed epoch starts from the bonds a running subnet would have.
   const first = runEpoch(params, { ...inputs, currentBlock: 360 });

@@ -32,6 +32,17 @@ export interface YumaParams {
 /** A sparse row of stored u16 values: [uid, value] in ascending uid order, explicit zeros allowed. */
 export type U16Row = (readonly [uid: number, value: number])[];
 
+/**
+ * The same rows in compressed sparse row form: row i's entries are at [ptr[i], ptr[i+1]). Compact at any n
+ * (no object per entry), which is what keeps a 4096-uid epoch out of the garbage collector's way.
+ */
+export interface U16Matrix {
+  rows: number;
+  ptr: Int32Array;
+  col: Int32Array;
+  val: Uint16Array;
+}
+
 export interface EpochInputs {
   currentBlock: number;
   /** Raw stake per UID (integers). */
@@ -41,9 +52,9 @@ export interface EpochInputs {
   lastUpdate: number[];
   blockAtRegistration: number[];
   /** Stored (max-upscaled) u16 weights per validator row. */
-  weights: U16Row[];
+  weights: U16Row[] | U16Matrix;
   /** Stored u16 bonds per validator row (previous epoch's output). */
-  bonds: U16Row[];
+  bonds: U16Row[] | U16Matrix;
   /** Earliest unexpired commit block per UID, or null; read only when commit-reveal masking is on. */
   commitBlocks?: (number | null)[];
 }
@@ -70,5 +81,5 @@ export interface EpochResult {
   emission: bigint[];
   newValidatorPermit: boolean[];
   /** Bonds to store for the next epoch (rows of UIDs without a new permit are empty). */
-  bonds: U16Row[];
+  bonds: U16Matrix;
 }
