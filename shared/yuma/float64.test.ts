@@ -15,7 +15,7 @@ describe('float64 reference port', () => {
       const { params, inputs } = syntheticEpoch(spec);
       const exact = runEpoch(params, inputs);
       const float = runEpochFloat64(params, inputs);
-      const maxDev = (a: bigint[], b: number[]) => Math.max(...a.map((x, i) => Math.abs(toNumber(x) - b[i]!)));
+      const maxDev = (a: bigint[], b: ArrayLike<number>) => Math.max(...a.map((x, i) => Math.abs(toNumber(x) - b[i]!)));
       // Each truncation costs under one ulp (2^-32) and sums collect one per term: bound by two ulps per uid.
       const tol = spec.n * 2 ** -31;
       expect(maxDev(exact.bits.consensus, float.consensus)).toBeLessThan(tol);
