@@ -2,7 +2,7 @@
  * npm run relay [-- --port 9090 --http-port 9091 ...]: the webtensor relay. Bootstraps tabs, signals WebRTC
  * through circuit relay v2, relays gossip, and reports health. It never sees inference traffic.
  */
-import './polyfill.ts';
+import '../shared/polyfills.ts';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ConfigError, parseRelayConfig } from './config.ts';

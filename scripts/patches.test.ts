@@ -21,6 +21,8 @@ describe('@libp2p/webrtc dial-race patch', () => {
   it('waits for open or close, never for open alone, and skips the close-wait on a closed channel', () => {
     expect(initiator).toContain("pEvent(channel, ['open', 'close']");
     expect(initiator).not.toMatch(/pEvent\(channel, 'open'/);
-    expect(initiator).toMatch(/if \(channel\.readyState !== 'closed'\) \{\s*log\.trace\('waiting for init channel to close'\)/);
+    expect(initiator).toMatch(
+      /if \(channel\.readyState !== 'closed'\) \{\s*log\.trace\('waiting for init channel to close'\)/,
+    );
   });
 });

@@ -2,7 +2,7 @@
  * Test helper (run with node --experimental-websocket): a real libp2p peer that dials the relay given as
  * argv[2], makes a circuit relay v2 reservation, prints "reserved <circuit multiaddr>", and stays until killed.
  */
-import '../polyfill.ts';
+import '../../shared/polyfills.ts';
 import { createLibp2p } from 'libp2p';
 import { circuitRelayTransport } from '@libp2p/circuit-relay-v2';
 import { identify } from '@libp2p/identify';

@@ -1,6 +1,6 @@
 /**
  * Node 20 lacks Promise.withResolvers, which libp2p 3's dependencies call; without it the failure surfaces as a
- * misleading "Pubsub is not started" (../shared/notes/P2P.md). Imported first by main.ts.
+ * misleading "Pubsub is not started" (../shared/notes/P2P.md). Imported first by the relay, and by Vitest.
  */
 interface Resolvers<T> {
   promise: Promise<T>;
