@@ -10,6 +10,7 @@ import { startHttp } from './http.ts';
 import { loadOrCreateKey } from './key.ts';
 import { log } from './log.ts';
 import { createRelayNode, type RelayNode } from './node.ts';
+import { servePeerList } from './peer-list.ts';
 
 async function main() {
   let config;
@@ -45,6 +46,7 @@ async function main() {
   const startedAt = Date.now();
   const { key, created } = await loadOrCreateKey(config.keyFile);
   const relay = (running.node = await createRelayNode(config, key));
+  await servePeerList(relay);
   const http = (running.http = await startHttp(relay, config.host, config.httpPort, startedAt));
   if (stopping) return; // a signal arrived while starting; shutdown() finishes the job
   const httpPort = (http.address() as AddressInfo).port;

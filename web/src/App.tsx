@@ -1,7 +1,9 @@
 import { ConsensusLab } from './ConsensusLab.tsx';
+import { NetworkPanel } from './NetworkPanel.tsx';
+import type { NodeRuntime } from './node/runtime.ts';
 
-/** The first screen: what webtensor is, and what works today. */
-export function App() {
+/** The first screen: what webtensor is, this tab as a node, and the consensus engine. */
+export function App({ runtime, configError }: { runtime: NodeRuntime | null; configError: string | null }) {
   return (
     <main>
       <header className="hero">
@@ -13,10 +15,16 @@ export function App() {
           for bit the same on every node.
         </p>
         <p className="status">
-          Working today: the Yuma consensus engine, bit-exact with subtensor, running in a Web Worker below. The relay,
-          miners and validators are being built next.
+          Working today: tabs connect to each other directly through the relay, and the Yuma consensus engine runs
+          bit-exact with subtensor in a Web Worker. Miners, validators and the ledger are being built next.
         </p>
       </header>
+      {configError && (
+        <p role="alert" className="error card">
+          {configError}
+        </p>
+      )}
+      {runtime && <NetworkPanel runtime={runtime} />}
       <ConsensusLab />
     </main>
   );

@@ -1,13 +1,41 @@
 /**
  * `window.webtensor`: the documented automation API for tests and tooling (docs/automation.md).
- * It only exposes what the node really does; nothing here is a test double.
+ * It exposes what the node really does; nothing here is a test double.
  */
 import type { CaseOutput } from '../../shared/yuma/index.ts';
 import type { SyntheticSpec } from '../../shared/yuma/synthetic.ts';
+import type { RpcRequest } from '../../shared/p2p/messages.ts';
+import { RpcError } from '../../shared/p2p/messages.ts';
+import type { Json } from '../../shared/p2p/rpc.ts';
+import type { GossipMessage, NodeRuntime, NodeState, PeerView } from './node/runtime.ts';
 import { yumaWorker } from './yuma-client.ts';
+
+/** How a diagnostic exchange ended: the peer's result, or its typed error. */
+export type ExchangeOutcome = { ok: true; result: Json } | { ok: false; code: string; message: string };
 
 export interface WebtensorAutomation {
   version: string;
+  /** Start the node (what the Start button does); resolves when it holds a relay reservation. */
+  start(): Promise<void>;
+  /** Resolves when the node is up (after start(), or at once with ?autostart=1). */
+  ready: Promise<void>;
+  readonly status: NodeState['status'];
+  readonly error: string | null;
+  readonly peerId: string | null;
+  readonly slot: number | null;
+  readonly relay: NodeState['relay'];
+  readonly peers: PeerView[];
+  /** Requests refused per peer (bad frames, signatures, replays...). */
+  readonly refused: Record<string, number>;
+  readonly messages: GossipMessage[];
+  rpc(peer: string, method: string, params: Json): Promise<Json>;
+  /** Publish a text on the network's announce topic (gossipsub). */
+  publish(text: string): Promise<void>;
+  debug: {
+    signedRequest(method: string, params: Json): Promise<RpcRequest>;
+    /** Send raw frames to a peer's RPC service and report what it answers. */
+    sendFrames(peer: string, frames: (string | { zeroBytes: number })[], id: string): Promise<ExchangeOutcome>;
+  };
   yuma: {
     /** Run one Yuma case (vectors.json format) in the consensus Web Worker. */
     runCase(data: unknown, opts?: { replay?: boolean }): Promise<CaseOutput>;
@@ -23,13 +51,59 @@ declare global {
   }
 }
 
-export function installAutomation(): void {
+export function installAutomation(runtime: NodeRuntime | null): void {
+  const need = () => {
+    if (!runtime) throw new Error('The node could not be configured; see the message on the page.');
+    return runtime;
+  };
   window.webtensor = {
     version: '0.1.0',
+    start: () => need().start(),
+    ready: runtime ? runtime.ready : Promise.reject(new Error('no node')),
+    get status() {
+      return runtime?.state.status ?? 'error';
+    },
+    get error() {
+      return runtime?.state.error ?? 'The node could not be configured.';
+    },
+    get peerId() {
+      return runtime?.state.peerId ?? null;
+    },
+    get slot() {
+      return runtime?.state.slot ?? null;
+    },
+    get relay() {
+      return runtime?.state.relay ?? { connected: false, reserved: false, address: null, reconnects: 0 };
+    },
+    get peers() {
+      return runtime?.state.peers ?? [];
+    },
+    get refused() {
+      return runtime?.state.refused ?? {};
+    },
+    get messages() {
+      return runtime?.state.messages ?? [];
+    },
+    rpc: (peer, method, params) => need().rpc(peer, method, params),
+    publish: (text) => need().publish(text),
+    debug: {
+      signedRequest: (method, params) => need().signedRequest(method, params),
+      async sendFrames(peer, frames, id) {
+        const encoder = new TextEncoder();
+        const bytes = frames.map((f) => (typeof f === 'string' ? encoder.encode(f) : new Uint8Array(f.zeroBytes)));
+        try {
+          return { ok: true, result: await need().exchangeFrames(peer, bytes, id) };
+        } catch (err) {
+          const e = err instanceof RpcError ? err : new RpcError('internal', (err as Error).message);
+          return { ok: false, code: e.code, message: e.message };
+        }
+      },
+    },
     yuma: {
       runCase: (data, opts) => yumaWorker().runCase(data, opts),
       timeCase: (data, repeat) => yumaWorker().timeCase(data, repeat),
       benchEpoch: (spec, repeats) => yumaWorker().benchEpoch(spec, repeats),
     },
   };
+  window.webtensor.ready.catch(() => {}); // surfaced through status/error
 }

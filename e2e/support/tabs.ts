@@ -1,0 +1,58 @@
+/** Open N tabs, each in its own browser context (separate storage: separate identities), as nodes. */
+import type { Browser, BrowserContext, Page } from '@playwright/test';
+
+/** Records every RTCPeerConnection so a test can ask getStats() how the connection really flows. */
+const recordPeerConnections = () => {
+  const Native = window.RTCPeerConnection;
+  const all: RTCPeerConnection[] = [];
+  (window as unknown as { __peerConnections: RTCPeerConnection[] }).__peerConnections = all;
+  window.RTCPeerConnection = class extends Native {
+    constructor(config?: RTCConfiguration) {
+      super(config);
+      all.push(this);
+    }
+  } as typeof RTCPeerConnection;
+};
+
+export interface Tab {
+  context: BrowserContext;
+  page: Page;
+  errors: string[];
+}
+
+export async function openTabs(browser: Browser, count: number, relayHealthUrl: string): Promise<Tab[]> {
+  const tabs: Tab[] = [];
+  for (let k = 0; k < count; k++) {
+    const context = await browser.newContext({ permissions: ['microphone', 'camera'] });
+    await context.addInitScript(recordPeerConnections);
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+    tabs.push({ context, page, errors });
+  }
+  // Open them at once, as people (and the benchmark) do.
+  await Promise.all(tabs.map((t) => t.page.goto(`/?autostart=1&relay=${encodeURIComponent(relayHealthUrl)}`)));
+  return tabs;
+}
+
+/** The candidate types of every connected peer connection's selected pair, e.g. ["host/host", ...]. */
+export function selectedPairTypes(page: Page): Promise<string[]> {
+  return page.evaluate(async () => {
+    const pcs = (window as unknown as { __peerConnections: RTCPeerConnection[] }).__peerConnections;
+    const out: string[] = [];
+    for (const pc of pcs) {
+      if (pc.connectionState !== 'connected') continue;
+      const stats = await pc.getStats();
+      const byId = new Map<string, Record<string, unknown>>();
+      stats.forEach((s: Record<string, unknown>) => byId.set(s['id'] as string, s));
+      for (const s of byId.values()) {
+        if (s['type'] !== 'transport' || !s['selectedCandidatePairId']) continue;
+        const pair = byId.get(s['selectedCandidatePairId'] as string)!;
+        const local = byId.get(pair['localCandidateId'] as string)!;
+        const remote = byId.get(pair['remoteCandidateId'] as string)!;
+        out.push(`${local['candidateType']}/${remote['candidateType']}`);
+      }
+    }
+    return out;
+  });
+}

@@ -1,0 +1,137 @@
+import { useState, useSyncExternalStore } from 'react';
+import type { NodeRuntime } from './node/runtime.ts';
+
+const short = (id: string | null) => (id ? `${id.slice(0, 8)}…${id.slice(-6)}` : '—');
+
+/** This tab as a node: identity, relay, direct peers and the network's announce channel. */
+export function NetworkPanel({ runtime }: { runtime: NodeRuntime }) {
+  const state = useSyncExternalStore(
+    (notify) => {
+      runtime.addEventListener('change', notify);
+      return () => runtime.removeEventListener('change', notify);
+    },
+    () => runtime.state,
+  );
+  const [text, setText] = useState('');
+  const [sendError, setSendError] = useState<string | null>(null);
+
+  return (
+    <section className="card" aria-labelledby="net-title">
+      <h2 id="net-title">This tab on the network</h2>
+      {state.status === 'idle' && (
+        <>
+          <p>
+            Start this tab as a node: it gets a persistent identity, reserves a slot on the relay and connects directly
+            to other tabs over WebRTC.
+          </p>
+          <button type="button" onClick={() => void runtime.start()}>
+            Start node
+          </button>
+        </>
+      )}
+      {state.status === 'starting' && <p>Starting: claiming an identity, dialling the relay…</p>}
+      {state.error && (
+        <p role="alert" className="error">
+          {state.error}
+        </p>
+      )}
+      {state.peerId && (
+        <dl className="facts">
+          <dt>peer id</dt>
+          <dd>
+            <code title={state.peerId}>{short(state.peerId)}</code>{' '}
+            <button
+              type="button"
+              className="secondary small"
+              onClick={() => void navigator.clipboard?.writeText(state.peerId!)}
+            >
+              copy
+            </button>
+          </dd>
+          <dt>identity slot</dt>
+          <dd>{state.slot}</dd>
+          <dt>relay</dt>
+          <dd data-testid="relay-status">
+            {state.relay.reserved
+              ? 'connected, reserved'
+              : state.relay.connected
+                ? 'connected, reserving…'
+                : 'not connected, retrying…'}
+            {state.relay.reconnects > 0 && ` (reconnected ${state.relay.reconnects}×)`}
+          </dd>
+        </dl>
+      )}
+      {state.status === 'running' && (
+        <>
+          <h3>Peers ({state.peers.filter((p) => p.direct).length} direct)</h3>
+          {state.peers.length === 0 ? (
+            <p className="muted">
+              No other tabs yet. Open this page in another tab or browser to see a direct connection appear.
+            </p>
+          ) : (
+            <div className="table-wrap">
+              <table data-testid="peers">
+                <thead>
+                  <tr>
+                    <th>peer</th>
+                    <th>connection</th>
+                    <th>round trip</th>
+                    <th>refused</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {state.peers.map((p) => (
+                    <tr key={p.peerId}>
+                      <td>
+                        <code title={p.peerId}>{short(p.peerId)}</code>
+                      </td>
+                      <td>{p.direct ? 'direct WebRTC' : 'via relay'}</td>
+                      <td>{p.rttMs === null ? '…' : `${p.rttMs.toFixed(0)} ms`}</td>
+                      <td>{state.refused[p.peerId] ?? 0}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          )}
+          <h3>Announcements</h3>
+          <form
+            className="actions"
+            onSubmit={(e) => {
+              e.preventDefault();
+              if (!text.trim()) return;
+              setSendError(null);
+              runtime.publish(text.trim()).then(
+                () => setText(''),
+                (err: Error) => setSendError(`Could not publish: ${err.message}`),
+              );
+            }}
+          >
+            <label className="visually-hidden" htmlFor="announce">
+              Announcement
+            </label>
+            <input
+              id="announce"
+              value={text}
+              maxLength={500}
+              onChange={(e) => setText(e.target.value)}
+              placeholder="Say hello to every tab"
+            />
+            <button type="submit">Publish</button>
+          </form>
+          {sendError && <p className="error">{sendError}</p>}
+          <ul className="messages">
+            {state.messages
+              .slice(-5)
+              .reverse()
+              .map((m) => (
+                <li key={`${m.from}-${m.at}`}>
+                  <code>{short(m.from)}</code> {m.text}
+                </li>
+              ))}
+          </ul>
+        </>
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,61 @@
+/**
+ * Who dials whom: the lower peer id dials, so two tabs never race to connect to each other; at most
+ * `concurrency` dials at once (12 tabs dialling everyone at once never converged on 2 cores, P2P.md pitfall 5);
+ * each dial has a timeout; failures back off exponentially per peer.
+ */
+export interface DialerOptions {
+  self: string;
+  concurrency?: number;
+  /** Dial one peer directly; resolves when connected, rejects on failure. */
+  dial: (peer: string, signal: AbortSignal) => Promise<void>;
+  isConnected: (peer: string) => boolean;
+  timeoutMs?: number;
+  now?: () => number;
+}
+
+export class Dialer {
+  private readonly inFlight = new Set<string>();
+  private readonly backoff = new Map<string, { until: number; delay: number }>();
+  private readonly queue: string[] = [];
+  private readonly concurrency: number;
+  failures = 0;
+
+  constructor(private readonly options: DialerOptions) {
+    this.concurrency = options.concurrency ?? 3;
+  }
+
+  private now() {
+    return (this.options.now ?? Date.now)();
+  }
+
+  /** Offer the current peer list; dials the ones this node is responsible for. */
+  offer(peers: readonly string[]): void {
+    for (const peer of peers) {
+      if (peer === this.options.self || !(this.options.self < peer)) continue;
+      if (this.options.isConnected(peer) || this.inFlight.has(peer) || this.queue.includes(peer)) continue;
+      if ((this.backoff.get(peer)?.until ?? 0) > this.now()) continue;
+      this.queue.push(peer);
+    }
+    this.pump();
+  }
+
+  private pump() {
+    while (this.inFlight.size < this.concurrency && this.queue.length > 0) {
+      const peer = this.queue.shift()!;
+      this.inFlight.add(peer);
+      const signal = AbortSignal.timeout(this.options.timeoutMs ?? 15_000);
+      this.options
+        .dial(peer, signal)
+        .then(() => this.backoff.delete(peer))
+        .catch(() => {
+          this.failures++;
+          const delay = Math.min(30_000, (this.backoff.get(peer)?.delay ?? 500) * 2);
+          this.backoff.set(peer, { until: this.now() + delay, delay });
+        })
+        .finally(() => {
+          this.inFlight.delete(peer);
+          this.pump();
+        });
+    }
+  }
+}

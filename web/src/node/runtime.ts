@@ -1,0 +1,365 @@
+/**
+ * The node that lives in a tab: identity slot and key, libp2p, the relay connection (reconnecting with backoff
+ * when the relay goes away), the reservation, peer discovery from the relay's peer list, direct WebRTC dials,
+ * the RPC service, gossip, and round-trip times. It publishes a plain state object and a 'change' event.
+ */
+import type { Connection, PrivateKey } from '@libp2p/interface';
+import { peerIdFromString } from '@libp2p/peer-id';
+import { lpStream } from '@libp2p/utils';
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
+import { z } from 'zod';
+import {
+  MAX_FRAME_BYTES,
+  PEERS_PROTOCOL,
+  RPC_PROTOCOL,
+  RpcError,
+  decodeFrame,
+  encodeFrame,
+  peerListSchema,
+  type RpcRequest,
+} from '../../../shared/p2p/messages.ts';
+import { RpcServer, exchange, type Json } from '../../../shared/p2p/rpc.ts';
+import { signRequest } from '../../../shared/p2p/signing.ts';
+import type { NodeConfig } from './config.ts';
+import { SlotDb } from './db.ts';
+import { Dialer } from './dialer.ts';
+import { claimSlot, loadOrCreateKey } from './identity.ts';
+import { createTabNode, isDirect, type TabNode } from './libp2p.ts';
+
+export const ANNOUNCE_TOPIC = 'webtensor/local/announce/1';
+const announceSchema = z.object({ text: z.string().max(1000) });
+
+export interface PeerView {
+  peerId: string;
+  direct: boolean;
+  rttMs: number | null;
+}
+
+export interface GossipMessage {
+  from: string;
+  text: string;
+  at: number;
+}
+
+export interface NodeState {
+  status: 'idle' | 'starting' | 'running' | 'error';
+  error: string | null;
+  slot: number | null;
+  peerId: string | null;
+  relay: { connected: boolean; reserved: boolean; address: string | null; reconnects: number };
+  peers: PeerView[];
+  /** Requests refused per peer: this node's local view of who sends garbage. */
+  refused: Record<string, number>;
+  messages: GossipMessage[];
+  dialFailures: number;
+}
+
+let requestCounter = 0;
+const newRequestId = () =>
+  `${Date.now().toString(36)}-${(requestCounter++).toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+
+export class NodeRuntime extends EventTarget {
+  state: NodeState = {
+    status: 'idle',
+    error: null,
+    slot: null,
+    peerId: null,
+    relay: { connected: false, reserved: false, address: null, reconnects: 0 },
+    peers: [],
+    refused: {},
+    messages: [],
+    dialFailures: 0,
+  };
+  node: TabNode | null = null;
+  private key: PrivateKey | null = null;
+  private relayAddr: Multiaddr | null = null;
+  private relayPeer: string | null = null;
+  private dialer: Dialer | null = null;
+  private readonly rtt = new Map<string, number>();
+  /** Peers missing from the relay's list, with how many polls in a row. */
+  private readonly missing = new Map<string, number>();
+  private timers: ReturnType<typeof setInterval>[] = [];
+  private readonly readyPromise: Promise<void>;
+  private resolveReady!: () => void;
+  private rejectReady!: (err: Error) => void;
+
+  constructor(private readonly config: NodeConfig) {
+    super();
+    this.readyPromise = new Promise((resolve, reject) => {
+      this.resolveReady = resolve;
+      this.rejectReady = reject;
+    });
+    this.readyPromise.catch(() => {}); // reported through state; callers that await it see the error
+  }
+
+  /** Resolves once the node holds a relay reservation and can be reached. */
+  get ready(): Promise<void> {
+    return this.readyPromise;
+  }
+
+  private update(patch: Partial<NodeState>) {
+    this.state = { ...this.state, ...patch };
+    this.dispatchEvent(new Event('change'));
+  }
+
+  async start(): Promise<void> {
+    if (this.state.status !== 'idle') return this.readyPromise;
+    this.update({ status: 'starting' });
+    try {
+      const slot = await claimSlot();
+      this.key = await loadOrCreateKey(new SlotDb(slot));
+      const node = await createTabNode(this.key, this.config.iceServers);
+      this.node = node;
+      this.update({ slot, peerId: node.peerId.toString() });
+      this.relayAddr = await this.resolveRelay();
+      this.relayPeer = [...this.relayAddr.getComponents()].reverse().find((c) => c.name === 'p2p')?.value ?? null;
+      if (!this.relayPeer)
+        throw new Error("The relay address has no /p2p/<peer id>; pass the full multiaddr from the relay's /healthz.");
+      this.update({ relay: { ...this.state.relay, address: this.relayAddr.toString() } });
+      await this.serveRpc(node);
+      this.watchConnections(node);
+      this.subscribeGossip(node);
+      this.dialer = new Dialer({
+        self: node.peerId.toString(),
+        isConnected: (peer) => this.directConnection(peer) !== undefined,
+        dial: async (peer, signal) => {
+          await node.dial(multiaddr(`${this.relayAddr!.toString()}/p2p-circuit/webrtc/p2p/${peer}`), { signal });
+        },
+      });
+      await this.connectRelay();
+      this.timers.push(setInterval(() => void this.pollPeers(), 2000));
+      this.timers.push(setInterval(() => void this.measureRtt(), 3000));
+      this.timers.push(setInterval(() => this.refreshPeers(), 1000));
+    } catch (err) {
+      const message = (err as Error).message;
+      this.update({ status: 'error', error: message });
+      this.rejectReady(new Error(message));
+    }
+    return this.readyPromise;
+  }
+
+  private async resolveRelay(): Promise<Multiaddr> {
+    if ('multiaddr' in this.config.relay) return this.config.relay.multiaddr;
+    const url = this.config.relay.healthUrl;
+    let body: unknown;
+    try {
+      body = await (await fetch(url)).json();
+    } catch {
+      throw new Error(
+        `No relay answered at ${url}. Start one with "npm run relay" (or "npm start"), or pass ?relay=<multiaddr>.`,
+      );
+    }
+    const parsed = z.object({ multiaddrs: z.array(z.string()).min(1) }).safeParse(body);
+    if (!parsed.success)
+      throw new Error(`${url} did not describe a relay (no multiaddrs). Is that the relay's health URL?`);
+    return multiaddr(parsed.data.multiaddrs.find((m) => m.includes('/ws')) ?? parsed.data.multiaddrs[0]!);
+  }
+
+  /** Dial the relay until it answers, then wait for the reservation. Used at start and after the relay returns. */
+  private async connectRelay(): Promise<void> {
+    const node = this.node!;
+    let delay = 250;
+    for (;;) {
+      try {
+        await node.dial(this.relayAddr!, { signal: AbortSignal.timeout(5000) });
+        break;
+      } catch {
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(2000, delay * 2);
+      }
+    }
+    this.update({ relay: { ...this.state.relay, connected: true } });
+    // The reservation is done when our circuit address through this relay appears (self:peer:update is debounced).
+    const deadline = Date.now() + 15_000;
+    while (Date.now() < deadline) {
+      if (node.getMultiaddrs().some((m) => m.toString().includes(`${this.relayPeer}/p2p-circuit`))) {
+        this.update({ status: 'running', relay: { ...this.state.relay, connected: true, reserved: true } });
+        this.resolveReady();
+        void this.pollPeers();
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    this.update({ error: 'The relay accepted the connection but gave no reservation within 15 s; retrying.' });
+    await node.hangUp(peerIdFromString(this.relayPeer!)).catch(() => {});
+  }
+
+  private watchConnections(node: TabNode) {
+    node.addEventListener('peer:disconnect', (e) => {
+      const peer = e.detail.toString();
+      this.rtt.delete(peer);
+      if (peer === this.relayPeer && this.state.status !== 'error') {
+        this.update({
+          relay: {
+            ...this.state.relay,
+            connected: false,
+            reserved: false,
+            reconnects: this.state.relay.reconnects + 1,
+          },
+        });
+        void this.connectRelay();
+      }
+      this.refreshPeers();
+    });
+    node.addEventListener('connection:open', () => this.refreshPeers());
+    node.addEventListener('connection:close', () => this.refreshPeers());
+  }
+
+  private directConnection(peer: string): Connection | undefined {
+    return this.node?.getConnections(peerIdFromString(peer)).find((c) => isDirect(c) && c.status === 'open');
+  }
+
+  private refreshPeers() {
+    const node = this.node;
+    if (!node) return;
+    const seen = new Map<string, PeerView>();
+    for (const c of node.getConnections()) {
+      const peer = c.remotePeer.toString();
+      if (peer === this.relayPeer || c.status !== 'open') continue;
+      const direct = isDirect(c);
+      const prev = seen.get(peer);
+      if (!prev || (direct && !prev.direct))
+        seen.set(peer, { peerId: peer, direct, rttMs: this.rtt.get(peer) ?? null });
+    }
+    const peers = [...seen.values()].sort((a, b) => a.peerId.localeCompare(b.peerId));
+    if (JSON.stringify(peers) !== JSON.stringify(this.state.peers)) this.update({ peers });
+  }
+
+  private async pollPeers() {
+    const node = this.node;
+    if (!node || !this.state.relay.reserved) return;
+    try {
+      const stream = await node.dialProtocol(peerIdFromString(this.relayPeer!), PEERS_PROTOCOL, {
+        signal: AbortSignal.timeout(5000),
+      });
+      const bytes = await lpStream(stream, { maxDataLength: MAX_FRAME_BYTES }).read({
+        signal: AbortSignal.timeout(5000),
+      });
+      const { peers } = decodeFrame(bytes.subarray(), peerListSchema);
+      this.dialer!.offer(peers);
+      this.update({ dialFailures: this.dialer!.failures });
+      // A tab that closed is gone from the relay's list at once; drop our connection to it after two polls.
+      const listed = new Set(peers);
+      for (const view of this.state.peers) {
+        if (listed.has(view.peerId)) this.missing.delete(view.peerId);
+        else this.missing.set(view.peerId, (this.missing.get(view.peerId) ?? 0) + 1);
+        if ((this.missing.get(view.peerId) ?? 0) >= 2) {
+          this.missing.delete(view.peerId);
+          await node.hangUp(peerIdFromString(view.peerId)).catch(() => {});
+        }
+      }
+    } catch {
+      // The relay may be restarting; the reconnect loop handles it.
+    }
+  }
+
+  private async measureRtt() {
+    const node = this.node;
+    if (!node) return;
+    await Promise.all(
+      this.state.peers
+        .filter((p) => p.direct)
+        .map(async (p) => {
+          try {
+            this.rtt.set(
+              p.peerId,
+              await node.services.ping.ping(peerIdFromString(p.peerId), { signal: AbortSignal.timeout(2000) }),
+            );
+          } catch {
+            /* keep the last value */
+          }
+        }),
+    );
+    this.refreshPeers();
+  }
+
+  private async serveRpc(node: TabNode) {
+    const server = new RpcServer({
+      methods: {
+        'node.echo': {
+          check: (p) => (JSON.stringify(p).length <= 16_384 ? null : 'echo params must be at most 16 KiB'),
+          run: async (p) => p,
+        },
+        'node.info': {
+          run: async () => ({ peerId: node.peerId.toString(), slot: this.state.slot, peers: this.state.peers.length }),
+        },
+        'node.count': {
+          check: (p) =>
+            Number.isInteger(p) && (p as number) >= 0 && (p as number) <= 100 ? null : 'count must be an integer 0-100',
+          run: async (p, ctx) => {
+            for (let k = 0; k < (p as number); k++) await ctx.emit(k);
+            return p;
+          },
+        },
+      },
+      onRefused: (peer) =>
+        this.update({ refused: { ...this.state.refused, [peer]: (this.state.refused[peer] ?? 0) + 1 } }),
+    });
+    await node.handle(RPC_PROTOCOL, (stream, connection) => server.handle(stream, connection.remotePeer.toString()));
+  }
+
+  private subscribeGossip(node: TabNode) {
+    const pubsub = node.services.pubsub;
+    pubsub.subscribe(ANNOUNCE_TOPIC);
+    pubsub.addEventListener('message', (e) => {
+      if (e.detail.topic !== ANNOUNCE_TOPIC || e.detail.type !== 'signed') return;
+      try {
+        const { text } = decodeFrame(e.detail.data, announceSchema);
+        const messages = [...this.state.messages, { from: e.detail.from.toString(), text, at: Date.now() }].slice(-100);
+        this.update({ messages });
+      } catch {
+        const peer = e.detail.from.toString();
+        this.update({ refused: { ...this.state.refused, [peer]: (this.state.refused[peer] ?? 0) + 1 } });
+      }
+    });
+  }
+
+  async publish(text: string): Promise<void> {
+    await this.node!.services.pubsub.publish(ANNOUNCE_TOPIC, encodeFrame({ text }));
+  }
+
+  /** Build a signed request (exposed for diagnostics such as replay tests). */
+  async signedRequest(method: string, params: Json): Promise<RpcRequest> {
+    return signRequest(this.key!, {
+      id: newRequestId(),
+      method,
+      params,
+      ts: Date.now(),
+      from: this.node!.peerId.toString(),
+    });
+  }
+
+  /** Call `method` on a peer over a direct connection. Rejects with RpcError (code + sentence). */
+  async rpc(
+    peer: string,
+    method: string,
+    params: Json,
+    opts: { timeoutMs?: number; onChunk?: (c: Json) => void } = {},
+  ): Promise<Json> {
+    const req = await this.signedRequest(method, params);
+    return this.exchangeFrames(peer, [encodeFrame(req)], req.id, opts);
+  }
+
+  /** Send arbitrary frames (diagnostics: what does the peer answer to garbage?). */
+  async exchangeFrames(
+    peer: string,
+    frames: Uint8Array[],
+    id: string,
+    opts: { timeoutMs?: number; onChunk?: (c: Json) => void } = {},
+  ): Promise<Json> {
+    const signal = AbortSignal.timeout(opts.timeoutMs ?? 10_000);
+    const stream = await this.node!.dialProtocol(peerIdFromString(peer), RPC_PROTOCOL, { signal });
+    try {
+      return await exchange(stream, frames, id, signal, opts.onChunk);
+    } catch (err) {
+      if (err instanceof RpcError) throw err;
+      throw new RpcError(signal.aborted ? 'timeout' : 'internal', (err as Error).message);
+    }
+  }
+
+  async stop(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    await this.node?.stop();
+  }
+}
