@@ -46,3 +46,84 @@ test('they form a full mesh of direct WebRTC connections over host candidates', 
     for (const p of pairs) expect(p).toMatch(/^host\/(host|prflx)$/);
   }
 });
+
+test('an RPC round trip works between every ordered pair, with streamed chunks', async () => {
+  const ids = await peerIds();
+  for (const [a, t] of tabs.entries()) {
+    const results = await t.page.evaluate(
+      async (others) => Promise.all(others.map((peer) => window.webtensor.rpc(peer, 'node.echo', { hello: peer }))),
+      ids.filter((_, b) => b !== a),
+    );
+    expect(results).toEqual(ids.filter((_, b) => b !== a).map((peer) => ({ hello: peer })));
+  }
+  const info = await tabs[0]!.page.evaluate((peer) => window.webtensor.rpc(peer, 'node.info', null), ids[1]!);
+  expect(info).toMatchObject({ peerId: ids[1] });
+});
+
+test('a gossip message reaches every tab', async () => {
+  const text = `hello from tab 0 at ${Date.now()}`;
+  await tabs[0]!.page.evaluate((t) => window.webtensor.publish(t), text);
+  for (const t of tabs.slice(1)) {
+    await expect
+      .poll(() => t.page.evaluate(() => window.webtensor.messages.map((m) => m.text)), { timeout: 15_000 })
+      .toContain(text);
+  }
+});
+
+test('garbage from one tab gets typed errors and changes nothing; the others keep working', async () => {
+  const ids = await peerIds();
+  const attacker = tabs[0]!.page;
+  const target = ids[1]!;
+  const send = (frames: (string | { zeroBytes: number })[], id: string) =>
+    attacker.evaluate(([p, f, i]) => window.webtensor.debug.sendFrames(p, f, i), [target, frames, id] as const);
+
+  expect(await send([{ zeroBytes: 70_000 }], 'unknown')).toMatchObject({ ok: false, code: 'too-large' });
+  expect(await send(['{"t":"req",'], 'unknown')).toMatchObject({ ok: false, code: 'bad-frame' });
+  const signed = await attacker.evaluate(() => window.webtensor.debug.signedRequest('node.echo', 'once'));
+  const unsigned = { ...signed, id: `${signed.id}x`, sig: 'AAAA' };
+  expect(await send([JSON.stringify(unsigned)], unsigned.id)).toMatchObject({ ok: false, code: 'bad-signature' });
+  expect(await send([JSON.stringify(signed)], signed.id)).toEqual({ ok: true, result: 'once' });
+  expect(await send([JSON.stringify(signed)], signed.id)).toMatchObject({ ok: false, code: 'replay' });
+
+  // The target counted the garbage against the attacker, and still serves everyone, the attacker included.
+  const refused = await tabs[1]!.page.evaluate(() => window.webtensor.refused);
+  expect(refused[ids[0]!]).toBe(4);
+  for (const t of tabs) expect(await t.page.evaluate(() => window.webtensor.status)).toBe('running');
+  expect(await tabs[2]!.page.evaluate((p) => window.webtensor.rpc(p, 'node.echo', 'still here'), target)).toBe(
+    'still here',
+  );
+  expect(await attacker.evaluate((p) => window.webtensor.rpc(p, 'node.echo', 'ok'), target)).toBe('ok');
+});
+
+test('when the relay goes away, direct connections keep working; when it returns, every tab re-reserves within 10 s', async () => {
+  const ids = await peerIds();
+  await relay.stop();
+  for (const t of tabs)
+    await expect.poll(() => t.page.evaluate(() => window.webtensor.relay.connected), { timeout: 15_000 }).toBe(false);
+  // Tab to tab traffic does not need the relay.
+  for (const [a, t] of tabs.entries()) {
+    const b = (a + 1) % TABS;
+    expect(await t.page.evaluate((p) => window.webtensor.rpc(p, 'node.echo', 'no relay'), ids[b]!)).toBe('no relay');
+  }
+  await relay.start();
+  const restarted = Date.now();
+  for (const t of tabs)
+    await expect.poll(() => t.page.evaluate(() => window.webtensor.relay.reserved), { timeout: 10_000 }).toBe(true);
+  expect(Date.now() - restarted).toBeLessThan(10_000);
+  for (const t of tabs)
+    expect(await t.page.evaluate(() => window.webtensor.peers.filter((p) => p.direct).length)).toBe(TABS - 1);
+});
+
+test('a tab that closes disappears from its peers within a few seconds; no page errors anywhere', async () => {
+  const ids = await peerIds();
+  const leaving = tabs.pop()!;
+  await leaving.context.close();
+  for (const t of tabs) {
+    await expect
+      .poll(() => t.page.evaluate(() => window.webtensor.peers.map((p) => p.peerId)), { timeout: 10_000 })
+      .not.toContain(ids[TABS - 1]);
+  }
+  for (const t of tabs) expect(t.errors).toEqual([]);
+  await tabs[0]!.page.setViewportSize({ width: 1280, height: 800 });
+  await tabs[0]!.page.screenshot({ path: test.info().outputPath('mesh-tab-1280.png'), fullPage: true });
+});

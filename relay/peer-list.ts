@@ -14,7 +14,9 @@ export async function servePeerList(node: RelayNode): Promise<void> {
     PEERS_PROTOCOL,
     async (stream, connection) => {
       const asker = connection.remotePeer.toString();
+      // A reservation outlives its peer's connection until its TTL runs out: list only peers still connected.
       const peers = [...node.services.relay.reservations.keys()]
+        .filter((p) => node.getConnections(p).length > 0)
         .map((p) => p.toString())
         .filter((p) => p !== asker)
         .slice(0, MAX_LISTED);

@@ -20,14 +20,23 @@ export interface Tab {
   errors: string[];
 }
 
-export async function openTabs(browser: Browser, count: number, relayHealthUrl: string): Promise<Tab[]> {
+export async function openTabs(
+  browser: Browser,
+  count: number,
+  relayHealthUrl: string,
+  baseURL?: string,
+): Promise<Tab[]> {
   const tabs: Tab[] = [];
   for (let k = 0; k < count; k++) {
-    const context = await browser.newContext({ permissions: ['microphone', 'camera'] });
+    const context = await browser.newContext({
+      permissions: ['microphone', 'camera'],
+      ...(baseURL ? { baseURL } : {}),
+    });
     await context.addInitScript(recordPeerConnections);
     const page = await context.newPage();
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+    if (process.env['TAB_CONSOLE']) page.on('console', (m) => console.log(`[tab ${k}] ${m.type()}: ${m.text()}`));
     tabs.push({ context, page, errors });
   }
   // Open them at once, as people (and the benchmark) do.

@@ -6,6 +6,10 @@ import { z } from 'zod';
 
 export const RPC_PROTOCOL = '/webtensor/rpc/1';
 export const PEERS_PROTOCOL = '/webtensor/peers/1';
+/** Throughput measurement: the sender streams raw bytes, the receiver counts them and answers one frame. */
+export const BENCH_SINK_PROTOCOL = '/webtensor/bench-sink/1';
+/** The most a bench sink accepts on one stream. */
+export const MAX_BENCH_BYTES = 64 * 1024 * 1024;
 /** Largest frame either side accepts (bytes of JSON). */
 export const MAX_FRAME_BYTES = 64 * 1024;
 /** Requests older or newer than this (by the sender's clock) are refused as stale. */
@@ -52,6 +56,7 @@ export const replySchema = z.union([
 export type RpcReply = z.infer<typeof replySchema>;
 
 export const peerListSchema = z.object({ peers: z.array(peerIdString).max(10_000) });
+export const benchReceiptSchema = z.object({ received: z.number().int().nonnegative() });
 
 /** A protocol-level failure with a code the other side can act on. */
 export class RpcError extends Error {

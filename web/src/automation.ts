@@ -33,6 +33,8 @@ export interface WebtensorAutomation {
   publish(text: string): Promise<void>;
   debug: {
     signedRequest(method: string, params: Json): Promise<RpcRequest>;
+    /** Stream `bytes` to a peer's bench sink; elapsed ms once the peer confirms receipt. */
+    throughput(peer: string, bytes: number): Promise<{ ms: number; received: number }>;
     /** Send raw frames to a peer's RPC service and report what it answers. */
     sendFrames(peer: string, frames: (string | { zeroBytes: number })[], id: string): Promise<ExchangeOutcome>;
   };
@@ -88,6 +90,7 @@ export function installAutomation(runtime: NodeRuntime | null): void {
     publish: (text) => need().publish(text),
     debug: {
       signedRequest: (method, params) => need().signedRequest(method, params),
+      throughput: (peer, bytes) => need().throughput(peer, bytes),
       async sendFrames(peer, frames, id) {
         const encoder = new TextEncoder();
         const bytes = frames.map((f) => (typeof f === 'string' ? encoder.encode(f) : new Uint8Array(f.zeroBytes)));

@@ -9,8 +9,11 @@ import { lpStream } from '@libp2p/utils';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { z } from 'zod';
 import {
+  BENCH_SINK_PROTOCOL,
+  MAX_BENCH_BYTES,
   MAX_FRAME_BYTES,
   PEERS_PROTOCOL,
+  benchReceiptSchema,
   RPC_PROTOCOL,
   RpcError,
   decodeFrame,
@@ -76,8 +79,7 @@ export class NodeRuntime extends EventTarget {
   private relayPeer: string | null = null;
   private dialer: Dialer | null = null;
   private readonly rtt = new Map<string, number>();
-  /** Peers missing from the relay's list, with how many polls in a row. */
-  private readonly missing = new Map<string, number>();
+
   private timers: ReturnType<typeof setInterval>[] = [];
   private readonly readyPromise: Promise<void>;
   private resolveReady!: () => void;
@@ -117,6 +119,7 @@ export class NodeRuntime extends EventTarget {
         throw new Error("The relay address has no /p2p/<peer id>; pass the full multiaddr from the relay's /healthz.");
       this.update({ relay: { ...this.state.relay, address: this.relayAddr.toString() } });
       await this.serveRpc(node);
+      await this.serveBenchSink(node);
       this.watchConnections(node);
       this.subscribeGossip(node);
       this.dialer = new Dialer({
@@ -238,16 +241,25 @@ export class NodeRuntime extends EventTarget {
       const { peers } = decodeFrame(bytes.subarray(), peerListSchema);
       this.dialer!.offer(peers);
       this.update({ dialFailures: this.dialer!.failures });
-      // A tab that closed is gone from the relay's list at once; drop our connection to it after two polls.
+      // A tab that closed vanishes from the relay's list at once, while its WebRTC connection can linger for
+      // many seconds. Drop a peer that is missing from the list *and* does not answer a ping. The ping is what
+      // protects healthy connections: right after a relay restart the list is incomplete until every tab has
+      // re-reserved, but a live peer still answers.
       const listed = new Set(peers);
-      for (const view of this.state.peers) {
-        if (listed.has(view.peerId)) this.missing.delete(view.peerId);
-        else this.missing.set(view.peerId, (this.missing.get(view.peerId) ?? 0) + 1);
-        if ((this.missing.get(view.peerId) ?? 0) >= 2) {
-          this.missing.delete(view.peerId);
-          await node.hangUp(peerIdFromString(view.peerId)).catch(() => {});
-        }
-      }
+      await Promise.all(
+        this.state.peers
+          .filter((view) => !listed.has(view.peerId))
+          .map(async (view) => {
+            const peer = peerIdFromString(view.peerId);
+            // Only silence proves a peer gone. Other failures (e.g. the one ping stream per connection is busy
+            // with the RTT probe or libp2p's connection monitor) are inconclusive and must not cut a connection.
+            const silent = await node.services.ping.ping(peer, { signal: AbortSignal.timeout(2000) }).then(
+              () => false,
+              (err: Error) => err.name === 'TimeoutError' || err.name === 'AbortError',
+            );
+            if (silent) await node.hangUp(peer).catch(() => {});
+          }),
+      );
     } catch {
       // The relay may be restarting; the reconnect loop handles it.
     }
@@ -298,6 +310,47 @@ export class NodeRuntime extends EventTarget {
     await node.handle(RPC_PROTOCOL, (stream, connection) => server.handle(stream, connection.remotePeer.toString()));
   }
 
+  /** Count the bytes a peer streams (at most MAX_BENCH_BYTES), then answer how many arrived. */
+  private async serveBenchSink(node: TabNode) {
+    await node.handle(
+      BENCH_SINK_PROTOCOL,
+      async (stream) => {
+        let received = 0;
+        try {
+          for await (const chunk of stream) {
+            received += chunk.byteLength;
+            if (received > MAX_BENCH_BYTES) throw new Error(`more than ${MAX_BENCH_BYTES} bytes`);
+          }
+          const signal = AbortSignal.timeout(5000);
+          await lpStream(stream, { maxDataLength: MAX_FRAME_BYTES }).write(encodeFrame({ received }), { signal });
+          await stream.close({ signal });
+        } catch (err) {
+          stream.abort(err as Error);
+        }
+      },
+      { maxInboundStreams: 2 },
+    );
+  }
+
+  /** Stream `bytes` to a peer's bench sink over a direct connection; returns elapsed ms once it confirms. */
+  async throughput(peer: string, bytes: number): Promise<{ ms: number; received: number }> {
+    if (!Number.isInteger(bytes) || bytes <= 0 || bytes > MAX_BENCH_BYTES)
+      throw new Error(`bytes must be an integer from 1 to ${MAX_BENCH_BYTES}`);
+    const signal = AbortSignal.timeout(60_000);
+    const stream = await this.node!.dialProtocol(peerIdFromString(peer), BENCH_SINK_PROTOCOL, { signal });
+    const chunk = new Uint8Array(64 * 1024);
+    const start = performance.now();
+    for (let sent = 0; sent < bytes; sent += chunk.byteLength) {
+      if (!stream.send(chunk.subarray(0, Math.min(chunk.byteLength, bytes - sent)))) await stream.onDrain({ signal });
+    }
+    await stream.close({ signal });
+    const receipt = decodeFrame(
+      (await lpStream(stream, { maxDataLength: MAX_FRAME_BYTES }).read({ signal })).subarray(),
+      benchReceiptSchema,
+    );
+    return { ms: performance.now() - start, received: receipt.received };
+  }
+
   private subscribeGossip(node: TabNode) {
     const pubsub = node.services.pubsub;
     pubsub.subscribe(ANNOUNCE_TOPIC);
@@ -315,7 +368,11 @@ export class NodeRuntime extends EventTarget {
   }
 
   async publish(text: string): Promise<void> {
-    await this.node!.services.pubsub.publish(ANNOUNCE_TOPIC, encodeFrame({ text }));
+    const node = this.node!;
+    await node.services.pubsub.publish(ANNOUNCE_TOPIC, encodeFrame({ text }));
+    // Gossipsub does not deliver to the publisher; show our own message as sent.
+    const messages = [...this.state.messages, { from: node.peerId.toString(), text, at: Date.now() }].slice(-100);
+    this.update({ messages });
   }
 
   /** Build a signed request (exposed for diagnostics such as replay tests). */

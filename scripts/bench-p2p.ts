@@ -1,0 +1,160 @@
+/**
+ * npm run bench:p2p — a real relay and 2, 4 and 8 tabs (separate browser contexts) opened at once:
+ * page load -> relay reservation -> first direct peer -> full direct mesh; RPC round trip (median, p95);
+ * 10 MiB over one stream; Chromium CPU (idle mesh) and memory per tab. Writes docs/benchmarks.md.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { chromium } from '@playwright/test';
+import { RelayProcess } from '../e2e/support/relay.ts';
+import { openTabs, type Tab } from '../e2e/support/tabs.ts';
+import { machine, writeSection } from './bench-lib.ts';
+
+const counts = (process.env['BENCH_TABS'] ?? '2,4,8').split(',').map(Number);
+const PORT = 4175;
+const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
+const p95 = (v: number[]) => [...v].sort((a, b) => a - b)[Math.min(v.length - 1, Math.floor(v.length * 0.95))]!;
+
+async function waitFor(url: string) {
+  for (let k = 0; k < 150; k++) {
+    try {
+      if ((await fetch(url)).ok) return;
+    } catch {
+      /* not yet */
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${url} did not come up`);
+}
+
+/** CPU seconds (user + system) and resident bytes of all processes whose command line mentions chromium. */
+function chromiumUsage(): { cpuSeconds: number; rssBytes: number } {
+  const pids = execFileSync('pgrep', ['-f', 'chromium'], { encoding: 'utf8' }).trim().split('\n').filter(Boolean);
+  const ticks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+  let cpu = 0;
+  let rss = 0;
+  for (const pid of pids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      cpu += (Number(stat[11]) + Number(stat[12])) / ticks; // utime, stime
+      rss += Number(stat[21]) * 4096; // rss pages
+    } catch {
+      /* process went away */
+    }
+  }
+  return { cpuSeconds: cpu, rssBytes: rss };
+}
+
+interface Row {
+  tabs: number;
+  reservedMs: number;
+  firstDirectMs: number;
+  meshMs: number;
+  rttMedian: number;
+  rttP95: number;
+  mbps: number;
+  cpuPercent: number;
+  memMiB: number;
+}
+
+const server = spawn(
+  process.execPath,
+  ['node_modules/vite/bin/vite.js', 'preview', '--port', `${PORT}`, '--strictPort'],
+  { stdio: 'ignore' },
+);
+const relay = new RelayProcess(9290, 9291);
+const rows: Row[] = [];
+try {
+  await waitFor(`http://127.0.0.1:${PORT}/`);
+  await relay.start();
+  const browser = await chromium.launch({
+    executablePath: process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium',
+    args: [
+      '--headless=new',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-dev-shm-usage',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--no-first-run',
+      '--allow-loopback-in-peer-connection',
+    ],
+  });
+  for (const n of counts) {
+    const base = `http://127.0.0.1:${PORT}`;
+    const tabs: Tab[] = await openTabs(browser, n, relay.healthUrl, base);
+    // Times are performance.now() in each page: milliseconds since that page started loading.
+    const timings = await Promise.all(
+      tabs.map((t) =>
+        t.page.evaluate(async (want) => {
+          await window.webtensor.ready;
+          const reserved = performance.now();
+          const waitDirect = async (k: number) => {
+            while (window.webtensor.peers.filter((p) => p.direct).length < k)
+              await new Promise((r) => setTimeout(r, 20));
+            return performance.now();
+          };
+          const first = await waitDirect(1);
+          const mesh = await waitDirect(want);
+          return { reserved, first, mesh };
+        }, n - 1),
+      ),
+    );
+    const ids = await Promise.all(tabs.map((t) => t.page.evaluate(() => window.webtensor.peerId!)));
+    const rtts = await tabs[0]!.page.evaluate(async (peer) => {
+      const out: number[] = [];
+      for (let k = 0; k < 200; k++) {
+        const t = performance.now();
+        await window.webtensor.rpc(peer, 'node.echo', k);
+        out.push(performance.now() - t);
+      }
+      return out;
+    }, ids[1]!);
+    const bytes = 10 * 1024 * 1024;
+    const tp = await tabs[0]!.page.evaluate(([peer, b]) => window.webtensor.debug.throughput(peer, b), [
+      ids[1]!,
+      bytes,
+    ] as const);
+    if (tp.received !== bytes) throw new Error(`sink received ${tp.received} of ${bytes} bytes`);
+    // Idle mesh: 10 s with nothing to do but pings and peer-list polls.
+    const before = chromiumUsage();
+    await new Promise((r) => setTimeout(r, 10_000));
+    const after = chromiumUsage();
+    rows.push({
+      tabs: n,
+      reservedMs: median(timings.map((t) => t.reserved)),
+      firstDirectMs: median(timings.map((t) => t.first)),
+      meshMs: Math.max(...timings.map((t) => t.mesh)),
+      rttMedian: median(rtts),
+      rttP95: p95(rtts),
+      mbps: (bytes * 8) / 1e6 / (tp.ms / 1000),
+      cpuPercent: ((after.cpuSeconds - before.cpuSeconds) / 10 / 2) * 100,
+      memMiB: after.rssBytes / 2 ** 20 / n,
+    });
+    console.log(JSON.stringify(rows.at(-1)));
+    for (const t of tabs) await t.context.close();
+  }
+  await browser.close();
+} finally {
+  server.kill('SIGTERM');
+  await relay.stop();
+}
+
+const f0 = (x: number) => x.toFixed(0);
+const f1 = (x: number) => x.toFixed(1);
+const markdown = `## Peer-to-peer (\`npm run bench:p2p\`)
+
+Measured ${new Date().toISOString().slice(0, 10)} on ${machine()}.
+A real relay, N tabs in separate browser contexts opened at once (production build), relay peer list, at most 3
+concurrent dials per tab, lower peer id dials. Times are from the start of each page load (median over tabs; the
+mesh column is the slowest tab). RPC: 200 sequential signed \`node.echo\` calls tab 0 → tab 1. Throughput: 10 MiB on
+one stream, timed until the receiver confirms. CPU: all Chromium processes over 10 s of idle mesh, % of 2 cores.
+Memory: Chromium resident memory ÷ tabs (shared pages are counted once per process, so this overstates).
+
+| tabs | → reservation (ms) | → first direct peer (ms) | → full mesh (ms) | RPC median / p95 (ms) | 10 MiB (Mbit/s) | idle CPU (% of 2 cores) | memory per tab (MiB) |
+|---|---|---|---|---|---|---|---|
+${rows.map((r) => `| ${r.tabs} | ${f0(r.reservedMs)} | ${f0(r.firstDirectMs)} | ${f0(r.meshMs)} | ${f1(r.rttMedian)} / ${f1(r.rttP95)} | ${f0(r.mbps)} | ${f0(r.cpuPercent)} | ${f0(r.memMiB)} |`).join('\n')}
+`;
+writeSection('p2p', markdown);
+console.log(`\n${markdown}`);
