@@ -56,6 +56,13 @@ test('an RPC round trip works between every ordered pair, with streamed chunks',
     );
     expect(results).toEqual(ids.filter((_, b) => b !== a).map((peer) => ({ hello: peer })));
   }
+  // Many calls to one peer: each exchange must close its stream, or the peer's inbound stream limit bites.
+  const many = await tabs[0]!.page.evaluate(async (peer) => {
+    let ok = 0;
+    for (let k = 0; k < 100; k++) if ((await window.webtensor.rpc(peer, 'node.echo', k)) === k) ok++;
+    return ok;
+  }, ids[1]!);
+  expect(many).toBe(100);
   const info = await tabs[0]!.page.evaluate((peer) => window.webtensor.rpc(peer, 'node.info', null), ids[1]!);
   expect(info).toMatchObject({ peerId: ids[1] });
 });

@@ -87,20 +87,25 @@ try {
     // Times are performance.now() in each page: milliseconds since that page started loading.
     const timings = await Promise.all(
       tabs.map((t) =>
+        // No named helpers inside evaluate(): tsx would wrap them in an __name() the page does not have.
         t.page.evaluate(async (want) => {
           await window.webtensor.ready;
           const reserved = performance.now();
-          const waitDirect = async (k: number) => {
-            while (window.webtensor.peers.filter((p) => p.direct).length < k)
-              await new Promise((r) => setTimeout(r, 20));
-            return performance.now();
-          };
-          const first = await waitDirect(1);
-          const mesh = await waitDirect(want);
-          return { reserved, first, mesh };
+          while (window.webtensor.peers.filter((p) => p.direct).length < 1) await new Promise((r) => setTimeout(r, 20));
+          const first = performance.now();
+          const deadline = performance.now() + 60_000;
+          while (window.webtensor.peers.filter((p) => p.direct).length < want && performance.now() < deadline)
+            await new Promise((r) => setTimeout(r, 20));
+          const direct = window.webtensor.peers.filter((p) => p.direct).length;
+          return { reserved, first, mesh: direct < want ? Infinity : performance.now(), direct };
         }, n - 1),
       ),
     );
+    const stuck = timings.filter((t) => t.mesh === Infinity);
+    if (stuck.length > 0)
+      console.log(
+        `  ${stuck.length} of ${n} tabs did not reach a full mesh within 60 s: ${timings.map((t) => t.direct).join(', ')} direct peers`,
+      );
     const ids = await Promise.all(tabs.map((t) => t.page.evaluate(() => window.webtensor.peerId!)));
     const rtts = await tabs[0]!.page.evaluate(async (peer) => {
       const out: number[] = [];
@@ -154,7 +159,7 @@ Memory: Chromium resident memory ÷ tabs (shared pages are counted once per proc
 
 | tabs | → reservation (ms) | → first direct peer (ms) | → full mesh (ms) | RPC median / p95 (ms) | 10 MiB (Mbit/s) | idle CPU (% of 2 cores) | memory per tab (MiB) |
 |---|---|---|---|---|---|---|---|
-${rows.map((r) => `| ${r.tabs} | ${f0(r.reservedMs)} | ${f0(r.firstDirectMs)} | ${f0(r.meshMs)} | ${f1(r.rttMedian)} / ${f1(r.rttP95)} | ${f0(r.mbps)} | ${f0(r.cpuPercent)} | ${f0(r.memMiB)} |`).join('\n')}
+${rows.map((r) => `| ${r.tabs} | ${f0(r.reservedMs)} | ${f0(r.firstDirectMs)} | ${Number.isFinite(r.meshMs) ? f0(r.meshMs) : 'not in 60 s'} | ${f1(r.rttMedian)} / ${f1(r.rttP95)} | ${f0(r.mbps)} | ${f0(r.cpuPercent)} | ${f0(r.memMiB)} |`).join('\n')}
 `;
 writeSection('p2p', markdown);
 console.log(`\n${markdown}`);

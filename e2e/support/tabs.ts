@@ -1,18 +1,20 @@
 /** Open N tabs, each in its own browser context (separate storage: separate identities), as nodes. */
 import type { Browser, BrowserContext, Page } from '@playwright/test';
 
-/** Records every RTCPeerConnection so a test can ask getStats() how the connection really flows. */
-const recordPeerConnections = () => {
-  const Native = window.RTCPeerConnection;
-  const all: RTCPeerConnection[] = [];
-  (window as unknown as { __peerConnections: RTCPeerConnection[] }).__peerConnections = all;
-  window.RTCPeerConnection = class extends Native {
-    constructor(config?: RTCConfiguration) {
-      super(config);
-      all.push(this);
-    }
-  } as typeof RTCPeerConnection;
-};
+/**
+ * Records every RTCPeerConnection so a test can ask getStats() how the connection really flows. Plain script
+ * text, so no transpiler (Playwright's or tsx's) can add helpers the page does not have.
+ */
+const recordPeerConnections = `
+  (() => {
+    const Native = window.RTCPeerConnection;
+    const all = [];
+    window.__peerConnections = all;
+    window.RTCPeerConnection = class extends Native {
+      constructor(config) { super(config); all.push(this); }
+    };
+  })();
+`;
 
 export interface Tab {
   context: BrowserContext;
@@ -32,7 +34,7 @@ export async function openTabs(
       permissions: ['microphone', 'camera'],
       ...(baseURL ? { baseURL } : {}),
     });
-    await context.addInitScript(recordPeerConnections);
+    await context.addInitScript({ content: recordPeerConnections });
     const page = await context.newPage();
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));

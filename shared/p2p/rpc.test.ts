@@ -168,6 +168,16 @@ describe('RpcServer', () => {
     expect(await call(srv, [encodeFrame(other)], other.id, malloryId)).toBe('fine');
   });
 
+  it('closes the client end after the final reply, so streams do not pile up on a connection', async () => {
+    const [client, remote] = await streamPair();
+    const served = server().handle(remote, aliceId);
+    const r = await request('echo', 'x');
+    expect(await exchange(client, [encodeFrame(r)], r.id, AbortSignal.timeout(5000))).toBe('x');
+    await served;
+    expect(client.writeStatus).not.toBe('writable');
+    expect(remote.writeStatus).not.toBe('writable');
+  });
+
   it('survives a peer that closes the stream without sending anything', async () => {
     const [client, remote] = await streamPair();
     const served = server().handle(remote, aliceId);

@@ -126,13 +126,18 @@ export async function exchange(
   onChunk?: (data: Json) => void,
 ): Promise<Json> {
   const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES });
-  for (const f of frames) await lp.write(f, { signal });
-  for (;;) {
-    const reply = decodeFrame((await lp.read({ signal })).subarray(), replySchema);
-    if (reply.id !== id && reply.id !== 'unknown')
-      throw new RpcError('bad-frame', `reply for ${reply.id}, expected ${id}`);
-    if (reply.t === 'chunk') onChunk?.(reply.data);
-    else if (reply.ok) return reply.result;
-    else throw new RpcError(reply.error.code, reply.error.message);
+  try {
+    for (const f of frames) await lp.write(f, { signal });
+    for (;;) {
+      const reply = decodeFrame((await lp.read({ signal })).subarray(), replySchema);
+      if (reply.id !== id && reply.id !== 'unknown')
+        throw new RpcError('bad-frame', `reply for ${reply.id}, expected ${id}`);
+      if (reply.t === 'chunk') onChunk?.(reply.data);
+      else if (reply.ok) return reply.result;
+      else throw new RpcError(reply.error.code, reply.error.message);
+    }
+  } finally {
+    // Close our end too, or half-closed streams pile up until the peer's inbound stream limit resets new ones.
+    await stream.close({ signal }).catch(() => stream.abort(new Error('closing the RPC stream failed')));
   }
 }

@@ -32,7 +32,7 @@ export function createTabNode(privateKey: PrivateKey, iceServers: RTCIceServer[]
       maxIncomingPendingConnections: 100,
     },
     // A slow ping under load must not tear down a healthy connection (pitfall 4).
-    connectionMonitor: { abortConnectionOnPingFailure: false },
+    connectionMonitor: { abortConnectionOnPingFailure: false, pingInterval: 5000 },
     services: {
       identify: identify(),
       ping: ping(),

@@ -1,7 +1,7 @@
 /**
  * The node that lives in a tab: identity slot and key, libp2p, the relay connection (reconnecting with backoff
  * when the relay goes away), the reservation, peer discovery from the relay's peer list, direct WebRTC dials,
- * the RPC service, gossip, and round-trip times. It publishes a plain state object and a 'change' event.
+ * the RPC service, gossip, and round-trip times (from libp2p's connection monitor). It publishes a plain state object and a 'change' event.
  */
 import type { Connection, PrivateKey } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
@@ -78,7 +78,6 @@ export class NodeRuntime extends EventTarget {
   private relayAddr: Multiaddr | null = null;
   private relayPeer: string | null = null;
   private dialer: Dialer | null = null;
-  private readonly rtt = new Map<string, number>();
 
   private timers: ReturnType<typeof setInterval>[] = [];
   private readonly readyPromise: Promise<void>;
@@ -131,7 +130,6 @@ export class NodeRuntime extends EventTarget {
       });
       await this.connectRelay();
       this.timers.push(setInterval(() => void this.pollPeers(), 2000));
-      this.timers.push(setInterval(() => void this.measureRtt(), 3000));
       this.timers.push(setInterval(() => this.refreshPeers(), 1000));
     } catch (err) {
       const message = (err as Error).message;
@@ -190,7 +188,6 @@ export class NodeRuntime extends EventTarget {
   private watchConnections(node: TabNode) {
     node.addEventListener('peer:disconnect', (e) => {
       const peer = e.detail.toString();
-      this.rtt.delete(peer);
       if (peer === this.relayPeer && this.state.status !== 'error') {
         this.update({
           relay: {
@@ -221,8 +218,8 @@ export class NodeRuntime extends EventTarget {
       if (peer === this.relayPeer || c.status !== 'open') continue;
       const direct = isDirect(c);
       const prev = seen.get(peer);
-      if (!prev || (direct && !prev.direct))
-        seen.set(peer, { peerId: peer, direct, rttMs: this.rtt.get(peer) ?? null });
+      // RTT comes from libp2p's connection monitor, which already pings every connection.
+      if (!prev || (direct && !prev.direct)) seen.set(peer, { peerId: peer, direct, rttMs: c.rtt ?? null });
     }
     const peers = [...seen.values()].sort((a, b) => a.peerId.localeCompare(b.peerId));
     if (JSON.stringify(peers) !== JSON.stringify(this.state.peers)) this.update({ peers });
@@ -263,26 +260,6 @@ export class NodeRuntime extends EventTarget {
     } catch {
       // The relay may be restarting; the reconnect loop handles it.
     }
-  }
-
-  private async measureRtt() {
-    const node = this.node;
-    if (!node) return;
-    await Promise.all(
-      this.state.peers
-        .filter((p) => p.direct)
-        .map(async (p) => {
-          try {
-            this.rtt.set(
-              p.peerId,
-              await node.services.ping.ping(peerIdFromString(p.peerId), { signal: AbortSignal.timeout(2000) }),
-            );
-          } catch {
-            /* keep the last value */
-          }
-        }),
-    );
-    this.refreshPeers();
   }
 
   private async serveRpc(node: TabNode) {
