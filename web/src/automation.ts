@@ -66,7 +66,7 @@ export function installAutomation(runtime: NodeRuntime | null): void {
       return runtime?.state.status ?? 'error';
     },
     get error() {
-      return runtime?.state.error ?? 'The node could not be configured.';
+      return runtime ? runtime.state.error : 'The node could not be configured.';
     },
     get peerId() {
       return runtime?.state.peerId ?? null;
