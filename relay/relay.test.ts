@@ -1,5 +1,6 @@
 /** The relay as a process: real libp2p over WebSockets, a real reservation, health, metrics, identity, shutdown. */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
 import { mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -83,6 +84,32 @@ describe('relay', () => {
     const metrics = await (await fetch(`http://127.0.0.1:${relay.httpPort}/metrics`)).text();
     expect(metric(metrics, 'webtensor_relay_reservations')).toBe(1);
     expect(metric(metrics, 'webtensor_relay_connections')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('survives garbage on both ports and keeps serving', async () => {
+    const keyFile = join(mkdtempSync(join(tmpdir(), 'relay-')), 'key.pb');
+    const relay = startRelay(keyFile);
+    const { multiaddrs } = await relay.started;
+    const wsPort = Number(/tcp\/(\d+)/.exec(multiaddrs[0]!)![1]);
+    const junk = (port: number, data: Buffer | string) =>
+      new Promise<void>((resolve) => {
+        const socket = connect(port, '127.0.0.1', () => {
+          socket.write(data);
+          setTimeout(() => socket.destroy(), 200);
+        });
+        socket.on('error', () => resolve());
+        socket.on('close', () => resolve());
+      });
+    await junk(wsPort, Buffer.alloc(256 * 1024, 0xff)); // not HTTP at all
+    await junk(
+      wsPort,
+      'GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: AAAA\r\n\r\n\x89\xff garbage',
+    );
+    await junk(relay.httpPort, `GET /${'a'.repeat(100_000)} HTTP/1.1\r\n\r\n`);
+    expect((await fetch(`http://127.0.0.1:${relay.httpPort}/healthz`, { method: 'POST' })).status).toBe(405);
+    expect((await fetch(`http://127.0.0.1:${relay.httpPort}/nope`)).status).toBe(404);
+    expect(await (await fetch(`http://127.0.0.1:${relay.httpPort}/healthz`)).json()).toMatchObject({ status: 'ok' });
+    expect(relay.child.exitCode).toBeNull();
   });
 
   it('keeps its identity across restarts and stops cleanly on SIGTERM', async () => {

@@ -14,6 +14,25 @@ export function NetworkPanel({ runtime }: { runtime: NodeRuntime }) {
   );
   const [text, setText] = useState('');
   const [sendError, setSendError] = useState<string | null>(null);
+  const [keyNote, setKeyNote] = useState<string | null>(null);
+
+  function downloadKey() {
+    const url = URL.createObjectURL(runtime.exportKey());
+    const a = document.createElement('a');
+    a.href = url;
+    a.download = `webtensor-${state.peerId?.slice(-8) ?? 'node'}.key`;
+    a.click();
+    URL.revokeObjectURL(url);
+  }
+
+  async function uploadKey(file: File) {
+    try {
+      const peerId = await runtime.importKey(new Uint8Array(await file.arrayBuffer()));
+      setKeyNote(`Imported. Reload the page to become ${short(peerId)}.`);
+    } catch (err) {
+      setKeyNote((err as Error).message);
+    }
+  }
 
   return (
     <section className="card" aria-labelledby="net-title">
@@ -49,7 +68,25 @@ export function NetworkPanel({ runtime }: { runtime: NodeRuntime }) {
             </button>
           </dd>
           <dt>identity slot</dt>
-          <dd>{state.slot}</dd>
+          <dd>
+            {state.slot}{' '}
+            <button type="button" className="secondary small" onClick={downloadKey}>
+              export key
+            </button>{' '}
+            <label className="secondary small file-button">
+              import key
+              <input
+                type="file"
+                className="visually-hidden"
+                onChange={(e) => {
+                  const file = e.target.files?.[0];
+                  if (file) void uploadKey(file);
+                  e.target.value = '';
+                }}
+              />
+            </label>
+            {keyNote && <span className="muted"> {keyNote}</span>}
+          </dd>
           <dt>relay</dt>
           <dd data-testid="relay-status">
             {state.relay.reserved

@@ -26,7 +26,7 @@ import { signRequest } from '../../../shared/p2p/signing.ts';
 import type { NodeConfig } from './config.ts';
 import { SlotDb } from './db.ts';
 import { Dialer } from './dialer.ts';
-import { claimSlot, loadOrCreateKey } from './identity.ts';
+import { claimSlot, exportKey, importKey, loadOrCreateKey } from './identity.ts';
 import { createTabNode, isDirect, type TabNode } from './libp2p.ts';
 
 export const ANNOUNCE_TOPIC = 'webtensor/local/announce/1';
@@ -75,6 +75,7 @@ export class NodeRuntime extends EventTarget {
   };
   node: TabNode | null = null;
   private key: PrivateKey | null = null;
+  private db: SlotDb | null = null;
   private relayAddr: Multiaddr | null = null;
   private relayPeer: string | null = null;
   private dialer: Dialer | null = null;
@@ -108,7 +109,8 @@ export class NodeRuntime extends EventTarget {
     this.update({ status: 'starting' });
     try {
       const slot = await claimSlot();
-      this.key = await loadOrCreateKey(new SlotDb(slot));
+      this.db = new SlotDb(slot);
+      this.key = await loadOrCreateKey(this.db);
       const node = await createTabNode(this.key, this.config.iceServers);
       this.node = node;
       this.update({ slot, peerId: node.peerId.toString() });
@@ -350,6 +352,20 @@ export class NodeRuntime extends EventTarget {
     // Gossipsub does not deliver to the publisher; show our own message as sent.
     const messages = [...this.state.messages, { from: node.peerId.toString(), text, at: Date.now() }].slice(-100);
     this.update({ messages });
+  }
+
+  /** This node's key as a file to keep. */
+  exportKey(): Blob {
+    if (!this.key) throw new Error('Start the node first: there is no key yet.');
+    return exportKey(this.key);
+  }
+
+  /** Replace this slot's identity with an imported key; it takes effect when the page reloads. */
+  async importKey(bytes: Uint8Array): Promise<string> {
+    if (!this.db) throw new Error('Start the node first, then import a key into its slot.');
+    const key = await importKey(this.db, bytes);
+    const { peerIdFromPrivateKey } = await import('@libp2p/peer-id');
+    return peerIdFromPrivateKey(key).toString();
   }
 
   /** Build a signed request (exposed for diagnostics such as replay tests). */
