@@ -133,4 +133,6 @@ test('a tab that closes disappears from its peers within a few seconds; no page 
   for (const t of tabs) expect(t.errors).toEqual([]);
   await tabs[0]!.page.setViewportSize({ width: 1280, height: 800 });
   await tabs[0]!.page.screenshot({ path: test.info().outputPath('mesh-tab-1280.png'), fullPage: true });
+  await tabs[0]!.page.setViewportSize({ width: 375, height: 812 });
+  await tabs[0]!.page.screenshot({ path: test.info().outputPath('mesh-tab-375.png'), fullPage: true });
 });
