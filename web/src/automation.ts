@@ -9,6 +9,8 @@ import { RpcError } from '../../shared/p2p/messages.ts';
 import type { Json } from '../../shared/p2p/rpc.ts';
 import type { GossipMessage, NodeRuntime, NodeState, PeerView } from './node/runtime.ts';
 import { yumaWorker } from './yuma-client.ts';
+import { generate, loadModel } from './inference-client.ts';
+import type { Generation } from '../../worker/inference.worker.ts';
 
 /** How a diagnostic exchange ended: the peer's result, or its typed error. */
 export type ExchangeOutcome = { ok: true; result: Json } | { ok: false; code: string; message: string };
@@ -37,6 +39,12 @@ export interface WebtensorAutomation {
     throughput(peer: string, bytes: number): Promise<{ ms: number; received: number }>;
     /** Send raw frames to a peer's RPC service and report what it answers. */
     sendFrames(peer: string, frames: (string | { zeroBytes: number })[], id: string): Promise<ExchangeOutcome>;
+  };
+  inference: {
+    /** Verify and load a catalogue model in the inference worker (WASM, fp32). */
+    load(modelId: string): Promise<{ modelId: string; device: 'wasm'; ms: number }>;
+    /** Greedy generation on the loaded model: new token ids and text. */
+    generate(prompt: string, maxNewTokens: number): Promise<Generation>;
   };
   yuma: {
     /** Run one Yuma case (vectors.json format) in the consensus Web Worker. */
@@ -101,6 +109,10 @@ export function installAutomation(runtime: NodeRuntime | null): void {
           return { ok: false, code: e.code, message: e.message };
         }
       },
+    },
+    inference: {
+      load: (modelId) => loadModel(modelId),
+      generate: (prompt, maxNewTokens) => generate(prompt, maxNewTokens),
     },
     yuma: {
       runCase: (data, opts) => yumaWorker().runCase(data, opts),

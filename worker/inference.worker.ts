@@ -1,0 +1,122 @@
+/**
+ * Model inference in a Web Worker, exposed over Comlink. Files come from our own server (/models/<version>/…)
+ * and are checked against the catalogue's sha256 before use; ORT's wasm is ours too, never a CDN. Anything a
+ * validator may check runs on the pinned path: WASM backend, fp32, batch 1, greedy (../shared/notes/INFERENCE.md).
+ */
+import { expose } from 'comlink';
+import { env, pipeline, TextStreamer, type TextGenerationPipeline } from '@huggingface/transformers';
+import ortWasm from 'onnxruntime-web/ort-wasm-simd-threaded.asyncify.wasm?url';
+import ortMjs from 'onnxruntime-web/ort-wasm-simd-threaded.asyncify.mjs?url';
+import { findModel, modelBasePath, type ModelEntry } from '../shared/inference/catalogue.ts';
+
+env.allowRemoteModels = false;
+env.allowLocalModels = true;
+env.backends.onnx.wasm!.wasmPaths = { wasm: ortWasm, mjs: ortMjs };
+
+export interface LoadProgress {
+  phase: 'verify' | 'load';
+  file: string;
+  loaded: number;
+  total: number;
+}
+
+export interface Generation {
+  text: string;
+  tokenIds: number[];
+  promptTokens: number;
+  ms: number;
+}
+
+export interface InferenceWorkerApi {
+  load(
+    modelId: string,
+    onProgress?: (p: LoadProgress) => void,
+  ): Promise<{ modelId: string; device: 'wasm'; ms: number }>;
+  generate(prompt: string, maxNewTokens: number, onToken?: (text: string) => void): Promise<Generation>;
+}
+
+async function sha256Hex(bytes: ArrayBuffer): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** Fetch every file of the model and compare with the catalogue; a mismatch names the file. */
+async function verify(entry: ModelEntry, base: string, onProgress?: (p: LoadProgress) => void) {
+  const total = entry.files.reduce((s, f) => s + f.size, 0);
+  let loaded = 0;
+  for (const file of entry.files) {
+    const res = await fetch(`${base}${entry.id}/${file.path}`);
+    if (!res.ok)
+      throw new Error(
+        `The server has no ${file.path} for ${entry.id} (HTTP ${res.status}). Is ../shared/models present?`,
+      );
+    const bytes = await res.arrayBuffer();
+    if ((await sha256Hex(bytes)) !== file.sha256)
+      throw new Error(
+        `${entry.id}/${file.path} does not match its catalogue hash: the file on the server is not the one this version expects.`,
+      );
+    loaded += file.size;
+    onProgress?.({ phase: 'verify', file: file.path, loaded, total });
+  }
+}
+
+let generator: TextGenerationPipeline | null = null;
+let loadedId: string | null = null;
+
+const api: InferenceWorkerApi = {
+  async load(modelId, onProgress) {
+    const entry = findModel(modelId);
+    if (!entry) throw new Error(`"${modelId}" is not in the model catalogue.`);
+    if (entry.task !== 'text-generation')
+      throw new Error(`${modelId} is a ${entry.task} model; this worker serves text generation.`);
+    const start = performance.now();
+    const base = modelBasePath(entry);
+    await verify(entry, base, onProgress);
+    env.localModelPath = base;
+    if (generator && loadedId !== modelId) {
+      await generator.dispose();
+      generator = null;
+    }
+    generator ??= (await pipeline('text-generation', modelId, {
+      device: 'wasm',
+      dtype: 'fp32',
+      progress_callback: (p: { status?: string; file?: string; loaded?: number; total?: number }) => {
+        if (p.status === 'progress')
+          onProgress?.({ phase: 'load', file: p.file ?? '', loaded: p.loaded ?? 0, total: p.total ?? 0 });
+      },
+    })) as TextGenerationPipeline;
+    loadedId = modelId;
+    return { modelId, device: 'wasm', ms: performance.now() - start };
+  },
+
+  async generate(prompt, maxNewTokens, onToken) {
+    if (!generator) throw new Error('No model is loaded; load one first.');
+    if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1 || maxNewTokens > 512)
+      throw new Error('maxNewTokens must be an integer from 1 to 512.');
+    const start = performance.now();
+    const inputs = generator.tokenizer(prompt);
+    const streamer = onToken
+      ? new TextStreamer(generator.tokenizer, { skip_prompt: true, callback_function: onToken })
+      : undefined;
+    const output = (await generator.model.generate({
+      ...inputs,
+      max_new_tokens: maxNewTokens,
+      do_sample: false,
+      streamer,
+    })) as {
+      tolist(): bigint[][];
+    };
+    const ids = output.tolist()[0]!.map(Number);
+    const promptTokens = (inputs.input_ids as { dims: number[] }).dims.at(-1)!;
+    const newIds = ids.slice(promptTokens);
+    return {
+      text: generator.tokenizer.decode(newIds, { skip_special_tokens: true }),
+      tokenIds: newIds,
+      promptTokens,
+      ms: performance.now() - start,
+    };
+  },
+};
+
+// Callbacks (progress, streamed tokens) arrive as Comlink proxies made by the caller.
+expose(api);
