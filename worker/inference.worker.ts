@@ -8,6 +8,7 @@ import { env, pipeline, TextStreamer, type TextGenerationPipeline } from '@huggi
 import ortWasm from 'onnxruntime-web/ort-wasm-simd-threaded.asyncify.wasm?url';
 import ortMjs from 'onnxruntime-web/ort-wasm-simd-threaded.asyncify.mjs?url';
 import { findModel, modelBasePath, type ModelEntry } from '../shared/inference/catalogue.ts';
+import { checkModelFile } from '../shared/inference/verify.ts';
 
 env.allowRemoteModels = false;
 env.allowLocalModels = true;
@@ -35,26 +36,14 @@ export interface InferenceWorkerApi {
   generate(prompt: string, maxNewTokens: number, onToken?: (text: string) => void): Promise<Generation>;
 }
 
-async function sha256Hex(bytes: ArrayBuffer): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
-  return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
-}
-
-/** Fetch every file of the model and compare with the catalogue; a mismatch names the file. */
+/** Fetch every file of the model and check it against the catalogue; a mismatch names the file. */
 async function verify(entry: ModelEntry, base: string, onProgress?: (p: LoadProgress) => void) {
   const total = entry.files.reduce((s, f) => s + f.size, 0);
   let loaded = 0;
   for (const file of entry.files) {
     const res = await fetch(`${base}${entry.id}/${file.path}`);
-    if (!res.ok)
-      throw new Error(
-        `The server has no ${file.path} for ${entry.id} (HTTP ${res.status}). Is ../shared/models present?`,
-      );
-    const bytes = await res.arrayBuffer();
-    if ((await sha256Hex(bytes)) !== file.sha256)
-      throw new Error(
-        `${entry.id}/${file.path} does not match its catalogue hash: the file on the server is not the one this version expects.`,
-      );
+    if (!res.ok) throw new Error(`The server has no ${file.path} for ${entry.id} (HTTP ${res.status}). Is ../shared/models present?`);
+    await checkModelFile(entry, file, await res.arrayBuffer());
     loaded += file.size;
     onProgress?.({ phase: 'verify', file: file.path, loaded, total });
   }
