@@ -33,7 +33,7 @@ export interface InferenceWorkerApi {
     modelId: string,
     onProgress?: (p: LoadProgress) => void,
   ): Promise<{ modelId: string; device: 'wasm'; ms: number }>;
-  generate(prompt: string, maxNewTokens: number, onToken?: (text: string) => void): Promise<Generation>;
+  generate(prompt: string, maxNewTokens: number, onToken?: (text: string) => unknown): Promise<Generation>;
 }
 
 /** Fetch every file of the model and check it against the catalogue; a mismatch names the file. */
@@ -42,7 +42,10 @@ async function verify(entry: ModelEntry, base: string, onProgress?: (p: LoadProg
   let loaded = 0;
   for (const file of entry.files) {
     const res = await fetch(`${base}${entry.id}/${file.path}`);
-    if (!res.ok) throw new Error(`The server has no ${file.path} for ${entry.id} (HTTP ${res.status}). Is ../shared/models present?`);
+    if (!res.ok)
+      throw new Error(
+        `The server has no ${file.path} for ${entry.id} (HTTP ${res.status}). Is ../shared/models present?`,
+      );
     await checkModelFile(entry, file, await res.arrayBuffer());
     loaded += file.size;
     onProgress?.({ phase: 'verify', file: file.path, loaded, total });
@@ -84,8 +87,14 @@ const api: InferenceWorkerApi = {
       throw new Error('maxNewTokens must be an integer from 1 to 512.');
     const start = performance.now();
     const inputs = generator.tokenizer(prompt);
+    // Token callbacks reach the caller on their own Comlink channel: wait for each to be acknowledged before
+    // returning, so the caller has every streamed piece before it sees the result.
+    const delivered: Promise<unknown>[] = [];
     const streamer = onToken
-      ? new TextStreamer(generator.tokenizer, { skip_prompt: true, callback_function: onToken })
+      ? new TextStreamer(generator.tokenizer, {
+          skip_prompt: true,
+          callback_function: (t: string) => void delivered.push(Promise.resolve(onToken(t))),
+        })
       : undefined;
     const output = (await generator.model.generate({
       ...inputs,
@@ -95,6 +104,7 @@ const api: InferenceWorkerApi = {
     })) as {
       tolist(): bigint[][];
     };
+    await Promise.all(delivered);
     const ids = output.tolist()[0]!.map(Number);
     const promptTokens = (inputs.input_ids as { dims: number[] }).dims.at(-1)!;
     const newIds = ids.slice(promptTokens);

@@ -6,12 +6,16 @@ import { describe, expect, it } from 'vitest';
 import { catalogue, modelVersion } from './catalogue.ts';
 import { checkModelFile, ModelFileError } from './verify.ts';
 
-const modelsDir = resolve(process.env['WEBTENSOR_SHARED'] ?? resolve(dirname(fileURLToPath(import.meta.url)), '../../../shared'), 'models');
+const modelsDir = resolve(
+  process.env['WEBTENSOR_SHARED'] ?? resolve(dirname(fileURLToPath(import.meta.url)), '../../../shared'),
+  'models',
+);
 
 describe('model catalogue and file checks', () => {
   for (const entry of catalogue.filter((m) => m.source === 'local')) {
     it(`every file of ${entry.id} in ../shared/models matches the catalogue`, async () => {
-      for (const file of entry.files) await checkModelFile(entry, file, readFileSync(resolve(modelsDir, entry.id, file.path)));
+      for (const file of entry.files)
+        await checkModelFile(entry, file, readFileSync(resolve(modelsDir, entry.id, file.path)));
     });
   }
 
@@ -20,8 +24,14 @@ describe('model catalogue and file checks', () => {
     const file = entry.files.find((f) => f.path === 'onnx/model.onnx')!;
     const bytes = new Uint8Array(readFileSync(resolve(modelsDir, entry.id, file.path)));
     bytes[1000] = bytes[1000]! ^ 1;
-    await expect(checkModelFile(entry, file, bytes)).rejects.toThrow(new ModelFileError(`${entry.id}/onnx/model.onnx does not match its catalogue hash: the file on the server is not the one this version expects.`));
-    await expect(checkModelFile(entry, file, bytes.subarray(1))).rejects.toThrow(/is 1218612 bytes, but the catalogue says 1218613/);
+    await expect(checkModelFile(entry, file, bytes)).rejects.toThrow(
+      new ModelFileError(
+        `${entry.id}/onnx/model.onnx does not match its catalogue hash: the file on the server is not the one this version expects.`,
+      ),
+    );
+    await expect(checkModelFile(entry, file, bytes.subarray(1))).rejects.toThrow(
+      /is 1218612 bytes, but the catalogue says 1218613/,
+    );
   });
 
   it('model URLs change when any file hash changes', () => {

@@ -11,9 +11,17 @@ export class ModelFileError extends Error {
 }
 
 /** Throws ModelFileError naming the file when its size or hash is not the catalogue's. */
-export async function checkModelFile(entry: ModelEntry, file: ModelFile, bytes: ArrayBuffer | Uint8Array): Promise<void> {
+export async function checkModelFile(
+  entry: ModelEntry,
+  file: ModelFile,
+  bytes: ArrayBuffer | Uint8Array,
+): Promise<void> {
   if (bytes.byteLength !== file.size)
-    throw new ModelFileError(`${entry.id}/${file.path} is ${bytes.byteLength} bytes, but the catalogue says ${file.size}: the file on the server is not the one this version expects.`);
+    throw new ModelFileError(
+      `${entry.id}/${file.path} is ${bytes.byteLength} bytes, but the catalogue says ${file.size}: the file on the server is not the one this version expects.`,
+    );
   if ((await sha256Hex(bytes)) !== file.sha256)
-    throw new ModelFileError(`${entry.id}/${file.path} does not match its catalogue hash: the file on the server is not the one this version expects.`);
+    throw new ModelFileError(
+      `${entry.id}/${file.path} does not match its catalogue hash: the file on the server is not the one this version expects.`,
+    );
 }

@@ -45,6 +45,15 @@ export interface WebtensorAutomation {
     load(modelId: string): Promise<{ modelId: string; device: 'wasm'; ms: number }>;
     /** Greedy generation on the loaded model: new token ids and text. */
     generate(prompt: string, maxNewTokens: number): Promise<Generation>;
+    /** Load a model and serve it to peers (`infer.generate` over /webtensor/rpc/1). */
+    serve(modelId: string): Promise<{ modelId: string; device: 'wasm'; ms: number }>;
+    /** Ask a peer to generate; returns its final answer and the pieces it streamed before it. */
+    remote(
+      peer: string,
+      model: string,
+      prompt: string,
+      maxNewTokens: number,
+    ): Promise<{ result: Json; streamed: string[] }>;
   };
   yuma: {
     /** Run one Yuma case (vectors.json format) in the consensus Web Worker. */
@@ -113,6 +122,17 @@ export function installAutomation(runtime: NodeRuntime | null): void {
     inference: {
       load: (modelId) => loadModel(modelId),
       generate: (prompt, maxNewTokens) => generate(prompt, maxNewTokens),
+      serve: (modelId) => need().serveModel(modelId),
+      async remote(peer, model, prompt, maxNewTokens) {
+        const streamed: string[] = [];
+        const result = await need().rpc(
+          peer,
+          'infer.generate',
+          { model, prompt, maxNewTokens },
+          { onChunk: (c) => streamed.push((c as { text: string }).text) },
+        );
+        return { result, streamed };
+      },
     },
     yuma: {
       runCase: (data, opts) => yumaWorker().runCase(data, opts),

@@ -15,6 +15,10 @@ export function loadModel(modelId: string, onProgress?: (p: LoadProgress) => voi
   return worker().load(modelId, onProgress ? proxy(onProgress) : undefined);
 }
 
-export function generate(prompt: string, maxNewTokens: number, onToken?: (text: string) => void): Promise<Generation> {
+export function generate(
+  prompt: string,
+  maxNewTokens: number,
+  onToken?: (text: string) => unknown,
+): Promise<Generation> {
   return worker().generate(prompt, maxNewTokens, onToken ? proxy(onToken) : undefined);
 }

@@ -24,12 +24,18 @@ import {
 import { RpcServer, exchange, type Json } from '../../../shared/p2p/rpc.ts';
 import { signRequest } from '../../../shared/p2p/signing.ts';
 import type { NodeConfig } from './config.ts';
+import { generate, loadModel } from '../inference-client.ts';
 import { SlotDb } from './db.ts';
 import { Dialer } from './dialer.ts';
 import { claimSlot, exportKey, importKey, loadOrCreateKey } from './identity.ts';
 import { createTabNode, isDirect, type TabNode } from './libp2p.ts';
 
 export const ANNOUNCE_TOPIC = 'webtensor/local/announce/1';
+const inferParams = z.object({
+  model: z.string().max(128),
+  prompt: z.string().min(1).max(2000),
+  maxNewTokens: z.number().int().min(1).max(128),
+});
 const announceSchema = z.object({ text: z.string().max(1000) });
 
 export interface PeerView {
@@ -76,6 +82,8 @@ export class NodeRuntime extends EventTarget {
   node: TabNode | null = null;
   private key: PrivateKey | null = null;
   private db: SlotDb | null = null;
+  /** The model this node serves to peers, once loaded. */
+  servingModel: string | null = null;
   private relayAddr: Multiaddr | null = null;
   private relayPeer: string | null = null;
   private dialer: Dialer | null = null;
@@ -274,6 +282,19 @@ export class NodeRuntime extends EventTarget {
         'node.info': {
           run: async () => ({ peerId: node.peerId.toString(), slot: this.state.slot, peers: this.state.peers.length }),
         },
+        'infer.generate': {
+          check: (p) => {
+            const r = inferParams.safeParse(p);
+            return r.success ? null : `${r.error.issues[0]!.path.join('.') || 'params'}: ${r.error.issues[0]!.message}`;
+          },
+          run: async (p, ctx) => {
+            const { model, prompt, maxNewTokens } = inferParams.parse(p);
+            if (model !== this.servingModel)
+              throw new RpcError('bad-params', `this node serves ${this.servingModel ?? 'no model'}, not ${model}`);
+            const out = await generate(prompt, maxNewTokens, (text) => ctx.emit({ text }));
+            return { model, text: out.text, tokenIds: out.tokenIds, ms: out.ms };
+          },
+        },
         'node.count': {
           check: (p) =>
             Number.isInteger(p) && (p as number) >= 0 && (p as number) <= 100 ? null : 'count must be an integer 0-100',
@@ -352,6 +373,13 @@ export class NodeRuntime extends EventTarget {
     // Gossipsub does not deliver to the publisher; show our own message as sent.
     const messages = [...this.state.messages, { from: node.peerId.toString(), text, at: Date.now() }].slice(-100);
     this.update({ messages });
+  }
+
+  /** Load a catalogue model and serve it to peers over `infer.generate`. */
+  async serveModel(modelId: string): Promise<{ modelId: string; device: 'wasm'; ms: number }> {
+    const loaded = await loadModel(modelId);
+    this.servingModel = modelId;
+    return loaded;
   }
 
   /** This node's key as a file to keep. */
