@@ -1,18 +1,6 @@
 import { defineConfig } from '@playwright/test';
 
-// Debian's Chromium, never a downloaded build (scripts/ensure-chromium.mjs installs it). Flags from
-// ../shared/notes/P2P.md: loopback WebRTC needs --allow-loopback-in-peer-connection and granted permissions.
-const chromiumArgs = [
-  '--headless=new',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-dev-shm-usage',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--allow-loopback-in-peer-connection',
-];
+import { chromiumLaunchOptions, webrtcPermissions } from './scripts/chromium.ts';
 
 export default defineConfig({
   testDir: 'e2e',
@@ -26,8 +14,8 @@ export default defineConfig({
   use: {
     baseURL: 'http://127.0.0.1:4173',
     browserName: 'chromium',
-    launchOptions: { executablePath: process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium', args: chromiumArgs },
-    permissions: ['microphone', 'camera'],
+    launchOptions: chromiumLaunchOptions,
+    permissions: webrtcPermissions,
     screenshot: 'on',
     trace: 'retain-on-failure',
   },

@@ -4,7 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { expect, test } from '@playwright/test';
-import { RelayProcess } from './support/relay.ts';
+import { RelayProcess } from '../relay/testing/relay-process.ts';
+import { webrtcPermissions } from '../scripts/chromium.ts';
 
 const relay = new RelayProcess(9390, 9391);
 test.beforeAll(() => relay.start());
@@ -13,7 +14,7 @@ test.afterAll(() => relay.stop());
 const url = () => `/?autostart=1&relay=${encodeURIComponent(relay.healthUrl)}`;
 
 test('reloading keeps the peer id; a second tab of the same browser is another node', async ({ browser }) => {
-  const context = await browser.newContext({ permissions: ['microphone', 'camera'] });
+  const context = await browser.newContext({ permissions: webrtcPermissions });
   const first = await context.newPage();
   await first.goto(url());
   await first.evaluate(() => window.webtensor.ready);
@@ -44,7 +45,7 @@ test('reloading keeps the peer id; a second tab of the same browser is another n
 });
 
 test('a key exported from one browser becomes the identity of another after import and reload', async ({ browser }) => {
-  const a = await browser.newContext({ permissions: ['microphone', 'camera'], acceptDownloads: true });
+  const a = await browser.newContext({ permissions: webrtcPermissions, acceptDownloads: true });
   const pageA = await a.newPage();
   await pageA.goto(url());
   await pageA.evaluate(() => window.webtensor.ready);
@@ -56,7 +57,7 @@ test('a key exported from one browser becomes the identity of another after impo
   const keyBytes = readFileSync(await download.path()); // the file goes away with its context
   await a.close();
 
-  const b = await browser.newContext({ permissions: ['microphone', 'camera'] });
+  const b = await browser.newContext({ permissions: webrtcPermissions });
   const pageB = await b.newPage();
   await pageB.goto(url());
   await pageB.evaluate(() => window.webtensor.ready);

@@ -4,7 +4,7 @@
  * one tab gets typed errors while the others keep working.
  */
 import { expect, test } from '@playwright/test';
-import { RelayProcess } from './support/relay.ts';
+import { RelayProcess } from '../relay/testing/relay-process.ts';
 import { openTabs, selectedPairTypes, type Tab } from './support/tabs.ts';
 
 const TABS = Number(process.env['MESH_TABS'] ?? 6);

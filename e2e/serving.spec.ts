@@ -3,7 +3,7 @@
  * relay). The client asks both miners; the tokens streamed back equal the client's own local run.
  */
 import { expect, test } from '@playwright/test';
-import { RelayProcess } from './support/relay.ts';
+import { RelayProcess } from '../relay/testing/relay-process.ts';
 import { openTabs } from './support/tabs.ts';
 
 const relay = new RelayProcess(9590, 9591);

@@ -5,6 +5,7 @@ import { mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { RelayProcess } from './testing/relay-process.ts';
 import { parseRelayConfig } from './config.ts';
 
 const root = resolve(import.meta.dirname, '..');
@@ -14,39 +15,14 @@ afterEach(() => {
 });
 
 let nextPort = 29100;
-function startRelay(keyFile: string) {
-  const port = nextPort++;
-  const httpPort = nextPort++;
-  const child = spawn(
-    process.execPath,
-    [
-      '--experimental-websocket',
-      '--import',
-      'tsx',
-      'relay/main.ts',
-      '--port',
-      `${port}`,
-      '--http-port',
-      `${httpPort}`,
-      '--key-file',
-      keyFile,
-    ],
-    { cwd: root },
-  );
-  children.push(child);
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  const started = new Promise<{ peerId: string; multiaddrs: string[] }>((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`relay did not start: ${out}`)), 20_000);
-    child.stdout!.on('data', () => {
-      const line = out.split('\n').find((l) => l.includes('"relay started"'));
-      if (line) {
-        clearTimeout(timer);
-        res(JSON.parse(line));
-      }
-    });
-  });
-  return { child, httpPort, started, output: () => out };
+const relays: RelayProcess[] = [];
+afterEach(() => relays.splice(0).forEach((r) => r.kill()));
+
+async function startRelay(keyFile: string) {
+  const relay = new RelayProcess(nextPort++, nextPort++, keyFile);
+  relays.push(relay);
+  await relay.start();
+  return relay;
 }
 
 const metric = (text: string, name: string) => Number(text.match(new RegExp(`^${name} (\\d+)$`, 'm'))?.[1]);
@@ -54,8 +30,8 @@ const metric = (text: string, name: string) => Number(text.match(new RegExp(`^${
 describe('relay', () => {
   it('grants a real circuit-relay reservation to a libp2p peer and reports it in /metrics', async () => {
     const keyFile = join(mkdtempSync(join(tmpdir(), 'relay-')), 'key.pb');
-    const relay = startRelay(keyFile);
-    const { multiaddrs, peerId } = await relay.started;
+    const relay = await startRelay(keyFile);
+    const { multiaddr, peerId } = relay;
     expect(statSync(keyFile).mode & 0o777).toBe(0o600);
 
     const health = await (await fetch(`http://127.0.0.1:${relay.httpPort}/healthz`)).json();
@@ -63,7 +39,7 @@ describe('relay', () => {
 
     const client = spawn(
       process.execPath,
-      ['--experimental-websocket', '--import', 'tsx', 'relay/testing/reserve-client.ts', multiaddrs[0]!],
+      ['--experimental-websocket', '--import', 'tsx', 'relay/testing/reserve-client.ts', multiaddr],
       { cwd: root },
     );
     children.push(client);
@@ -88,9 +64,8 @@ describe('relay', () => {
 
   it('survives garbage on both ports and keeps serving', async () => {
     const keyFile = join(mkdtempSync(join(tmpdir(), 'relay-')), 'key.pb');
-    const relay = startRelay(keyFile);
-    const { multiaddrs } = await relay.started;
-    const wsPort = Number(/tcp\/(\d+)/.exec(multiaddrs[0]!)![1]);
+    const relay = await startRelay(keyFile);
+    const wsPort = relay.port;
     const junk = (port: number, data: Buffer | string) =>
       new Promise<void>((resolve) => {
         const socket = connect(port, '127.0.0.1', () => {
@@ -109,19 +84,16 @@ describe('relay', () => {
     expect((await fetch(`http://127.0.0.1:${relay.httpPort}/healthz`, { method: 'POST' })).status).toBe(405);
     expect((await fetch(`http://127.0.0.1:${relay.httpPort}/nope`)).status).toBe(404);
     expect(await (await fetch(`http://127.0.0.1:${relay.httpPort}/healthz`)).json()).toMatchObject({ status: 'ok' });
-    expect(relay.child.exitCode).toBeNull();
+    expect(relay.running).toBe(true);
   });
 
   it('keeps its identity across restarts and stops cleanly on SIGTERM', async () => {
     const keyFile = join(mkdtempSync(join(tmpdir(), 'relay-')), 'key.pb');
-    const first = startRelay(keyFile);
-    const a = await first.started;
-    const exited = new Promise<number | null>((res) => first.child.on('exit', res));
-    first.child.kill('SIGTERM');
-    expect(await exited).toBe(0);
-    expect(first.output()).toContain('"relay stopped"');
-    const second = startRelay(keyFile);
-    expect((await second.started).peerId).toBe(a.peerId);
+    const first = await startRelay(keyFile);
+    expect(await first.stop()).toBe(0);
+    expect(first.output).toContain('"relay stopped"');
+    const second = await startRelay(keyFile);
+    expect(second.peerId).toBe(first.peerId);
   });
 
   it('refuses bad configuration with a message naming the option', () => {

@@ -3,11 +3,12 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { resolve } from 'node:path';
+import { chromiumPath } from './chromium.ts';
 
 export function machine(): string {
   let chromium = 'not installed';
   try {
-    chromium = execFileSync('/usr/bin/chromium', ['--version'], {
+    chromium = execFileSync(chromiumPath, ['--version'], {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'ignore'],
     }).trim();

@@ -6,9 +6,10 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { chromium } from '@playwright/test';
-import { RelayProcess } from '../e2e/support/relay.ts';
+import { RelayProcess } from '../relay/testing/relay-process.ts';
 import { openTabs, type Tab } from '../e2e/support/tabs.ts';
 import { machine, writeSection } from './bench-lib.ts';
+import { chromiumLaunchOptions } from './chromium.ts';
 
 const counts = (process.env['BENCH_TABS'] ?? '2,4,8').split(',').map(Number);
 const PORT = 4175;
@@ -67,20 +68,7 @@ const rows: Row[] = [];
 try {
   await waitFor(`http://127.0.0.1:${PORT}/`);
   await relay.start();
-  const browser = await chromium.launch({
-    executablePath: process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium',
-    args: [
-      '--headless=new',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-dev-shm-usage',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-      '--allow-loopback-in-peer-connection',
-    ],
-  });
+  const browser = await chromium.launch(chromiumLaunchOptions);
   for (const n of counts) {
     const base = `http://127.0.0.1:${PORT}`;
     const tabs: Tab[] = await openTabs(browser, n, relay.healthUrl, base);

@@ -9,6 +9,7 @@ import { runEpoch } from '../shared/yuma/epoch.ts';
 import { runEpochFloat64 } from '../shared/yuma/float64.ts';
 import { syntheticEpoch, type SyntheticSpec } from '../shared/yuma/synthetic.ts';
 import { machine, writeSection } from './bench-lib.ts';
+import { chromiumLaunchOptions } from './chromium.ts';
 
 const sizes = (process.env['BENCH_SIZES'] ?? '64,256,1024,4096').split(',').map(Number);
 const repeatsFor = (n: number) => (n <= 64 ? 21 : n <= 256 ? 7 : n <= 1024 ? 3 : 1);
@@ -50,16 +51,7 @@ const server = spawn(process.execPath, ['node_modules/vite/bin/vite.js', 'previe
 const rows: Row[] = [];
 try {
   await waitForPort('http://127.0.0.1:4174/', 30_000);
-  const browser = await chromium.launch({
-    executablePath: process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium',
-    args: [
-      '--headless=new',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-dev-shm-usage',
-      '--disable-background-networking',
-    ],
-  });
+  const browser = await chromium.launch(chromiumLaunchOptions);
   const page = await browser.newPage();
   await page.goto('http://127.0.0.1:4174/');
   await page.waitForFunction(() => window.webtensor !== undefined);

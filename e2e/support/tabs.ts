@@ -1,5 +1,6 @@
 /** Open N tabs, each in its own browser context (separate storage: separate identities), as nodes. */
 import type { Browser, BrowserContext, Page } from '@playwright/test';
+import { webrtcPermissions } from '../../scripts/chromium.ts';
 
 /**
  * Records every RTCPeerConnection so a test can ask getStats() how the connection really flows. Plain script
@@ -31,7 +32,7 @@ export async function openTabs(
   const tabs: Tab[] = [];
   for (let k = 0; k < count; k++) {
     const context = await browser.newContext({
-      permissions: ['microphone', 'camera'],
+      permissions: webrtcPermissions,
       ...(baseURL ? { baseURL } : {}),
     });
     await context.addInitScript({ content: recordPeerConnections });
