@@ -4,7 +4,13 @@
  * validator may check runs on the pinned path: WASM backend, fp32, batch 1, greedy (../shared/notes/INFERENCE.md).
  */
 import { expose } from 'comlink';
-import { env, pipeline, TextStreamer, type TextGenerationPipeline } from '@huggingface/transformers';
+import {
+  env,
+  pipeline,
+  TextStreamer,
+  type FeatureExtractionPipeline,
+  type TextGenerationPipeline,
+} from '@huggingface/transformers';
 import ortWasm from 'onnxruntime-web/ort-wasm-simd-threaded.asyncify.wasm?url';
 import ortMjs from 'onnxruntime-web/ort-wasm-simd-threaded.asyncify.mjs?url';
 import { findModel, modelBasePath, type ModelEntry } from '../shared/inference/catalogue.ts';
@@ -34,6 +40,8 @@ export interface InferenceWorkerApi {
     onProgress?: (p: LoadProgress) => void,
   ): Promise<{ modelId: string; device: 'wasm'; ms: number }>;
   generate(prompt: string, maxNewTokens: number, onToken?: (text: string) => unknown): Promise<Generation>;
+  /** Mean-pooled, L2-normalised embedding of `text` with the loaded feature-extraction model. */
+  embed(text: string): Promise<Float32Array>;
 }
 
 /** Fetch every file of the model and check it against the catalogue; a mismatch names the file. */
@@ -53,32 +61,43 @@ async function verify(entry: ModelEntry, base: string, onProgress?: (p: LoadProg
 }
 
 let generator: TextGenerationPipeline | null = null;
-let loadedId: string | null = null;
+let embedder: FeatureExtractionPipeline | null = null;
+const loadedIds: Partial<Record<'text-generation' | 'feature-extraction', string>> = {};
 
 const api: InferenceWorkerApi = {
   async load(modelId, onProgress) {
     const entry = findModel(modelId);
     if (!entry) throw new Error(`"${modelId}" is not in the model catalogue.`);
-    if (entry.task !== 'text-generation')
-      throw new Error(`${modelId} is a ${entry.task} model; this worker serves text generation.`);
     const start = performance.now();
     const base = modelBasePath(entry);
     await verify(entry, base, onProgress);
     env.localModelPath = base;
-    if (generator && loadedId !== modelId) {
-      await generator.dispose();
-      generator = null;
-    }
-    generator ??= (await pipeline('text-generation', modelId, {
-      device: 'wasm',
-      dtype: 'fp32',
+    const options = {
+      device: 'wasm' as const,
+      dtype: 'fp32' as const,
       progress_callback: (p: { status?: string; file?: string; loaded?: number; total?: number }) => {
         if (p.status === 'progress')
           onProgress?.({ phase: 'load', file: p.file ?? '', loaded: p.loaded ?? 0, total: p.total ?? 0 });
       },
-    })) as TextGenerationPipeline;
-    loadedId = modelId;
+    };
+    // One model per task; switching models disposes the old one's session.
+    if (entry.task === 'text-generation' && loadedIds['text-generation'] !== modelId) {
+      await generator?.dispose();
+      generator = (await pipeline('text-generation', modelId, options)) as TextGenerationPipeline;
+    }
+    if (entry.task === 'feature-extraction' && loadedIds['feature-extraction'] !== modelId) {
+      await embedder?.dispose();
+      embedder = (await pipeline('feature-extraction', modelId, options)) as FeatureExtractionPipeline;
+    }
+    loadedIds[entry.task] = modelId;
     return { modelId, device: 'wasm', ms: performance.now() - start };
+  },
+
+  async embed(text) {
+    if (!embedder) throw new Error('No feature-extraction model is loaded; load one first.');
+    if (text.length === 0 || text.length > 2000) throw new Error('text must be 1 to 2000 characters.');
+    const output = (await embedder(text, { pooling: 'mean', normalize: true })) as { data: Float32Array };
+    return Float32Array.from(output.data);
   },
 
   async generate(prompt, maxNewTokens, onToken) {

@@ -9,7 +9,7 @@ import { RpcError } from '../../shared/p2p/messages.ts';
 import type { Json } from '../../shared/p2p/rpc.ts';
 import type { GossipMessage, NodeRuntime, NodeState, PeerView } from './node/runtime.ts';
 import { yumaWorker } from './yuma-client.ts';
-import { generate, loadModel } from './inference-client.ts';
+import { embed, generate, loadModel } from './inference-client.ts';
 import type { Generation } from '../../worker/inference.worker.ts';
 
 /** How a diagnostic exchange ended: the peer's result, or its typed error. */
@@ -45,6 +45,8 @@ export interface WebtensorAutomation {
     load(modelId: string): Promise<{ modelId: string; device: 'wasm'; ms: number }>;
     /** Greedy generation on the loaded model: new token ids and text. */
     generate(prompt: string, maxNewTokens: number): Promise<Generation>;
+    /** Embedding of `text` (loaded feature-extraction model) as hex of its float32 bytes, for exact comparison. */
+    embedHex(text: string): Promise<string>;
     /** Load a model and serve it to peers (`infer.generate` over /webtensor/rpc/1). */
     serve(modelId: string): Promise<{ modelId: string; device: 'wasm'; ms: number }>;
     /** Ask a peer to generate; returns its final answer and the pieces it streamed before it. */
@@ -122,6 +124,12 @@ export function installAutomation(runtime: NodeRuntime | null): void {
     inference: {
       load: (modelId) => loadModel(modelId),
       generate: (prompt, maxNewTokens) => generate(prompt, maxNewTokens),
+      async embedHex(text) {
+        const v = await embed(text);
+        return Array.from(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), (b) =>
+          b.toString(16).padStart(2, '0'),
+        ).join('');
+      },
       serve: (modelId) => need().serveModel(modelId),
       async remote(peer, model, prompt, maxNewTokens) {
         const streamed: string[] = [];

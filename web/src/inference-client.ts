@@ -22,3 +22,7 @@ export function generate(
 ): Promise<Generation> {
   return worker().generate(prompt, maxNewTokens, onToken ? proxy(onToken) : undefined);
 }
+
+export function embed(text: string): Promise<Float32Array> {
+  return worker().embed(text);
+}
