@@ -63,6 +63,18 @@ test('a client gets streamed tokens from two miners, identical to its own local 
     idA,
   );
   expect(tooLong).toBe('bad-params');
+  // The miners counted what they served; the panel shows it.
+  const minerState = await minerA.evaluate(() => window.webtensor.miner);
+  expect(minerState).toMatchObject({
+    model: 'karpathy/stories260K',
+    device: 'wasm',
+    ready: true,
+    served: prompts.length,
+  });
+  expect(minerState.tokensServed).toBe(prompts.length * 24);
+  await expect(minerA.getByTestId('miner')).toContainText(`${prompts.length}`);
+  await minerA.setViewportSize({ width: 1280, height: 800 });
+  await minerA.screenshot({ path: test.info().outputPath('miner-1280.png'), fullPage: true });
   for (const t of tabs) expect(t.errors).toEqual([]);
   for (const t of tabs) await t.context.close();
 });

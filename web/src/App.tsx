@@ -1,4 +1,5 @@
 import { ConsensusLab } from './ConsensusLab.tsx';
+import { MinerPanel } from './MinerPanel.tsx';
 import { NetworkPanel } from './NetworkPanel.tsx';
 import type { NodeRuntime } from './node/runtime.ts';
 
@@ -15,8 +16,9 @@ export function App({ runtime, configError }: { runtime: NodeRuntime | null; con
           for bit the same on every node.
         </p>
         <p className="status">
-          Working today: tabs connect to each other directly through the relay, and the Yuma consensus engine runs
-          bit-exact with subtensor in a Web Worker. Miners, validators and the ledger are being built next.
+          Working today: tabs connect to each other directly through the relay; a tab can serve a real language model to
+          the others, streaming tokens over WebRTC; and the Yuma consensus engine runs bit-exact with subtensor in a Web
+          Worker. Validators and the ledger are being built next.
         </p>
       </header>
       {configError && (
@@ -25,6 +27,7 @@ export function App({ runtime, configError }: { runtime: NodeRuntime | null; con
         </p>
       )}
       {runtime && <NetworkPanel runtime={runtime} />}
+      {runtime && <MinerPanel runtime={runtime} />}
       <ConsensusLab />
     </main>
   );

@@ -7,7 +7,7 @@ import type { SyntheticSpec } from '../../shared/yuma/synthetic.ts';
 import type { RpcRequest } from '../../shared/p2p/messages.ts';
 import { RpcError } from '../../shared/p2p/messages.ts';
 import type { Json } from '../../shared/p2p/rpc.ts';
-import type { GossipMessage, NodeRuntime, NodeState, PeerView } from './node/runtime.ts';
+import type { GossipMessage, MinerState, NodeRuntime, NodeState, PeerView } from './node/runtime.ts';
 import { yumaWorker } from './yuma-client.ts';
 import { embed, generate, loadModel } from './inference-client.ts';
 import type { Generation } from '../../worker/inference.worker.ts';
@@ -30,6 +30,8 @@ export interface WebtensorAutomation {
   /** Requests refused per peer (bad frames, signatures, replays...). */
   readonly refused: Record<string, number>;
   readonly messages: GossipMessage[];
+  /** The model this tab serves: {model, device, phase, progress, ready, served, tokensServed, tokensPerSecond, lastError}. */
+  readonly miner: MinerState;
   rpc(peer: string, method: string, params: Json): Promise<Json>;
   /** Publish a text on the network's announce topic (gossipsub). */
   publish(text: string): Promise<void>;
@@ -104,6 +106,21 @@ export function installAutomation(runtime: NodeRuntime | null): void {
     },
     get messages() {
       return runtime?.state.messages ?? [];
+    },
+    get miner() {
+      return (
+        runtime?.state.miner ?? {
+          model: null,
+          device: null,
+          phase: 'idle',
+          progress: { loaded: 0, total: 0 },
+          ready: false,
+          served: 0,
+          tokensServed: 0,
+          tokensPerSecond: null,
+          lastError: null,
+        }
+      );
     },
     rpc: (peer, method, params) => need().rpc(peer, method, params),
     publish: (text) => need().publish(text),

@@ -50,6 +50,20 @@ export interface GossipMessage {
   at: number;
 }
 
+export interface MinerState {
+  model: string | null;
+  device: 'wasm' | null;
+  phase: 'idle' | 'verifying' | 'loading' | 'ready' | 'error';
+  /** Bytes verified or loaded so far, of total, in the current phase. */
+  progress: { loaded: number; total: number };
+  ready: boolean;
+  served: number;
+  tokensServed: number;
+  /** Tokens per second over the last request served. */
+  tokensPerSecond: number | null;
+  lastError: string | null;
+}
+
 export interface NodeState {
   status: 'idle' | 'starting' | 'running' | 'error';
   error: string | null;
@@ -61,6 +75,7 @@ export interface NodeState {
   refused: Record<string, number>;
   messages: GossipMessage[];
   dialFailures: number;
+  miner: MinerState;
 }
 
 let requestCounter = 0;
@@ -78,6 +93,17 @@ export class NodeRuntime extends EventTarget {
     refused: {},
     messages: [],
     dialFailures: 0,
+    miner: {
+      model: null,
+      device: null,
+      phase: 'idle',
+      progress: { loaded: 0, total: 0 },
+      ready: false,
+      served: 0,
+      tokensServed: 0,
+      tokensPerSecond: null,
+      lastError: null,
+    },
   };
   node: TabNode | null = null;
   private key: PrivateKey | null = null;
@@ -291,8 +317,22 @@ export class NodeRuntime extends EventTarget {
             const { model, prompt, maxNewTokens } = inferParams.parse(p);
             if (model !== this.servingModel)
               throw new RpcError('bad-params', `this node serves ${this.servingModel ?? 'no model'}, not ${model}`);
-            const out = await generate(prompt, maxNewTokens, (text) => ctx.emit({ text }));
-            return { model, text: out.text, tokenIds: out.tokenIds, ms: out.ms };
+            try {
+              const out = await generate(prompt, maxNewTokens, (text) => ctx.emit({ text }));
+              const m = this.state.miner;
+              this.update({
+                miner: {
+                  ...m,
+                  served: m.served + 1,
+                  tokensServed: m.tokensServed + out.tokenIds.length,
+                  tokensPerSecond: out.ms > 0 ? (out.tokenIds.length * 1000) / out.ms : null,
+                },
+              });
+              return { model, text: out.text, tokenIds: out.tokenIds, ms: out.ms };
+            } catch (err) {
+              this.update({ miner: { ...this.state.miner, lastError: (err as Error).message } });
+              throw err;
+            }
           },
         },
         'node.count': {
@@ -377,9 +417,24 @@ export class NodeRuntime extends EventTarget {
 
   /** Load a catalogue model and serve it to peers over `infer.generate`. */
   async serveModel(modelId: string): Promise<{ modelId: string; device: 'wasm'; ms: number }> {
-    const loaded = await loadModel(modelId);
-    this.servingModel = modelId;
-    return loaded;
+    this.update({ miner: { ...this.state.miner, model: modelId, phase: 'verifying', ready: false, lastError: null } });
+    try {
+      const loaded = await loadModel(modelId, (p) =>
+        this.update({
+          miner: {
+            ...this.state.miner,
+            phase: p.phase === 'verify' ? 'verifying' : 'loading',
+            progress: { loaded: p.loaded, total: p.total },
+          },
+        }),
+      );
+      this.servingModel = modelId;
+      this.update({ miner: { ...this.state.miner, phase: 'ready', ready: true, device: loaded.device } });
+      return loaded;
+    } catch (err) {
+      this.update({ miner: { ...this.state.miner, phase: 'error', lastError: (err as Error).message } });
+      throw err;
+    }
   }
 
   /** This node's key as a file to keep. */
