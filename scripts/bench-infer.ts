@@ -5,11 +5,10 @@
  *  - the same requests served remotely by another tab over WebRTC vs run locally (network overhead ratio).
  * Writes docs/benchmarks.md.
  */
-import { spawn } from 'node:child_process';
 import { chromium } from '@playwright/test';
 import { RelayProcess } from '../relay/testing/relay-process.ts';
 import { openTabs } from '../e2e/support/tabs.ts';
-import { machine, writeSection } from './bench-lib.ts';
+import { machine, startPreview, writeSection } from './bench-lib.ts';
 import { chromiumLaunchOptions } from './chromium.ts';
 import { greedy, nodeTextGenerator } from './node-inference.ts';
 
@@ -29,18 +28,6 @@ const prompts = [
 ];
 const PORT = 4176;
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
-
-async function waitFor(url: string) {
-  for (let k = 0; k < 150; k++) {
-    try {
-      if ((await fetch(url)).ok) return;
-    } catch {
-      /* not yet */
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`${url} did not come up`);
-}
 
 // ---- Node
 let t = performance.now();
@@ -62,19 +49,14 @@ console.log(
 );
 
 // ---- Chromium
-const server = spawn(
-  process.execPath,
-  ['node_modules/vite/bin/vite.js', 'preview', '--port', `${PORT}`, '--strictPort'],
-  { stdio: 'ignore' },
-);
+const server = await startPreview(PORT);
 const relay = new RelayProcess(9690, 9691);
 let chrome: { cold: number; warm: number; ms: number[]; ids: number[][] };
 let network: { local: number[]; remote: number[] };
 try {
-  await waitFor(`http://127.0.0.1:${PORT}/`);
   await relay.start();
   const browser = await chromium.launch(chromiumLaunchOptions);
-  const [client, miner] = await openTabs(browser, 2, relay.healthUrl, `http://127.0.0.1:${PORT}`);
+  const [client, miner] = await openTabs(browser, 2, relay.healthUrl, server.url);
   const page = client!.page;
   await Promise.all([client!, miner!].map((x) => x.page.evaluate(() => window.webtensor.ready)));
   const cold = (await page.evaluate((m) => window.webtensor.inference.serve(m), MODEL)).ms;
@@ -117,7 +99,7 @@ try {
   network = { local: chrome.ms, remote };
   await browser.close();
 } finally {
-  server.kill('SIGTERM');
+  server.stop();
   await relay.stop();
 }
 

@@ -1,5 +1,5 @@
 /** Shared by the bench:* scripts: machine description, and writing a section of docs/benchmarks.md. */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { resolve } from 'node:path';
@@ -32,4 +32,30 @@ export function writeSection(name: string, markdown: string): void {
   const j = text.indexOf(end);
   text = i >= 0 && j > i ? text.slice(0, i) + block + text.slice(j + end.length) : `${text.trimEnd()}\n\n${block}\n`;
   writeFileSync(file, text);
+}
+
+/**
+ * Serve the production build with `vite preview` on `port` and wait until it answers. Spawned with node itself
+ * (not npx) so that `stop()` really stops it.
+ */
+export async function startPreview(port: number): Promise<{ url: string; stop(): void }> {
+  const server = spawn(
+    process.execPath,
+    ['node_modules/vite/bin/vite.js', 'preview', '--port', `${port}`, '--strictPort'],
+    {
+      stdio: 'ignore',
+    },
+  );
+  const url = `http://127.0.0.1:${port}`;
+  const stop = () => void server.kill('SIGTERM');
+  for (let k = 0; k < 150; k++) {
+    try {
+      if ((await fetch(`${url}/`)).ok) return { url, stop };
+    } catch {
+      /* not up yet */
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  stop();
+  throw new Error(`vite preview did not answer on ${url} within 30 s`);
 }

@@ -3,30 +3,18 @@
  * page load -> relay reservation -> first direct peer -> full direct mesh; RPC round trip (median, p95);
  * 10 MiB over one stream; Chromium CPU (idle mesh) and memory per tab. Writes docs/benchmarks.md.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { chromium } from '@playwright/test';
 import { RelayProcess } from '../relay/testing/relay-process.ts';
 import { openTabs, type Tab } from '../e2e/support/tabs.ts';
-import { machine, writeSection } from './bench-lib.ts';
+import { machine, startPreview, writeSection } from './bench-lib.ts';
 import { chromiumLaunchOptions } from './chromium.ts';
 
 const counts = (process.env['BENCH_TABS'] ?? '2,4,8').split(',').map(Number);
 const PORT = 4175;
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
 const p95 = (v: number[]) => [...v].sort((a, b) => a - b)[Math.min(v.length - 1, Math.floor(v.length * 0.95))]!;
-
-async function waitFor(url: string) {
-  for (let k = 0; k < 150; k++) {
-    try {
-      if ((await fetch(url)).ok) return;
-    } catch {
-      /* not yet */
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`${url} did not come up`);
-}
 
 /** CPU seconds (user + system) and resident bytes of all processes whose command line mentions chromium. */
 function chromiumUsage(): { cpuSeconds: number; rssBytes: number } {
@@ -58,19 +46,14 @@ interface Row {
   memMiB: number;
 }
 
-const server = spawn(
-  process.execPath,
-  ['node_modules/vite/bin/vite.js', 'preview', '--port', `${PORT}`, '--strictPort'],
-  { stdio: 'ignore' },
-);
+const server = await startPreview(PORT);
 const relay = new RelayProcess(9290, 9291);
 const rows: Row[] = [];
 try {
-  await waitFor(`http://127.0.0.1:${PORT}/`);
   await relay.start();
   const browser = await chromium.launch(chromiumLaunchOptions);
   for (const n of counts) {
-    const base = `http://127.0.0.1:${PORT}`;
+    const base = server.url;
     const tabs: Tab[] = await openTabs(browser, n, relay.healthUrl, base);
     // Times are performance.now() in each page: milliseconds since that page started loading.
     const timings = await Promise.all(
@@ -144,7 +127,7 @@ try {
   }
   await browser.close();
 } finally {
-  server.kill('SIGTERM');
+  server.stop();
   await relay.stop();
 }
 

@@ -3,12 +3,11 @@
  * Chromium Web Worker, for n = 64, 256, 1024 and 4096 uids (a quarter validators), dense and 10 %-sparse weights.
  * Prints a table and writes it to docs/benchmarks.md. Ratios are measured in the same run on the same inputs.
  */
-import { spawn } from 'node:child_process';
 import { chromium } from '@playwright/test';
 import { runEpoch } from '../shared/yuma/epoch.ts';
 import { runEpochFloat64 } from '../shared/yuma/float64.ts';
 import { syntheticEpoch, type SyntheticSpec } from '../shared/yuma/synthetic.ts';
-import { machine, writeSection } from './bench-lib.ts';
+import { machine, startPreview, writeSection } from './bench-lib.ts';
 import { chromiumLaunchOptions } from './chromium.ts';
 
 const sizes = (process.env['BENCH_SIZES'] ?? '64,256,1024,4096').split(',').map(Number);
@@ -25,35 +24,18 @@ function medianMs(repeats: number, run: () => void): number {
   return times[times.length >> 1]!;
 }
 
-async function waitForPort(url: string, ms: number) {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    try {
-      if ((await fetch(url)).ok) return;
-    } catch {
-      /* not up yet */
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`${url} did not come up within ${ms} ms`);
-}
-
 interface Row {
   spec: SyntheticSpec;
   node: { exactMs: number; floatMs: number };
   worker: { exactMs: number; floatMs: number };
 }
 
-// Spawn vite with node itself (not npx) so that killing it really stops the server.
-const server = spawn(process.execPath, ['node_modules/vite/bin/vite.js', 'preview', '--port', '4174', '--strictPort'], {
-  stdio: 'ignore',
-});
+const server = await startPreview(4174);
 const rows: Row[] = [];
 try {
-  await waitForPort('http://127.0.0.1:4174/', 30_000);
   const browser = await chromium.launch(chromiumLaunchOptions);
   const page = await browser.newPage();
-  await page.goto('http://127.0.0.1:4174/');
+  await page.goto(`${server.url}/`);
   await page.waitForFunction(() => window.webtensor !== undefined);
   for (const n of sizes) {
     for (const density of ['dense', 'sparse'] as const) {
@@ -74,7 +56,7 @@ try {
   }
   await browser.close();
 } finally {
-  server.kill('SIGTERM');
+  server.stop();
 }
 
 const fmt = (ms: number) => (ms >= 100 ? ms.toFixed(0) : ms >= 10 ? ms.toFixed(1) : ms.toFixed(2));

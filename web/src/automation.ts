@@ -7,7 +7,14 @@ import type { SyntheticSpec } from '../../shared/yuma/synthetic.ts';
 import type { RpcRequest } from '../../shared/p2p/messages.ts';
 import { RpcError } from '../../shared/p2p/messages.ts';
 import type { Json } from '../../shared/p2p/rpc.ts';
-import type { GossipMessage, MinerState, NodeRuntime, NodeState, PeerView } from './node/runtime.ts';
+import {
+  idleMiner,
+  type GossipMessage,
+  type MinerState,
+  type NodeRuntime,
+  type NodeState,
+  type PeerView,
+} from './node/runtime.ts';
 import { yumaWorker } from './yuma-client.ts';
 import { embed, generate, loadModel } from './inference-client.ts';
 import type { Generation } from '../../worker/inference.worker.ts';
@@ -108,19 +115,7 @@ export function installAutomation(runtime: NodeRuntime | null): void {
       return runtime?.state.messages ?? [];
     },
     get miner() {
-      return (
-        runtime?.state.miner ?? {
-          model: null,
-          device: null,
-          phase: 'idle',
-          progress: { loaded: 0, total: 0 },
-          ready: false,
-          served: 0,
-          tokensServed: 0,
-          tokensPerSecond: null,
-          lastError: null,
-        }
-      );
+      return runtime?.state.miner ?? idleMiner;
     },
     rpc: (peer, method, params) => need().rpc(peer, method, params),
     publish: (text) => need().publish(text),

@@ -64,6 +64,19 @@ export interface MinerState {
   lastError: string | null;
 }
 
+/** A tab that serves no model yet. */
+export const idleMiner: MinerState = {
+  model: null,
+  device: null,
+  phase: 'idle',
+  progress: { loaded: 0, total: 0 },
+  ready: false,
+  served: 0,
+  tokensServed: 0,
+  tokensPerSecond: null,
+  lastError: null,
+};
+
 export interface NodeState {
   status: 'idle' | 'starting' | 'running' | 'error';
   error: string | null;
@@ -93,17 +106,7 @@ export class NodeRuntime extends EventTarget {
     refused: {},
     messages: [],
     dialFailures: 0,
-    miner: {
-      model: null,
-      device: null,
-      phase: 'idle',
-      progress: { loaded: 0, total: 0 },
-      ready: false,
-      served: 0,
-      tokensServed: 0,
-      tokensPerSecond: null,
-      lastError: null,
-    },
+    miner: idleMiner,
   };
   node: TabNode | null = null;
   private key: PrivateKey | null = null;
