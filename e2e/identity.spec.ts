@@ -11,7 +11,7 @@ const relay = new RelayProcess(9390, 9391);
 test.beforeAll(() => relay.start());
 test.afterAll(() => relay.stop());
 
-const url = () => `/?autostart=1&relay=${encodeURIComponent(relay.healthUrl)}`;
+const url = () => `/?autostart=1&role=client&relay=${encodeURIComponent(relay.healthUrl)}`;
 
 test('reloading keeps the peer id; a second tab of the same browser is another node', async ({ browser }) => {
   const context = await browser.newContext({ permissions: webrtcPermissions });

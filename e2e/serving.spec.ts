@@ -36,8 +36,9 @@ test('a client gets streamed tokens from two miners, identical to its own local 
         ([peer, p]) => window.webtensor.inference.remote(peer, 'karpathy/stories260K', p, 24),
         [id, prompt] as const,
       );
-      expect((remote.result as { tokenIds: number[] }).tokenIds).toEqual(local.tokenIds);
-      expect((remote.result as { text: string }).text).toBe(local.text);
+      expect(remote.result.tokenIds).toEqual(local.tokenIds);
+      expect(remote.result.text).toBe(local.text);
+      expect(remote.result).toMatchObject({ miner: id, model: 'karpathy/stories260K', finish: 'length' });
       expect(remote.streamed.length).toBeGreaterThan(1); // it streamed, not one final blob
       expect(remote.streamed.join('').trim()).toBe(local.text.trim());
     }
@@ -53,7 +54,7 @@ test('a client gets streamed tokens from two miners, identical to its own local 
       ),
     idA,
   );
-  expect(wrong).toBe('bad-params');
+  expect(wrong).toBe('unsupported-model');
   const tooLong = await client.evaluate(
     (peer) =>
       window.webtensor.inference.remote(peer, 'karpathy/stories260K', 'x', 100_000).then(
@@ -68,6 +69,7 @@ test('a client gets streamed tokens from two miners, identical to its own local 
   expect(minerState).toMatchObject({
     model: 'karpathy/stories260K',
     device: 'wasm',
+    queueDepth: 0,
     ready: true,
     served: prompts.length,
   });

@@ -5,11 +5,11 @@
 import { readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-web';
 import type { TextGenerationPipeline } from '@huggingface/transformers';
-import { modelsDir } from './vite-models.ts';
+import { modelsDir } from './model-dirs.ts';
 
 const dist = new URL('../node_modules/onnxruntime-web/dist/', import.meta.url);
 
-export async function nodeTextGenerator(modelId: string): Promise<TextGenerationPipeline> {
+export async function nodeTextGenerator(modelId: string, dir = modelsDir): Promise<TextGenerationPipeline> {
   ort.env.wasm.wasmBinary = readFileSync(new URL('ort-wasm-simd-threaded.asyncify.wasm', dist));
   ort.env.wasm.wasmPaths = { mjs: new URL('ort-wasm-simd-threaded.asyncify.mjs', dist).href };
   ort.env.wasm.numThreads = 1;
@@ -17,7 +17,7 @@ export async function nodeTextGenerator(modelId: string): Promise<TextGeneration
   const { env, pipeline } = await import('@huggingface/transformers');
   env.allowRemoteModels = false;
   env.allowLocalModels = true;
-  env.localModelPath = `${modelsDir}/`;
+  env.localModelPath = `${dir}/`;
   return (await pipeline('text-generation', modelId, { device: 'auto', dtype: 'fp32' })) as TextGenerationPipeline;
 }
 

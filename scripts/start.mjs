@@ -2,6 +2,11 @@
 // `npm start`: build the web app, start the relay and serve the app, then print the URL to open. Every service it starts is stopped
 // together on Ctrl-C.
 import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+
+// The default model is generated at install; generate it here too if install scripts were skipped.
+if (!existsSync('generated/models/webtensor/tiny-llama/onnx/model.onnx'))
+  spawnSync(process.execPath, ['--import', 'tsx', 'scripts/tiny-llama/generate.ts'], { stdio: 'inherit' });
 
 const build = spawnSync('npx', ['vite', 'build'], { stdio: 'inherit' });
 if (build.status !== 0) {

@@ -6,15 +6,21 @@
 import { expose } from 'comlink';
 import {
   env,
+  InterruptableStoppingCriteria,
   pipeline,
+  random,
+  StoppingCriteria,
   TextStreamer,
   type FeatureExtractionPipeline,
+  type PreTrainedTokenizer,
   type TextGenerationPipeline,
 } from '@huggingface/transformers';
 import ortWasm from 'onnxruntime-web/ort-wasm-simd-threaded.asyncify.wasm?url';
 import ortMjs from 'onnxruntime-web/ort-wasm-simd-threaded.asyncify.mjs?url';
 import { findModel, modelBasePath, type ModelEntry } from '../shared/inference/catalogue.ts';
 import { checkModelFile } from '../shared/inference/verify.ts';
+import type { finishReasons } from '../shared/inference/protocol.ts';
+import { chooseDevice, type DeviceChoice, type DevicePreference } from './device.ts';
 
 env.allowRemoteModels = false;
 env.allowLocalModels = true;
@@ -32,14 +38,29 @@ export interface Generation {
   tokenIds: number[];
   promptTokens: number;
   ms: number;
+  finish: (typeof finishReasons)[number];
+}
+
+export interface GenerateOptions {
+  prompt: string;
+  maxNewTokens: number;
+  /** Absent: greedy decoding, the path validators check. */
+  sampling?: { seed: number; temperature: number; topK?: number | undefined } | undefined;
+  /** Stop once the generated text contains one of these; the text is cut before it. */
+  stop?: string[] | undefined;
+}
+
+export interface Loaded extends DeviceChoice {
+  modelId: string;
+  ms: number;
 }
 
 export interface InferenceWorkerApi {
-  load(
-    modelId: string,
-    onProgress?: (p: LoadProgress) => void,
-  ): Promise<{ modelId: string; device: 'wasm'; ms: number }>;
-  generate(prompt: string, maxNewTokens: number, onToken?: (text: string) => unknown): Promise<Generation>;
+  /** Verify and load a model. Text generation runs on the chosen device; embeddings always on WASM. */
+  load(modelId: string, onProgress?: (p: LoadProgress) => void, device?: DevicePreference): Promise<Loaded>;
+  generate(options: GenerateOptions, onToken?: (text: string) => unknown): Promise<Generation>;
+  /** Stop the running generation after its current token; it resolves with finish "cancelled". */
+  cancel(): void;
   /** Mean-pooled, L2-normalised embedding of `text` with the loaded feature-extraction model. */
   embed(text: string): Promise<Float32Array>;
 }
@@ -52,7 +73,11 @@ async function verify(entry: ModelEntry, base: string, onProgress?: (p: LoadProg
     const res = await fetch(`${base}${entry.id}/${file.path}`);
     if (!res.ok)
       throw new Error(
-        `The server has no ${file.path} for ${entry.id} (HTTP ${res.status}). Is ../shared/models present?`,
+        `The server has no ${file.path} for ${entry.id} (HTTP ${res.status}). ${
+          entry.source === 'generated'
+            ? 'Run `npm install` again: it generates this model.'
+            : 'Put ../shared/models beside the repository, or pick webtensor/tiny-llama.'
+        }`,
       );
     await checkModelFile(entry, file, await res.arrayBuffer());
     loaded += file.size;
@@ -60,37 +85,94 @@ async function verify(entry: ModelEntry, base: string, onProgress?: (p: LoadProg
   }
 }
 
+/** Stops generation once the new text contains a stop string. */
+class StopStrings extends StoppingCriteria {
+  hit = false;
+  constructor(
+    private readonly tokenizer: PreTrainedTokenizer,
+    private readonly promptTokens: number,
+    private readonly stops: string[],
+  ) {
+    super();
+  }
+  override _call(inputIds: (number | bigint)[][]): boolean[] {
+    return inputIds.map((ids) => {
+      const text = this.tokenizer.decode(ids.slice(this.promptTokens).map(Number), { skip_special_tokens: true });
+      this.hit ||= this.stops.some((s) => text.includes(s));
+      return this.hit;
+    });
+  }
+}
+
+/**
+ * Let the worker take its pending messages (a cancel()) between tokens. ORT's WASM session.run resolves without
+ * giving the event loop a turn, so a generation would otherwise hold the worker until it ends. A MessageChannel
+ * round trip is a real task turn without setTimeout's clamping.
+ */
+const turn = new MessageChannel();
+function nextTask(): Promise<void> {
+  return new Promise((resolve) => {
+    turn.port1.onmessage = () => resolve();
+    turn.port2.postMessage(null);
+  });
+}
+
+/** Wrap a loaded model's forward() (called once per generated token) to yield a task turn first. */
+function yieldBetweenTokens(pipe: TextGenerationPipeline) {
+  const model = pipe.model as unknown as { forward(inputs: unknown): Promise<unknown> };
+  const forward = model.forward.bind(model);
+  model.forward = async (inputs) => {
+    await nextTask();
+    return forward(inputs);
+  };
+}
+
 let generator: TextGenerationPipeline | null = null;
+let generatorKey = '';
 let embedder: FeatureExtractionPipeline | null = null;
-const loadedIds: Partial<Record<'text-generation' | 'feature-extraction', string>> = {};
+let embedderId = '';
+/** The running generation's interrupt switch (one generation at a time per worker). */
+let interrupt: InterruptableStoppingCriteria | null = null;
 
 const api: InferenceWorkerApi = {
-  async load(modelId, onProgress) {
+  async load(modelId, onProgress, preference = 'auto') {
     const entry = findModel(modelId);
     if (!entry) throw new Error(`"${modelId}" is not in the model catalogue.`);
     const start = performance.now();
+    const choice: DeviceChoice =
+      entry.task === 'text-generation'
+        ? await chooseDevice(preference)
+        : { device: 'wasm', reason: 'embeddings always run on WASM, where they are bit-identical everywhere' };
     const base = modelBasePath(entry);
     await verify(entry, base, onProgress);
     env.localModelPath = base;
     const options = {
-      device: 'wasm' as const,
+      device: choice.device,
       dtype: 'fp32' as const,
       progress_callback: (p: { status?: string; file?: string; loaded?: number; total?: number }) => {
         if (p.status === 'progress')
           onProgress?.({ phase: 'load', file: p.file ?? '', loaded: p.loaded ?? 0, total: p.total ?? 0 });
       },
     };
-    // One model per task; switching models disposes the old one's session.
-    if (entry.task === 'text-generation' && loadedIds['text-generation'] !== modelId) {
+    // One model per task; switching models (or devices) disposes the old one's session.
+    if (entry.task === 'text-generation' && generatorKey !== `${modelId}@${choice.device}`) {
       await generator?.dispose();
+      generator = null;
       generator = (await pipeline('text-generation', modelId, options)) as TextGenerationPipeline;
+      yieldBetweenTokens(generator);
+      generatorKey = `${modelId}@${choice.device}`;
     }
-    if (entry.task === 'feature-extraction' && loadedIds['feature-extraction'] !== modelId) {
+    if (entry.task === 'feature-extraction' && embedderId !== modelId) {
       await embedder?.dispose();
+      embedder = null;
       embedder = (await pipeline('feature-extraction', modelId, options)) as FeatureExtractionPipeline;
+      embedderId = modelId;
     }
-    loadedIds[entry.task] = modelId;
-    return { modelId, device: 'wasm', ms: performance.now() - start };
+    return { modelId, ...choice, ms: performance.now() - start };
+  },
+
+  cancel() {
+    interrupt?.interrupt();
   },
 
   async embed(text) {
@@ -100,39 +182,53 @@ const api: InferenceWorkerApi = {
     return Float32Array.from(output.data);
   },
 
-  async generate(prompt, maxNewTokens, onToken) {
+  async generate({ prompt, maxNewTokens, sampling, stop }, onToken) {
     if (!generator) throw new Error('No model is loaded; load one first.');
+    if (interrupt) throw new Error('A generation is already running in this worker; queue requests.');
     if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1 || maxNewTokens > 512)
       throw new Error('maxNewTokens must be an integer from 1 to 512.');
     const start = performance.now();
-    const inputs = generator.tokenizer(prompt);
+    const tokenizer = generator.tokenizer;
+    const inputs = tokenizer(prompt);
+    const promptTokens = (inputs.input_ids as { dims: number[] }).dims.at(-1)!;
     // Token callbacks reach the caller on their own Comlink channel: wait for each to be acknowledged before
     // returning, so the caller has every streamed piece before it sees the result.
     const delivered: Promise<unknown>[] = [];
     const streamer = onToken
-      ? new TextStreamer(generator.tokenizer, {
+      ? new TextStreamer(tokenizer, {
           skip_prompt: true,
-          callback_function: (t: string) => void delivered.push(Promise.resolve(onToken(t))),
+          callback_function: (t: string) => void delivered.push(Promise.resolve(onToken(t)).catch(() => {})),
         })
       : undefined;
-    const output = (await generator.model.generate({
-      ...inputs,
-      max_new_tokens: maxNewTokens,
-      do_sample: false,
-      streamer,
-    })) as {
-      tolist(): bigint[][];
-    };
+    const stopStrings = stop?.length ? new StopStrings(tokenizer, promptTokens, stop) : null;
+    interrupt = new InterruptableStoppingCriteria();
+    const running = interrupt;
+    // The sampling RNG is global to transformers.js, hence one generation at a time per worker.
+    if (sampling) random.seed(sampling.seed);
+    let output: { tolist(): bigint[][] };
+    try {
+      output = (await generator.model.generate({
+        ...inputs,
+        max_new_tokens: maxNewTokens,
+        ...(sampling
+          ? { do_sample: true, temperature: sampling.temperature, top_k: sampling.topK ?? 0 }
+          : { do_sample: false }),
+        streamer,
+        stopping_criteria: stopStrings ? [running, stopStrings] : [running],
+      })) as { tolist(): bigint[][] };
+    } finally {
+      interrupt = null;
+    }
     await Promise.all(delivered);
-    const ids = output.tolist()[0]!.map(Number);
-    const promptTokens = (inputs.input_ids as { dims: number[] }).dims.at(-1)!;
-    const newIds = ids.slice(promptTokens);
-    return {
-      text: generator.tokenizer.decode(newIds, { skip_special_tokens: true }),
-      tokenIds: newIds,
-      promptTokens,
-      ms: performance.now() - start,
-    };
+    const newIds = output.tolist()[0]!.map(Number).slice(promptTokens);
+    let text = tokenizer.decode(newIds, { skip_special_tokens: true });
+    let finish: Generation['finish'] = running.interrupted ? 'cancelled' : 'length';
+    if (stopStrings?.hit) {
+      const cut = Math.min(...stop!.map((s) => text.indexOf(s)).filter((i) => i >= 0));
+      text = text.slice(0, cut);
+      finish = 'stop';
+    } else if (finish === 'length' && newIds.length < maxNewTokens) finish = 'eos';
+    return { text, tokenIds: newIds, promptTokens, ms: performance.now() - start, finish };
   },
 };
 

@@ -28,6 +28,8 @@ export async function openTabs(
   count: number,
   relayHealthUrl: string,
   baseURL?: string,
+  /** Extra URL parameters per tab (index k); tabs are clients unless told otherwise, so they load no model. */
+  query: (k: number) => string = () => 'role=client',
 ): Promise<Tab[]> {
   const tabs: Tab[] = [];
   for (let k = 0; k < count; k++) {
@@ -43,7 +45,9 @@ export async function openTabs(
     tabs.push({ context, page, errors });
   }
   // Open them at once, as people (and the benchmark) do.
-  await Promise.all(tabs.map((t) => t.page.goto(`/?autostart=1&relay=${encodeURIComponent(relayHealthUrl)}`)));
+  await Promise.all(
+    tabs.map((t, k) => t.page.goto(`/?autostart=1&relay=${encodeURIComponent(relayHealthUrl)}&${query(k)}`)),
+  );
   return tabs;
 }
 

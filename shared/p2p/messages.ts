@@ -26,6 +26,9 @@ export const errorCodes = [
   'rate-limited',
   'unknown-method',
   'bad-params',
+  'unsupported-model',
+  'busy',
+  'cancelled',
   'timeout',
   'internal',
 ] as const;

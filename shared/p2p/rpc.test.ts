@@ -52,6 +52,36 @@ async function call(srv: RpcServer, frames: Uint8Array[], id: string, peer = ali
 }
 
 describe('RpcServer', () => {
+  it("tells a handler when its caller cancels, through the handler's signal", async () => {
+    let sawAbort!: () => void;
+    const aborted = new Promise<void>((r) => (sawAbort = r));
+    const refused: string[] = [];
+    const srv = new RpcServer({
+      methods: {
+        slow: {
+          run: async (_p, ctx) => {
+            await ctx.emit('started');
+            await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }));
+            sawAbort();
+            return 'too late';
+          },
+        },
+      },
+      onRefused: (_peer, code) => refused.push(code),
+    });
+    const req = await request('slow', null);
+    const [client, remote] = await streamPair();
+    const served = srv.handle(remote, aliceId);
+    const cancel = new AbortController();
+    const outcome = exchange(client, [encodeFrame(req)], req.id, cancel.signal, () => cancel.abort()).catch(
+      (e: Error) => e,
+    );
+    await aborted; // the handler learned of the cancellation without any timeout
+    expect(await outcome).toBeInstanceOf(Error);
+    await served;
+    expect(refused).toEqual(['cancelled']);
+  });
+
   it('answers a signed request and streams chunks before the result', async () => {
     const srv = server();
     const chunks: Json[] = [];

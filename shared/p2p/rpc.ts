@@ -24,6 +24,9 @@ export type Json = z.infer<ReturnType<typeof z.json>>;
 
 export interface HandlerContext {
   peer: string;
+  /** The request's id, for answers that must name the request they answer. */
+  requestId: string;
+  /** Aborts on the server's timeout, or when the caller resets the stream (it cancelled). */
   signal: AbortSignal;
   /** Stream a partial result to the caller before the final one. */
   emit(chunk: Json): Promise<void>;
@@ -55,7 +58,11 @@ export class RpcServer {
   /** Serve one inbound stream from `peer`. Never throws: every failure becomes an error reply or a reset. */
   async handle(stream: Stream, peer: string): Promise<void> {
     const lp = lpStream(stream, { maxDataLength: MAX_FRAME_BYTES });
-    const signal = AbortSignal.timeout(this.options.timeoutMs ?? 30_000);
+    const timeout = AbortSignal.timeout(this.options.timeoutMs ?? 30_000);
+    const callerGone = new AbortController();
+    const onClose = () => callerGone.abort(new RpcError('cancelled', 'the caller closed the stream'));
+    stream.addEventListener('close', onClose, { once: true });
+    const signal = AbortSignal.any([timeout, callerGone.signal]);
     let id = 'unknown';
     const reply = (message: RpcReply) => lp.write(encodeFrame(message), { signal });
     try {
@@ -86,6 +93,7 @@ export class RpcServer {
       let seq = 0;
       const result = await method.run(req.params, {
         peer,
+        requestId: req.id,
         signal,
         emit: (data) => reply({ t: 'chunk', id: req.id, seq: seq++, data }),
       });
@@ -95,9 +103,11 @@ export class RpcServer {
       const e =
         err instanceof RpcError
           ? err
-          : signal.aborted
-            ? new RpcError('timeout', 'request took too long')
-            : new RpcError('internal', 'the handler failed');
+          : callerGone.signal.aborted
+            ? new RpcError('cancelled', 'the caller cancelled the request')
+            : timeout.aborted
+              ? new RpcError('timeout', 'request took too long')
+              : new RpcError('internal', 'the handler failed');
       this.options.onRefused?.(peer, e.code, e.message);
       try {
         await reply({
@@ -110,6 +120,8 @@ export class RpcServer {
       } catch {
         stream.abort(e);
       }
+    } finally {
+      stream.removeEventListener('close', onClose);
     }
   }
 }
@@ -137,7 +149,9 @@ export async function exchange(
       else throw new RpcError(reply.error.code, reply.error.message);
     }
   } finally {
-    // Close our end too, or half-closed streams pile up until the peer's inbound stream limit resets new ones.
-    await stream.close({ signal }).catch(() => stream.abort(new Error('closing the RPC stream failed')));
+    // Cancelled: reset the stream so the server stops working on it at once. Otherwise close our end too, or
+    // half-closed streams pile up until the peer's inbound stream limit resets new ones.
+    if (signal.aborted) stream.abort(new Error('the caller cancelled the request'));
+    else await stream.close({ signal }).catch(() => stream.abort(new Error('closing the RPC stream failed')));
   }
 }

@@ -1,10 +1,11 @@
 import { useSyncExternalStore } from 'react';
-import { catalogue } from '../../shared/inference/catalogue.ts';
+import { findModel } from '../../shared/inference/catalogue.ts';
 import type { NodeRuntime } from './node/runtime.ts';
+import type { DevicePreference } from '../../worker/device.ts';
 
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 
-/** Serving a model to the network: load progress, device, and what this tab has served. */
+/** Mining: one Start button, then model load progress, the device and why, and what this tab has served. */
 export function MinerPanel({ runtime }: { runtime: NodeRuntime }) {
   const state = useSyncExternalStore(
     (notify) => {
@@ -14,34 +15,43 @@ export function MinerPanel({ runtime }: { runtime: NodeRuntime }) {
     () => runtime.state,
   );
   const miner = state.miner;
-  const model = catalogue.find((m) => m.task === 'text-generation')!;
-  const busy = miner.phase === 'verifying' || miner.phase === 'loading';
+  const loading = miner.phase === 'verifying' || miner.phase === 'loading';
   const percent = miner.progress.total > 0 ? Math.round((100 * miner.progress.loaded) / miner.progress.total) : 0;
+  const entry = miner.model ? findModel(miner.model) : undefined;
+  const idle = miner.phase === 'idle' || miner.phase === 'error';
 
   return (
     <section className="card" aria-labelledby="miner-title">
       <h2 id="miner-title">Mining</h2>
-      {miner.phase === 'idle' && (
+      {idle && (
         <>
           <p>
-            Serve <code>{model.id}</code> ({model.licence}) to the network: this tab checks every model file against its
-            published hash, loads it in a worker and answers other tabs&apos; requests, streaming tokens back.
+            Press Start and this tab becomes a miner: it checks every model file against its published hash, loads the
+            model in a worker, joins the network and answers other tabs&apos; requests, streaming tokens back.
           </p>
-          <button
-            type="button"
-            disabled={state.status !== 'running'}
-            onClick={() => void runtime.serveModel(model.id).catch(() => {})}
-          >
-            Serve model
-          </button>
-          {state.status !== 'running' && <p className="muted">Start the node first.</p>}
+          <div className="row">
+            <button type="button" onClick={() => void runtime.startRole().catch(() => {})}>
+              {miner.phase === 'error' ? 'Try again' : 'Start mining'}
+            </button>
+            <label>
+              Device{' '}
+              <select
+                value={runtime.devicePreference}
+                onChange={(e) => runtime.setDevicePreference(e.target.value as DevicePreference)}
+              >
+                <option value="auto">automatic</option>
+                <option value="wasm">WASM (CPU)</option>
+                <option value="webgpu">WebGPU</option>
+              </select>
+            </label>
+          </div>
         </>
       )}
-      {busy && (
+      {loading && (
         <>
           <p>
-            {miner.phase === 'verifying' ? 'Checking model files' : 'Loading the model'}: {mib(miner.progress.loaded)}{' '}
-            of {mib(miner.progress.total)}
+            {miner.phase === 'verifying' ? 'Checking model files' : 'Loading the model'} <code>{miner.model}</code>:{' '}
+            {mib(miner.progress.loaded)} of {mib(miner.progress.total)}
           </p>
           <progress max={100} value={percent} aria-label="model load progress" />
         </>
@@ -56,15 +66,25 @@ export function MinerPanel({ runtime }: { runtime: NodeRuntime }) {
           <dt>model</dt>
           <dd>
             <code>{miner.model}</code>
+            {entry && <span className="muted"> — {entry.description}</span>}
           </dd>
           <dt>device</dt>
-          <dd>{miner.device === 'wasm' ? 'WASM (CPU): the pinned path validators check' : miner.device}</dd>
+          <dd data-testid="miner-device">
+            {miner.device === 'webgpu' ? 'WebGPU' : 'WASM (CPU)'}: {miner.deviceReason}
+          </dd>
+          <dt>status</dt>
+          <dd>{state.status === 'running' ? 'serving the network' : 'model ready; connecting to the network…'}</dd>
           <dt>requests served</dt>
           <dd>{miner.served}</dd>
           <dt>tokens served</dt>
           <dd>{miner.tokensServed}</dd>
           <dt>last request</dt>
           <dd>{miner.tokensPerSecond === null ? '—' : `${miner.tokensPerSecond.toFixed(0)} tokens/s`}</dd>
+          <dt>queue</dt>
+          <dd>
+            {miner.queueDepth} waiting or running
+            {miner.busyRefusals > 0 && `; ${miner.busyRefusals} turned away as busy`}
+          </dd>
         </dl>
       )}
     </section>

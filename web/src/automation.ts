@@ -17,7 +17,12 @@ import {
 } from './node/runtime.ts';
 import { yumaWorker } from './yuma-client.ts';
 import { embed, generate, loadModel } from './inference-client.ts';
-import type { Generation } from '../../worker/inference.worker.ts';
+import type { Generation, Loaded } from '../../worker/inference.worker.ts';
+import type { DevicePreference } from '../../worker/device.ts';
+import type { GenerateParams, GenerateResult } from '../../shared/inference/protocol.ts';
+
+/** Options of a generation besides model, prompt and budget. */
+export type GenerationExtras = Pick<GenerateParams, 'sampling' | 'stop'>;
 
 /** How a diagnostic exchange ended: the peer's result, or its typed error. */
 export type ExchangeOutcome = { ok: true; result: Json } | { ok: false; code: string; message: string };
@@ -50,21 +55,25 @@ export interface WebtensorAutomation {
     sendFrames(peer: string, frames: (string | { zeroBytes: number })[], id: string): Promise<ExchangeOutcome>;
   };
   inference: {
-    /** Verify and load a catalogue model in the inference worker (WASM, fp32). */
-    load(modelId: string): Promise<{ modelId: string; device: 'wasm'; ms: number }>;
-    /** Greedy generation on the loaded model: new token ids and text. */
-    generate(prompt: string, maxNewTokens: number): Promise<Generation>;
+    /** Verify and load a catalogue model in the inference worker; device "auto" unless given. */
+    load(modelId: string, device?: DevicePreference): Promise<Loaded>;
+    /** Generation on the loaded model (greedy unless `sampling`): new token ids, text and why it ended. */
+    generate(prompt: string, maxNewTokens: number, extras?: GenerationExtras): Promise<Generation>;
     /** Embedding of `text` (loaded feature-extraction model) as hex of its float32 bytes, for exact comparison. */
     embedHex(text: string): Promise<string>;
-    /** Load a model and serve it to peers (`infer.generate` over /webtensor/rpc/1). */
-    serve(modelId: string): Promise<{ modelId: string; device: 'wasm'; ms: number }>;
-    /** Ask a peer to generate; returns its final answer and the pieces it streamed before it. */
+    /** Load a model (default: the best the server has) and serve it to peers over /webtensor/infer/1. */
+    serve(modelId?: string): Promise<Loaded>;
+    /**
+     * Ask a peer to generate; returns its signed, checked final answer and the pieces it streamed before it.
+     * `cancelAfterPieces`: cancel the request once that many pieces have arrived (rejects with code "cancelled").
+     */
     remote(
       peer: string,
       model: string,
       prompt: string,
       maxNewTokens: number,
-    ): Promise<{ result: Json; streamed: string[] }>;
+      extras?: GenerationExtras & { cancelAfterPieces?: number },
+    ): Promise<{ result: GenerateResult; streamed: string[] }>;
   };
   yuma: {
     /** Run one Yuma case (vectors.json format) in the consensus Web Worker. */
@@ -134,8 +143,8 @@ export function installAutomation(runtime: NodeRuntime | null): void {
       },
     },
     inference: {
-      load: (modelId) => loadModel(modelId),
-      generate: (prompt, maxNewTokens) => generate(prompt, maxNewTokens),
+      load: (modelId, device) => loadModel(modelId, undefined, device),
+      generate: (prompt, maxNewTokens, extras) => generate({ prompt, maxNewTokens, ...extras }),
       async embedHex(text) {
         const v = await embed(text);
         return Array.from(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), (b) =>
@@ -143,13 +152,20 @@ export function installAutomation(runtime: NodeRuntime | null): void {
         ).join('');
       },
       serve: (modelId) => need().serveModel(modelId),
-      async remote(peer, model, prompt, maxNewTokens) {
+      async remote(peer, model, prompt, maxNewTokens, extras = {}) {
+        const { cancelAfterPieces, ...rest } = extras;
         const streamed: string[] = [];
-        const result = await need().rpc(
+        const cancel = new AbortController();
+        const result = await need().infer(
           peer,
-          'infer.generate',
-          { model, prompt, maxNewTokens },
-          { onChunk: (c) => streamed.push((c as { text: string }).text) },
+          { model, prompt, maxNewTokens, ...rest },
+          {
+            signal: cancel.signal,
+            onText: (text) => {
+              streamed.push(text);
+              if (streamed.length === cancelAfterPieces) cancel.abort();
+            },
+          },
         );
         return { result, streamed };
       },

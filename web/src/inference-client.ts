@@ -1,6 +1,13 @@
 /** Typed handle on the inference worker (Comlink), created on first use. */
 import { proxy, wrap, type Remote } from 'comlink';
-import type { Generation, InferenceWorkerApi, LoadProgress } from '../../worker/inference.worker.ts';
+import type {
+  GenerateOptions,
+  Generation,
+  InferenceWorkerApi,
+  Loaded,
+  LoadProgress,
+} from '../../worker/inference.worker.ts';
+import type { DevicePreference } from '../../worker/device.ts';
 
 let remote: Remote<InferenceWorkerApi> | undefined;
 
@@ -11,16 +18,21 @@ function worker(): Remote<InferenceWorkerApi> {
   return remote;
 }
 
-export function loadModel(modelId: string, onProgress?: (p: LoadProgress) => void) {
-  return worker().load(modelId, onProgress ? proxy(onProgress) : undefined);
+export function loadModel(
+  modelId: string,
+  onProgress?: (p: LoadProgress) => void,
+  device: DevicePreference = 'auto',
+): Promise<Loaded> {
+  return worker().load(modelId, onProgress ? proxy(onProgress) : undefined, device);
 }
 
-export function generate(
-  prompt: string,
-  maxNewTokens: number,
-  onToken?: (text: string) => unknown,
-): Promise<Generation> {
-  return worker().generate(prompt, maxNewTokens, onToken ? proxy(onToken) : undefined);
+export function generate(options: GenerateOptions, onToken?: (text: string) => unknown): Promise<Generation> {
+  return worker().generate(options, onToken ? proxy(onToken) : undefined);
+}
+
+/** Stop the running generation after its current token. */
+export function cancelGeneration(): Promise<void> {
+  return worker().cancel();
 }
 
 export function embed(text: string): Promise<Float32Array> {

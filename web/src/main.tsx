@@ -11,7 +11,7 @@ let configError: string | null = null;
 try {
   const config = readNodeConfig(location.search, location);
   runtime = new NodeRuntime(config);
-  if (config.autostart) void runtime.start();
+  if (config.autostart) void runtime.startRole();
 } catch (err) {
   if (!(err instanceof ConfigError)) throw err;
   configError = err.message;

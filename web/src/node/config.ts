@@ -1,14 +1,22 @@
 /**
- * Node settings from the URL (`relay=`, `autostart=`, `ice=`), validated; a bad value is an error that names the
- * parameter. Without `relay=`, the node asks the relay's HTTP port on this page's host where to dial.
+ * Node settings from the URL (`relay=`, `autostart=`, `ice=`, `role=`, `model=`, `device=`), validated; a bad value is an
+ * error that names the parameter. Without `relay=`, the node asks the relay's HTTP port on this page's host
+ * where to dial.
  */
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
+import { findModel } from '../../../shared/inference/catalogue.ts';
+import type { DevicePreference } from '../../../worker/device.ts';
 
 export interface NodeConfig {
   /** A relay multiaddr to dial, or the URL of a relay's /healthz to ask for one. */
   relay: { multiaddr: Multiaddr } | { healthUrl: string };
   autostart: boolean;
   iceServers: RTCIceServer[];
+  /** The model to mine with; null: the best one the server has (stories260K, else the generated tiny Llama). */
+  model: string | null;
+  device: DevicePreference;
+  /** What the tab does once started: mine (serve a model), or only take part as a client. */
+  role: 'miner' | 'client';
 }
 
 export class ConfigError extends Error {
@@ -51,5 +59,16 @@ export function readNodeConfig(search: string, location: { hostname: string; pro
       );
     }
   }
-  return { relay, autostart: auto === '1' || auto === 'true', iceServers };
+  const model = params.get('model') || null;
+  if (model !== null && findModel(model)?.task !== 'text-generation')
+    throw new ConfigError(
+      `The model= parameter names "${model.slice(0, 80)}", which is not a text-generation model in the catalogue.`,
+    );
+  const device = params.get('device') || 'auto';
+  if (device !== 'auto' && device !== 'wasm' && device !== 'webgpu')
+    throw new ConfigError(`The device= parameter must be auto, wasm or webgpu, not "${device.slice(0, 40)}".`);
+  const role = params.get('role') || 'miner';
+  if (role !== 'miner' && role !== 'client')
+    throw new ConfigError(`The role= parameter must be miner or client, not "${role.slice(0, 40)}".`);
+  return { relay, autostart: auto === '1' || auto === 'true', iceServers, model, device, role };
 }

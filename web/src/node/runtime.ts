@@ -24,18 +24,27 @@ import {
 import { RpcServer, exchange, type Json } from '../../../shared/p2p/rpc.ts';
 import { signRequest } from '../../../shared/p2p/signing.ts';
 import type { NodeConfig } from './config.ts';
-import { generate, loadModel } from '../inference-client.ts';
+import { cancelGeneration, generate, loadModel } from '../inference-client.ts';
+import { defaultGenerationPreference, findModel } from '../../../shared/inference/catalogue.ts';
+import {
+  INFER_PROTOCOL,
+  checkResult,
+  generateParamsSchema,
+  modelHash,
+  outputHash,
+  signResult,
+  type GenerateParams,
+  type GenerateResult,
+} from '../../../shared/inference/protocol.ts';
+import { InferenceQueue } from '../../../shared/inference/queue.ts';
 import { SlotDb } from './db.ts';
 import { Dialer } from './dialer.ts';
 import { claimSlot, exportKey, importKey, loadOrCreateKey } from './identity.ts';
 import { createTabNode, isDirect, type TabNode } from './libp2p.ts';
 
 export const ANNOUNCE_TOPIC = 'webtensor/local/announce/1';
-const inferParams = z.object({
-  model: z.string().max(128),
-  prompt: z.string().min(1).max(2000),
-  maxNewTokens: z.number().int().min(1).max(128),
-});
+/** Requests a miner holds at once (one running, the rest waiting) before it answers "busy". */
+export const MINER_QUEUE_CAPACITY = 4;
 const announceSchema = z.object({ text: z.string().max(1000) });
 
 export interface PeerView {
@@ -52,7 +61,9 @@ export interface GossipMessage {
 
 export interface MinerState {
   model: string | null;
-  device: 'wasm' | null;
+  device: 'wasm' | 'webgpu' | null;
+  /** Why that device: shown to the user. */
+  deviceReason: string | null;
   phase: 'idle' | 'verifying' | 'loading' | 'ready' | 'error';
   /** Bytes verified or loaded so far, of total, in the current phase. */
   progress: { loaded: number; total: number };
@@ -61,6 +72,12 @@ export interface MinerState {
   tokensServed: number;
   /** Tokens per second over the last request served. */
   tokensPerSecond: number | null;
+  /** Requests waiting or running. */
+  queueDepth: number;
+  /** Requests refused because the queue was full. */
+  busyRefusals: number;
+  /** The last request this miner worked on: how many tokens it generated and why it ended. */
+  lastRequest: { tokens: number; finish: GenerateResult['finish'] } | null;
   lastError: string | null;
 }
 
@@ -68,12 +85,16 @@ export interface MinerState {
 export const idleMiner: MinerState = {
   model: null,
   device: null,
+  deviceReason: null,
   phase: 'idle',
   progress: { loaded: 0, total: 0 },
   ready: false,
   served: 0,
   tokensServed: 0,
   tokensPerSecond: null,
+  queueDepth: 0,
+  busyRefusals: 0,
+  lastRequest: null,
   lastError: null,
 };
 
@@ -111,8 +132,12 @@ export class NodeRuntime extends EventTarget {
   node: TabNode | null = null;
   private key: PrivateKey | null = null;
   private db: SlotDb | null = null;
-  /** The model this node serves to peers, once loaded. */
+  /** The model this node serves to peers, once loaded, with its hash. */
   servingModel: string | null = null;
+  private servingHash = '';
+  private readonly queue = new InferenceQueue(MINER_QUEUE_CAPACITY, (queueDepth) =>
+    this.update({ miner: { ...this.state.miner, queueDepth } }),
+  );
   private relayAddr: Multiaddr | null = null;
   private relayPeer: string | null = null;
   private dialer: Dialer | null = null;
@@ -157,6 +182,7 @@ export class NodeRuntime extends EventTarget {
         throw new Error("The relay address has no /p2p/<peer id>; pass the full multiaddr from the relay's /healthz.");
       this.update({ relay: { ...this.state.relay, address: this.relayAddr.toString() } });
       await this.serveRpc(node);
+      await this.serveInference(node);
       await this.serveBenchSink(node);
       this.watchConnections(node);
       this.subscribeGossip(node);
@@ -311,33 +337,6 @@ export class NodeRuntime extends EventTarget {
         'node.info': {
           run: async () => ({ peerId: node.peerId.toString(), slot: this.state.slot, peers: this.state.peers.length }),
         },
-        'infer.generate': {
-          check: (p) => {
-            const r = inferParams.safeParse(p);
-            return r.success ? null : `${r.error.issues[0]!.path.join('.') || 'params'}: ${r.error.issues[0]!.message}`;
-          },
-          run: async (p, ctx) => {
-            const { model, prompt, maxNewTokens } = inferParams.parse(p);
-            if (model !== this.servingModel)
-              throw new RpcError('bad-params', `this node serves ${this.servingModel ?? 'no model'}, not ${model}`);
-            try {
-              const out = await generate(prompt, maxNewTokens, (text) => ctx.emit({ text }));
-              const m = this.state.miner;
-              this.update({
-                miner: {
-                  ...m,
-                  served: m.served + 1,
-                  tokensServed: m.tokensServed + out.tokenIds.length,
-                  tokensPerSecond: out.ms > 0 ? (out.tokenIds.length * 1000) / out.ms : null,
-                },
-              });
-              return { model, text: out.text, tokenIds: out.tokenIds, ms: out.ms };
-            } catch (err) {
-              this.update({ miner: { ...this.state.miner, lastError: (err as Error).message } });
-              throw err;
-            }
-          },
-        },
         'node.count': {
           check: (p) =>
             Number.isInteger(p) && (p as number) >= 0 && (p as number) <= 100 ? null : 'count must be an integer 0-100',
@@ -347,10 +346,96 @@ export class NodeRuntime extends EventTarget {
           },
         },
       },
-      onRefused: (peer) =>
-        this.update({ refused: { ...this.state.refused, [peer]: (this.state.refused[peer] ?? 0) + 1 } }),
+      onRefused: (peer) => this.countRefusal(peer),
     });
     await node.handle(RPC_PROTOCOL, (stream, connection) => server.handle(stream, connection.remotePeer.toString()));
+  }
+
+  private countRefusal(peer: string) {
+    this.update({ refused: { ...this.state.refused, [peer]: (this.state.refused[peer] ?? 0) + 1 } });
+  }
+
+  /**
+   * `/webtensor/infer/1`: generate with the served model for a peer, streaming text pieces, one request at a
+   * time through a bounded queue; the final answer is signed. A caller that resets the stream cancels the work.
+   */
+  private async serveInference(node: TabNode) {
+    const server = new RpcServer({
+      methods: {
+        'infer.generate': {
+          check: (p) => {
+            const r = generateParamsSchema.safeParse(p);
+            return r.success ? null : `${r.error.issues[0]!.path.join('.') || 'params'}: ${r.error.issues[0]!.message}`;
+          },
+          run: async (p, ctx) => {
+            const params = generateParamsSchema.parse(p);
+            if (params.model !== this.servingModel)
+              throw new RpcError(
+                'unsupported-model',
+                `this miner serves ${this.servingModel ?? 'no model yet'}, not ${params.model}`,
+              );
+            // A piece that cannot be sent means the caller left; the signal cancels the work.
+            const emit = (text: string) => ctx.emit({ text }).catch(() => {});
+            return (await this.generateFor(params, ctx.signal, emit, ctx.requestId)) as Json;
+          },
+        },
+      },
+      onRefused: (peer, code) => {
+        if (code === 'busy')
+          this.update({ miner: { ...this.state.miner, busyRefusals: this.state.miner.busyRefusals + 1 } });
+        else if (code !== 'cancelled') this.countRefusal(peer);
+      },
+    });
+    await node.handle(INFER_PROTOCOL, (stream, connection) => server.handle(stream, connection.remotePeer.toString()), {
+      maxInboundStreams: 16,
+    });
+  }
+
+  private async generateFor(
+    params: GenerateParams,
+    signal: AbortSignal,
+    onText: (text: string) => unknown,
+    requestId: string,
+  ): Promise<GenerateResult> {
+    const { value: out, queuedMs } = await this.queue.run(signal, async () => {
+      const onAbort = () => void cancelGeneration();
+      signal.addEventListener('abort', onAbort, { once: true });
+      try {
+        return await generate(
+          { prompt: params.prompt, maxNewTokens: params.maxNewTokens, sampling: params.sampling, stop: params.stop },
+          onText,
+        );
+      } catch (err) {
+        this.update({ miner: { ...this.state.miner, lastError: (err as Error).message } });
+        throw err;
+      } finally {
+        signal.removeEventListener('abort', onAbort);
+      }
+    });
+    const m = this.state.miner;
+    this.update({
+      miner: {
+        ...m,
+        served: m.served + (out.finish === 'cancelled' ? 0 : 1),
+        tokensServed: m.tokensServed + out.tokenIds.length,
+        tokensPerSecond: out.ms > 0 ? (out.tokenIds.length * 1000) / out.ms : null,
+        lastRequest: { tokens: out.tokenIds.length, finish: out.finish },
+      },
+    });
+    if (out.finish === 'cancelled') throw new RpcError('cancelled', 'the caller cancelled the request');
+    return signResult(this.key!, {
+      requestId,
+      miner: this.node!.peerId.toString(),
+      model: params.model,
+      modelHash: this.servingHash,
+      text: out.text,
+      tokenIds: out.tokenIds,
+      outputHash: await outputHash(out.tokenIds),
+      promptTokens: out.promptTokens,
+      finish: out.finish,
+      queueMs: Math.round(queuedMs),
+      inferMs: Math.round(out.ms),
+    });
   }
 
   /** Count the bytes a peer streams (at most MAX_BENCH_BYTES), then answer how many arrived. */
@@ -418,26 +503,125 @@ export class NodeRuntime extends EventTarget {
     this.update({ messages });
   }
 
-  /** Load a catalogue model and serve it to peers over `infer.generate`. */
-  async serveModel(modelId: string): Promise<{ modelId: string; device: 'wasm'; ms: number }> {
-    this.update({ miner: { ...this.state.miner, model: modelId, phase: 'verifying', ready: false, lastError: null } });
+  /** What the Start button does: start the node and, for a miner, load and serve its model. */
+  async startRole(): Promise<void> {
+    // The model loads while the node connects: neither needs the other until a request arrives.
+    const mining = this.config.role === 'miner' && this.state.miner.phase !== 'ready' ? this.serveModel() : null;
+    await Promise.all([this.state.status === 'idle' ? this.start() : this.ready, mining]);
+  }
+
+  get role(): NodeConfig['role'] {
+    return this.config.role;
+  }
+
+  get devicePreference(): NodeConfig['device'] {
+    return this.config.device;
+  }
+
+  /** Choose the device for the next model load (the page's setting; the URL's device= is the default). */
+  setDevicePreference(device: NodeConfig['device']) {
+    this.config.device = device;
+    this.dispatchEvent(new Event('change'));
+  }
+
+  /** The model to mine with: the URL's choice, else the best one the server has. */
+  async defaultModel(): Promise<string> {
+    if (this.config.model) return this.config.model;
     try {
-      const loaded = await loadModel(modelId, (p) =>
-        this.update({
-          miner: {
-            ...this.state.miner,
-            phase: p.phase === 'verify' ? 'verifying' : 'loading',
-            progress: { loaded: p.loaded, total: p.total },
-          },
-        }),
+      const res = await fetch('/models/available.json');
+      const { models } = (await res.json()) as { models: string[] };
+      const best = defaultGenerationPreference.find((id) => models.includes(id));
+      if (best) return best;
+    } catch {
+      // No list (an unusual server): fall back to the model every install generates.
+    }
+    return 'webtensor/tiny-llama';
+  }
+
+  /** Load a catalogue model and serve it to peers over `/webtensor/infer/1`. */
+  async serveModel(modelId?: string) {
+    const id = modelId ?? (await this.defaultModel());
+    const entry = findModel(id);
+    this.servingModel = null;
+    this.update({ miner: { ...this.state.miner, model: id, phase: 'verifying', ready: false, lastError: null } });
+    try {
+      if (!entry || entry.task !== 'text-generation')
+        throw new Error(`"${id}" is not a text-generation model in the catalogue.`);
+      const loaded = await loadModel(
+        id,
+        (p) =>
+          this.update({
+            miner: {
+              ...this.state.miner,
+              phase: p.phase === 'verify' ? 'verifying' : 'loading',
+              progress: { loaded: p.loaded, total: p.total },
+            },
+          }),
+        this.config.device,
       );
-      this.servingModel = modelId;
-      this.update({ miner: { ...this.state.miner, phase: 'ready', ready: true, device: loaded.device } });
+      this.servingHash = await modelHash(entry);
+      this.servingModel = id;
+      this.update({
+        miner: {
+          ...this.state.miner,
+          phase: 'ready',
+          ready: true,
+          device: loaded.device,
+          deviceReason: loaded.reason,
+        },
+      });
       return loaded;
     } catch (err) {
       this.update({ miner: { ...this.state.miner, phase: 'error', lastError: (err as Error).message } });
       throw err;
     }
+  }
+
+  /** Generate on this tab's own worker (queued with the requests it serves). */
+  async generateLocally(params: GenerateParams, onText?: (text: string) => unknown, signal?: AbortSignal) {
+    const { value } = await this.queue.run(signal ?? new AbortController().signal, () =>
+      generate(
+        { prompt: params.prompt, maxNewTokens: params.maxNewTokens, sampling: params.sampling, stop: params.stop },
+        onText,
+      ),
+    );
+    return value;
+  }
+
+  /**
+   * Ask a miner to generate. Text pieces arrive through `onText`; the signed final answer is checked (signer,
+   * request id, output hash) before it is returned. Aborting `signal` cancels the miner's work.
+   */
+  async infer(
+    peer: string,
+    params: GenerateParams,
+    opts: { onText?: (text: string) => void; signal?: AbortSignal; timeoutMs?: number } = {},
+  ): Promise<GenerateResult> {
+    const req = await this.signedRequest('infer.generate', params as Json);
+    const signal = AbortSignal.any([
+      AbortSignal.timeout(opts.timeoutMs ?? 30_000),
+      ...(opts.signal ? [opts.signal] : []),
+    ]);
+    let stream;
+    try {
+      stream = await this.node!.dialProtocol(peerIdFromString(peer), INFER_PROTOCOL, { signal });
+    } catch (err) {
+      throw new RpcError(signal.aborted ? 'timeout' : 'internal', `could not reach ${peer}: ${(err as Error).message}`);
+    }
+    let raw: Json;
+    try {
+      raw = await exchange(stream, [encodeFrame(req)], req.id, signal, (c) => {
+        const text = (c as { text?: unknown } | null)?.text;
+        if (typeof text === 'string') opts.onText?.(text);
+      });
+    } catch (err) {
+      if (err instanceof RpcError) throw err;
+      if (opts.signal?.aborted) throw new RpcError('cancelled', 'you cancelled the request');
+      throw new RpcError(signal.aborted ? 'timeout' : 'internal', (err as Error).message);
+    }
+    const problem = await checkResult(raw, { miner: peer, requestId: req.id });
+    if (problem) throw new RpcError('bad-frame', `the miner's answer was refused: ${problem}`);
+    return raw as GenerateResult;
   }
 
   /** This node's key as a file to keep. */

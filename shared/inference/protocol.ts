@@ -1,0 +1,105 @@
+/**
+ * `/webtensor/infer/1`: what a client may ask a miner, and the miner's signed answer. Requests travel in the
+ * signed RPC envelope of shared/p2p (one request per stream, tokens streamed as chunks). The final result is
+ * signed by the miner over a domain-separated canonical encoding, so a validator or client can hold a miner to
+ * what it answered: the request id, the model and its hash, the token ids and their hash, and timings.
+ */
+import canonicalize from 'canonicalize';
+import { peerIdFromString } from '@libp2p/peer-id';
+import type { PrivateKey } from '@libp2p/interface';
+import { z } from 'zod';
+import { fromBase64Url, toBase64Url } from '../p2p/signing.ts';
+import type { ModelEntry } from './catalogue.ts';
+import { sha256Hex } from './verify.ts';
+
+export const INFER_PROTOCOL = '/webtensor/infer/1';
+export const MAX_PROMPT_CHARS = 2000;
+export const MAX_NEW_TOKENS = 128;
+
+export const samplingSchema = z.object({
+  seed: z.number().int().min(0).max(0xffffffff),
+  temperature: z.number().gt(0).max(2),
+  topK: z.number().int().min(1).max(1000).optional(),
+});
+
+export const generateParamsSchema = z.object({
+  model: z.string().min(1).max(128),
+  prompt: z.string().min(1).max(MAX_PROMPT_CHARS),
+  maxNewTokens: z.number().int().min(1).max(MAX_NEW_TOKENS),
+  /** Absent: greedy decoding (what validators check). */
+  sampling: samplingSchema.optional(),
+  /** Generation ends once the text contains one of these; the text is cut before it. */
+  stop: z.array(z.string().min(1).max(32)).max(4).optional(),
+});
+export type GenerateParams = z.infer<typeof generateParamsSchema>;
+
+export const finishReasons = ['length', 'stop', 'eos', 'cancelled'] as const;
+
+const hex64 = z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 hex digits');
+export const generateResultSchema = z.object({
+  requestId: z.string().max(64),
+  miner: z.string().max(128),
+  model: z.string().max(128),
+  modelHash: hex64,
+  text: z.string().max(64 * 1024),
+  tokenIds: z.array(z.number().int().nonnegative()).max(MAX_NEW_TOKENS),
+  outputHash: hex64,
+  promptTokens: z.number().int().nonnegative(),
+  finish: z.enum(finishReasons),
+  queueMs: z.number().nonnegative(),
+  inferMs: z.number().nonnegative(),
+  sig: z.string().regex(/^[A-Za-z0-9_-]{1,200}$/),
+});
+export type GenerateResult = z.infer<typeof generateResultSchema>;
+
+const DOMAIN = 'webtensor/infer/1/result\n';
+const encoder = new TextEncoder();
+
+/** One hash for a model version: over every file's path and sha256, in catalogue order. */
+export function modelHash(entry: ModelEntry): Promise<string> {
+  return sha256Hex(encoder.encode(entry.files.map((f) => `${f.path}:${f.sha256}\n`).join('')));
+}
+
+/** The hash a miner commits to: sha256 of the token ids as a JSON array (e.g. "[5,17,2]"). */
+export function outputHash(tokenIds: readonly number[]): Promise<string> {
+  return sha256Hex(encoder.encode(JSON.stringify(tokenIds)));
+}
+
+function resultBytes(result: Omit<GenerateResult, 'sig'>): Uint8Array {
+  const body: Partial<GenerateResult> = { ...result };
+  delete body.sig; // everything but the signature is signed
+  const text = canonicalize(body);
+  if (text === undefined) throw new Error('result cannot be canonicalised');
+  return encoder.encode(DOMAIN + text);
+}
+
+export async function signResult(key: PrivateKey, result: Omit<GenerateResult, 'sig'>): Promise<GenerateResult> {
+  return { ...result, sig: toBase64Url(await key.sign(resultBytes(result))) };
+}
+
+/**
+ * Why a miner's final answer cannot be trusted, or null when it checks out: it must parse, be signed by the
+ * peer that was asked, answer this request, and carry the hash of its own token ids.
+ */
+export async function checkResult(
+  raw: unknown,
+  expected: { miner: string; requestId: string },
+): Promise<string | null> {
+  const parsed = generateResultSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    return `the result is malformed at ${issue.path.join('.') || '(result)'}: ${issue.message}`;
+  }
+  const r = parsed.data;
+  if (r.miner !== expected.miner) return `the result names ${r.miner}, not the miner asked`;
+  if (r.requestId !== expected.requestId) return `the result answers request ${r.requestId}, not ${expected.requestId}`;
+  if (r.outputHash !== (await outputHash(r.tokenIds))) return 'the output hash does not match the token ids';
+  try {
+    const key = peerIdFromString(r.miner).publicKey;
+    if (!key || !(await key.verify(resultBytes(r), fromBase64Url(r.sig))))
+      return "the result's signature does not verify";
+  } catch {
+    return "the result's signature does not verify";
+  }
+  return null;
+}
