@@ -1,0 +1,115 @@
+/**
+ * The network config: everything every node must agree on before it can replay the ledger. Served by the relay
+ * (`/network`), overridable by URL, and validated here; a bad config is refused with the field named.
+ * Amounts are rao (1 TAO-like unit = 1e9 rao) as decimal strings, because JSON numbers stop at 2^53.
+ */
+import { z } from 'zod';
+
+const peerId = z.string().regex(/^[1-9A-HJ-NP-Za-km-z]{40,128}$/, 'expected a base58 peer id');
+export const raoString = z.string().regex(/^(0|[1-9][0-9]{0,29})$/, 'expected a whole number of rao as a string');
+const u16 = z.number().int().min(0).max(65535);
+
+export const yumaConfigSchema = z.object({
+  kappa: u16,
+  bondsPenalty: u16,
+  bondsMovingAverage: z.number().int().min(0).max(1_000_000),
+  yuma3: z.boolean(),
+  liquidAlpha: z.boolean(),
+  alphaLow: u16,
+  alphaHigh: u16,
+  alphaSigmoidSteepness: z.number().int().min(-32768).max(32767),
+  /** Blocks without a weights update after which a validator is inactive. */
+  activityCutoff: z.number().int().positive(),
+  stakeThreshold: raoString,
+});
+
+export const subnetConfigSchema = z.object({
+  netuid: z.number().int().min(0).max(1023),
+  task: z.enum(['text-generation', 'feature-extraction']),
+  model: z.string().min(1).max(128),
+  /** shared/inference/protocol.ts modelHash of the model every miner must serve. */
+  modelHash: z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 hex digits'),
+  /** Blocks per epoch. */
+  tempo: z.number().int().min(4).max(100_000),
+  maxUids: z.number().int().min(1).max(4096),
+  maxValidators: z.number().int().min(1).max(4096),
+  /** Blocks after registration during which a UID cannot be replaced. */
+  immunityPeriod: z.number().int().nonnegative(),
+  /** Leading zero bits the registration proof of work needs. */
+  registrationDifficulty: z.number().int().min(0).max(40),
+  /** Weights are committed in an epoch's first half and revealed in its second; off: weights.set. */
+  commitReveal: z.boolean(),
+  yuma: yumaConfigSchema,
+});
+
+export const networkConfigSchema = z
+  .object({
+    networkId: z.string().regex(/^[a-z0-9-]{1,32}$/, 'expected 1-32 characters of a-z, 0-9 and -'),
+    profile: z.enum(['production', 'test']),
+    genesisMs: z.number().int().nonnegative(),
+    blockMs: z.number().int().min(100).max(600_000),
+    emissionPerBlock: raoString,
+    /** Emission per block halves every this many blocks. */
+    halvingIntervalBlocks: z.number().int().positive(),
+    owner: peerId,
+    /** The subnet owner's cut of each epoch's emission, as u16 (11796 = 18 %). */
+    ownerCut: u16,
+    /** A validator's cut of its dividends before the rest goes to its nominators, as u16. */
+    delegateTake: u16,
+    initialBalances: z.record(peerId, raoString),
+    /** Records may carry a block at most this far ahead of the receiver's clock. */
+    clockSkewBlocks: z.number().int().min(0).max(100),
+    /** Blocks after an epoch's end before it is computed (late records can still arrive). */
+    graceBlocks: z.number().int().min(0).max(10_000),
+    /** How many closed epochs back a late record may still land (and trigger a recompute). */
+    reorgEpochs: z.number().int().min(0).max(100),
+    /** Test profile only: the faucet's key is derived from this public seed (so anyone can fund test nodes). */
+    faucetSeed: z.string().max(64).optional(),
+    subnets: z.array(subnetConfigSchema).min(1).max(16),
+  })
+  .superRefine((c, ctx) => {
+    const seen = new Set<number>();
+    c.subnets.forEach((s, i) => {
+      if (seen.has(s.netuid))
+        ctx.addIssue({ code: 'custom', path: ['subnets', i, 'netuid'], message: `netuid ${s.netuid} appears twice` });
+      seen.add(s.netuid);
+      if (s.maxValidators > s.maxUids)
+        ctx.addIssue({ code: 'custom', path: ['subnets', i, 'maxValidators'], message: 'exceeds maxUids' });
+    });
+    if (c.faucetSeed !== undefined && c.profile !== 'test')
+      ctx.addIssue({ code: 'custom', path: ['faucetSeed'], message: 'a faucet is only allowed in the test profile' });
+  });
+
+export type NetworkConfig = z.infer<typeof networkConfigSchema>;
+export type SubnetConfig = z.infer<typeof subnetConfigSchema>;
+
+export class NetworkConfigError extends Error {
+  override name = 'NetworkConfigError';
+}
+
+/** Parse and check a config; throws NetworkConfigError naming the first bad field. */
+export function parseNetworkConfig(data: unknown): NetworkConfig {
+  const r = networkConfigSchema.safeParse(data);
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    throw new NetworkConfigError(
+      `The network config is invalid at ${issue.path.join('.') || '(root)'}: ${issue.message}.`,
+    );
+  }
+  return r.data;
+}
+
+/** The block at time `nowMs`: floor((now - genesis) / blockTime). */
+export function blockAt(config: NetworkConfig, nowMs: number): number {
+  return Math.max(0, Math.floor((nowMs - config.genesisMs) / config.blockMs));
+}
+
+/** Emission of one block, halving every halvingIntervalBlocks. */
+export function blockEmission(config: NetworkConfig, block: number): bigint {
+  const halvings = Math.floor(block / config.halvingIntervalBlocks);
+  return halvings >= 64 ? 0n : BigInt(config.emissionPerBlock) >> BigInt(halvings);
+}
+
+export function findSubnet(config: NetworkConfig, netuid: number): SubnetConfig | undefined {
+  return config.subnets.find((s) => s.netuid === netuid);
+}

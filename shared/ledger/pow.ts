@@ -1,0 +1,61 @@
+/**
+ * Registration proof of work (hashcash): sha256 over the network, subnet, author, block and a nonce must start
+ * with `difficulty` zero bits. Bound to all four, a proof cannot be reused by another key, subnet, network or
+ * time; opening a tab literally mines its way into the subnet.
+ */
+import { sha256 } from '@noble/hashes/sha2.js';
+
+const encoder = new TextEncoder();
+
+function challenge(network: string, netuid: number, author: string, block: number, nonce: string): Uint8Array {
+  return sha256(encoder.encode(`webtensor/register/1\n${network}\n${netuid}\n${author}\n${block}\n${nonce}`));
+}
+
+export function leadingZeroBits(hash: Uint8Array): number {
+  let bits = 0;
+  for (const byte of hash) {
+    if (byte === 0) {
+      bits += 8;
+      continue;
+    }
+    return bits + Math.clz32(byte) - 24;
+  }
+  return bits;
+}
+
+export function checkProofOfWork(
+  network: string,
+  r: { author: string; block: number; body: { netuid: number; nonce: string } },
+  difficulty: number,
+): boolean {
+  return leadingZeroBits(challenge(network, r.body.netuid, r.author, r.block, r.body.nonce)) >= difficulty;
+}
+
+export interface PowProgress {
+  hashes: number;
+  /** Expected hashes for this difficulty (2^difficulty). */
+  expected: number;
+}
+
+/**
+ * Search nonces from `start` until one reaches `difficulty`. Calls `onProgress` every 4096 hashes and yields to
+ * the event loop there (so a worker stays responsive); `signal` stops the search.
+ */
+export async function solveProofOfWork(
+  input: { network: string; netuid: number; author: string; block: number; difficulty: number; start?: bigint },
+  onProgress?: (p: PowProgress) => void,
+  signal?: AbortSignal,
+): Promise<{ nonce: string; hashes: number }> {
+  const expected = 2 ** input.difficulty;
+  let n = input.start ?? 0n;
+  for (let hashes = 1; ; hashes++, n = (n + 1n) & 0xffffffffffffffffn) {
+    const nonce = n.toString(16).padStart(16, '0');
+    if (leadingZeroBits(challenge(input.network, input.netuid, input.author, input.block, nonce)) >= input.difficulty)
+      return { nonce, hashes };
+    if (hashes % 4096 === 0) {
+      onProgress?.({ hashes, expected });
+      await new Promise((r) => setTimeout(r, 0));
+      if (signal?.aborted) throw new Error('the proof of work was cancelled');
+    }
+  }
+}

@@ -1,0 +1,159 @@
+/**
+ * Ledger records: `{v, network, kind, author, seq, block, body, sig}`, signed by the author's libp2p Ed25519 key
+ * over "webtensor/record/1\n" + RFC 8785 canonical JSON of everything but the signature. The record id is the
+ * sha256 of those same bytes. `checkRecord` is the stateless check every record passes on arrival (schema,
+ * network, signature, clock, proof of work); the replay (state.ts) adds the checks that need the ledger's state.
+ */
+import canonicalize from 'canonicalize';
+import { peerIdFromString } from '@libp2p/peer-id';
+import type { PrivateKey } from '@libp2p/interface';
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
+import { z } from 'zod';
+import { fromBase64Url, toBase64Url } from '../p2p/signing.ts';
+import { findSubnet, raoString, type NetworkConfig } from './config.ts';
+import { checkProofOfWork } from './pow.ts';
+
+const peerId = z.string().regex(/^[1-9A-HJ-NP-Za-km-z]{40,128}$/, 'expected a base58 peer id');
+const netuid = z.number().int().min(0).max(1023);
+const hex = (n: number) => z.string().regex(new RegExp(`^[0-9a-f]{${n}}$`), `expected ${n} hex digits`);
+const uidList = z
+  .array(z.number().int().min(0).max(4095))
+  .max(4096)
+  .refine((u) => u.every((x, i) => i === 0 || x > u[i - 1]!), 'uids must be strictly increasing');
+const u16List = z.array(z.number().int().min(0).max(65535)).max(4096);
+const positiveRao = raoString.refine((s) => s !== '0', 'amount must be more than 0');
+
+export const bodySchemas = {
+  register: z.object({ netuid, nonce: hex(16), role: z.enum(['miner', 'validator']) }),
+  'weights.commit': z.object({ netuid, hash: hex(64) }),
+  'weights.reveal': z.object({ netuid, uids: uidList, values: u16List, salt: hex(32) }),
+  'weights.set': z.object({ netuid, uids: uidList, values: u16List }),
+  'stake.add': z.object({ hotkey: peerId, amount: positiveRao }),
+  'stake.remove': z.object({ hotkey: peerId, amount: positiveRao }),
+  transfer: z.object({ to: peerId, amount: positiveRao }),
+} as const;
+export type RecordKind = keyof typeof bodySchemas;
+export const recordKinds = Object.keys(bodySchemas) as RecordKind[];
+export type Body<K extends RecordKind> = z.infer<(typeof bodySchemas)[K]>;
+
+const envelope = z.object({
+  v: z.literal(1),
+  network: z.string().max(32),
+  kind: z.enum(recordKinds as [RecordKind, ...RecordKind[]]),
+  author: peerId,
+  seq: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+  block: z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 40),
+  body: z.unknown(),
+  sig: z.string().regex(/^[A-Za-z0-9_-]{1,200}$/, 'expected a base64url signature'),
+});
+
+export type LedgerRecord = {
+  [K in RecordKind]: Omit<z.infer<typeof envelope>, 'kind' | 'body'> & { kind: K; body: Body<K> };
+}[RecordKind];
+export type UnsignedRecord = LedgerRecord extends infer R ? (R extends unknown ? Omit<R, 'sig'> : never) : never;
+
+const DOMAIN = 'webtensor/record/1\n';
+const encoder = new TextEncoder();
+
+export function signedBytes(record: UnsignedRecord | LedgerRecord): Uint8Array {
+  const { v, network, kind, author, seq, block, body } = record;
+  const text = canonicalize({ v, network, kind, author, seq, block, body });
+  if (text === undefined) throw new Error('record cannot be canonicalised');
+  return encoder.encode(DOMAIN + text);
+}
+
+/** A record's id: sha256 of its signed bytes, hex. */
+export function recordId(record: LedgerRecord): string {
+  return bytesToHex(sha256(signedBytes(record)));
+}
+
+export async function signRecord(key: PrivateKey, record: UnsignedRecord): Promise<LedgerRecord> {
+  return { ...record, sig: toBase64Url(await key.sign(signedBytes(record))) } as LedgerRecord;
+}
+
+/** Why a record was refused; codes are stable (tests and peers' reputations use them). */
+export type RefusalCode =
+  | 'malformed'
+  | 'other-network'
+  | 'bad-signature'
+  | 'future-block'
+  | 'stale-block'
+  | 'bad-pow'
+  | 'unknown-subnet'
+  | 'replay'
+  | 'overspend'
+  | 'not-registered'
+  | 'no-permit'
+  | 'subnet-full'
+  | 'already-registered'
+  | 'bad-reveal'
+  | 'wrong-window'
+  | 'bad-weights';
+
+export class RecordRefused extends Error {
+  override name = 'RecordRefused';
+  constructor(
+    readonly code: RefusalCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface ArrivalContext {
+  /** The receiver's current block. */
+  nowBlock: number;
+  /** Records older than this block are refused (their epochs are closed beyond the reorg window). */
+  minBlock: number;
+}
+
+/**
+ * Stateless checks, in order: shape, network, signature, clock, subnet, proof of work. Throws RecordRefused
+ * naming what is wrong; returns the typed record and its id.
+ */
+export async function checkRecord(
+  raw: unknown,
+  config: NetworkConfig,
+  at: ArrivalContext,
+): Promise<{ record: LedgerRecord; id: string }> {
+  const env = envelope.safeParse(raw);
+  if (!env.success) {
+    const issue = env.error.issues[0]!;
+    throw new RecordRefused('malformed', `${issue.path.join('.') || '(record)'}: ${issue.message}`);
+  }
+  const body = bodySchemas[env.data.kind].safeParse(env.data.body);
+  if (!body.success) {
+    const issue = body.error.issues[0]!;
+    throw new RecordRefused('malformed', `body.${issue.path.join('.')}: ${issue.message}`);
+  }
+  const record = { ...env.data, body: body.data } as LedgerRecord;
+  if (record.network !== config.networkId)
+    throw new RecordRefused('other-network', `record is for network "${record.network}", not "${config.networkId}"`);
+  let valid = false;
+  try {
+    const key = peerIdFromString(record.author).publicKey;
+    valid = !!key && (await key.verify(signedBytes(record), fromBase64Url(record.sig)));
+  } catch {
+    valid = false;
+  }
+  if (!valid) throw new RecordRefused('bad-signature', "the signature does not verify against the author's key");
+  if (record.block > at.nowBlock + config.clockSkewBlocks)
+    throw new RecordRefused('future-block', `block ${record.block} is ahead of this node's block ${at.nowBlock}`);
+  if (record.block < at.minBlock)
+    throw new RecordRefused(
+      'stale-block',
+      `block ${record.block} is in an epoch closed for good (before ${at.minBlock})`,
+    );
+  if ('netuid' in record.body) {
+    const subnet = findSubnet(config, record.body.netuid);
+    if (!subnet) throw new RecordRefused('unknown-subnet', `there is no subnet ${record.body.netuid}`);
+    if (record.kind === 'register' && !checkProofOfWork(config.networkId, record, subnet.registrationDifficulty))
+      throw new RecordRefused('bad-pow', `the proof of work does not reach ${subnet.registrationDifficulty} bits`);
+  }
+  return { record, id: recordId(record) };
+}
