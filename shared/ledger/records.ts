@@ -72,6 +72,15 @@ export function recordId(record: LedgerRecord): string {
   return bytesToHex(sha256(signedBytes(record)));
 }
 
+async function verifySignature(record: LedgerRecord): Promise<boolean> {
+  try {
+    const key = peerIdFromString(record.author).publicKey;
+    return !!key && (await key.verify(signedBytes(record), fromBase64Url(record.sig)));
+  } catch {
+    return false;
+  }
+}
+
 export async function signRecord(key: PrivateKey, record: UnsignedRecord): Promise<LedgerRecord> {
   return { ...record, sig: toBase64Url(await key.sign(signedBytes(record))) } as LedgerRecord;
 }
@@ -134,14 +143,8 @@ export async function checkRecord(
   const record = { ...env.data, body: body.data } as LedgerRecord;
   if (record.network !== config.networkId)
     throw new RecordRefused('other-network', `record is for network "${record.network}", not "${config.networkId}"`);
-  let valid = false;
-  try {
-    const key = peerIdFromString(record.author).publicKey;
-    valid = !!key && (await key.verify(signedBytes(record), fromBase64Url(record.sig)));
-  } catch {
-    valid = false;
-  }
-  if (!valid) throw new RecordRefused('bad-signature', "the signature does not verify against the author's key");
+  if (!(await verifySignature(record)))
+    throw new RecordRefused('bad-signature', "the signature does not verify against the author's key");
   if (record.block > at.nowBlock + config.clockSkewBlocks)
     throw new RecordRefused('future-block', `block ${record.block} is ahead of this node's block ${at.nowBlock}`);
   if (record.block < at.minBlock)
