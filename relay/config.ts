@@ -1,8 +1,11 @@
 /**
  * Relay configuration from flags (--host, --port, --http-port, --key-file, --tls-cert, --tls-key,
- * --max-reservations) or environment (RELAY_HOST, RELAY_PORT, ...). Flags win. Bad values are refused with a
- * message naming the flag.
+ * --max-reservations, --network) or environment (RELAY_HOST, RELAY_PORT, ...). Flags win. Bad values are refused
+ * with a message naming the flag.
  */
+import { readFileSync } from 'node:fs';
+import { NetworkConfigError, parseNetworkConfig, type NetworkConfig } from '../shared/ledger/config.ts';
+import { productionProfile, testProfile } from '../shared/ledger/profiles.ts';
 export interface RelayConfig {
   host: string;
   port: number;
@@ -11,6 +14,8 @@ export interface RelayConfig {
   tlsCert: string | null;
   tlsKey: string | null;
   maxReservations: number;
+  /** The network config this relay serves at /network (a profile name or a JSON file). */
+  network: string;
 }
 
 export class ConfigError extends Error {
@@ -25,6 +30,7 @@ const options = {
   'tls-cert': { env: 'RELAY_TLS_CERT', fallback: '' },
   'tls-key': { env: 'RELAY_TLS_KEY', fallback: '' },
   'max-reservations': { env: 'RELAY_MAX_RESERVATIONS', fallback: '1024' },
+  network: { env: 'RELAY_NETWORK', fallback: 'production' },
 } as const;
 type Option = keyof typeof options;
 
@@ -68,5 +74,29 @@ export function parseRelayConfig(argv: string[], env: NodeJS.ProcessEnv): RelayC
     tlsCert,
     tlsKey,
     maxReservations: integer('max-reservations', get('max-reservations'), 1, 100_000),
+    network: get('network'),
   };
+}
+
+/**
+ * The network config named by --network: `production`, `test` (genesis = now, to the second, so a fresh test
+ * network starts at block 0), or a JSON file. A bad file is refused naming the field.
+ */
+export function loadNetworkConfig(network: string, nowMs: number): NetworkConfig {
+  if (network === 'production') return productionProfile();
+  if (network === 'test') return testProfile(Math.floor(nowMs / 1000) * 1000);
+  let data: unknown;
+  try {
+    data = JSON.parse(readFileSync(network, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(
+      `--network must be production, test or a readable JSON file; "${network}": ${(err as Error).message}`,
+    );
+  }
+  try {
+    return parseNetworkConfig(data);
+  } catch (err) {
+    if (err instanceof NetworkConfigError) throw new ConfigError(`--network ${network}: ${err.message}`);
+    throw err;
+  }
 }

@@ -1,8 +1,10 @@
 /**
- * The relay's HTTP port: `/healthz` (JSON: status, peer id and the multiaddrs tabs dial) and `/metrics`
- * (Prometheus text). CORS is open so a page on another port can read where to dial.
+ * The relay's HTTP port: `/healthz` (JSON: status, peer id and the multiaddrs tabs dial), `/network` (the
+ * network config every node replays the ledger with) and `/metrics` (Prometheus text). CORS is open so a page
+ * on another port can read them.
  */
 import { createServer, type Server } from 'node:http';
+import type { NetworkConfig } from '../shared/ledger/config.ts';
 import type { RelayNode } from './node.ts';
 
 export function relayMetrics(node: RelayNode, startedAt: number): string {
@@ -24,7 +26,14 @@ export function relayMetrics(node: RelayNode, startedAt: number): string {
     .join('');
 }
 
-export function startHttp(node: RelayNode, host: string, port: number, startedAt: number): Promise<Server> {
+export function startHttp(
+  node: RelayNode,
+  host: string,
+  port: number,
+  startedAt: number,
+  network: NetworkConfig,
+): Promise<Server> {
+  const networkJson = JSON.stringify(network) + '\n';
   const server = createServer((req, res) => {
     res.setHeader('Access-Control-Allow-Origin', '*');
     if (req.method !== 'GET') {
@@ -42,10 +51,12 @@ export function startHttp(node: RelayNode, host: string, port: number, startedAt
       res
         .writeHead(node.status === 'started' ? 200 : 503, { 'Content-Type': 'application/json' })
         .end(JSON.stringify(body) + '\n');
+    } else if (path === '/network') {
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end(networkJson);
     } else if (path === '/metrics') {
       res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4' }).end(relayMetrics(node, startedAt));
     } else {
-      res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found: try /healthz or /metrics\n');
+      res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found: try /healthz, /network or /metrics\n');
     }
   });
   return new Promise((resolve, reject) => {

@@ -5,7 +5,7 @@
 import '../shared/polyfills.ts';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ConfigError, parseRelayConfig } from './config.ts';
+import { ConfigError, loadNetworkConfig, parseRelayConfig } from './config.ts';
 import { startHttp } from './http.ts';
 import { loadOrCreateKey } from './key.ts';
 import { log } from './log.ts';
@@ -14,8 +14,11 @@ import { servePeerList } from './peer-list.ts';
 
 async function main() {
   let config;
+  let network;
+  const startedAt = Date.now();
   try {
     config = parseRelayConfig(process.argv.slice(2), process.env);
+    network = loadNetworkConfig(config.network, startedAt);
   } catch (err) {
     if (err instanceof ConfigError) {
       log.error(`bad relay configuration: ${err.message}`);
@@ -43,11 +46,10 @@ async function main() {
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
 
-  const startedAt = Date.now();
   const { key, created } = await loadOrCreateKey(config.keyFile);
   const relay = (running.node = await createRelayNode(config, key));
   await servePeerList(relay);
-  const http = (running.http = await startHttp(relay, config.host, config.httpPort, startedAt));
+  const http = (running.http = await startHttp(relay, config.host, config.httpPort, startedAt, network));
   if (stopping) return; // a signal arrived while starting; shutdown() finishes the job
   const httpPort = (http.address() as AddressInfo).port;
 
@@ -64,6 +66,9 @@ async function main() {
     multiaddrs: relay.getMultiaddrs().map((m) => m.toString()),
     health: `http://${config.host}:${httpPort}/healthz`,
     metrics: `http://${config.host}:${httpPort}/metrics`,
+    network: `http://${config.host}:${httpPort}/network`,
+    networkId: network.networkId,
+    profile: network.profile,
   });
 }
 

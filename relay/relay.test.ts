@@ -1,7 +1,7 @@
 /** The relay as a process: real libp2p over WebSockets, a real reservation, health, metrics, identity, shutdown. */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
-import { mkdtempSync, statSync } from 'node:fs';
+import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -114,6 +114,27 @@ describe('relay', () => {
     });
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/bad relay configuration: --port must be/);
+  });
+
+  it('serves the network config it was started with, and refuses a bad one naming the field', async () => {
+    const relay = new RelayProcess(nextPort++, nextPort++, undefined, ['--network', 'test']);
+    relays.push(relay);
+    const before = Date.now();
+    await relay.start();
+    const config = (await (await fetch(relay.networkUrl)).json()) as { profile: string; genesisMs: number };
+    expect(config.profile).toBe('test');
+    expect(config.genesisMs).toBeGreaterThan(before - 2000);
+    const prod = await startRelay(join(mkdtempSync(join(tmpdir(), 'relay-')), 'key.pb'));
+    expect(((await (await fetch(prod.networkUrl)).json()) as { blockMs: number }).blockMs).toBe(12_000);
+
+    const file = join(mkdtempSync(join(tmpdir(), 'net-')), 'network.json');
+    writeFileSync(file, JSON.stringify({ ...config, subnets: [{ netuid: 1, tempo: 'soon' }] }));
+    const r = spawnSync(process.execPath, ['--import', 'tsx', 'relay/main.ts', '--network', file], {
+      cwd: root,
+      encoding: 'utf8',
+    });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/invalid at subnets\.0\./);
   });
 
   it('refuses a corrupt key file instead of silently replacing the identity', async () => {

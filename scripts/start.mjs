@@ -19,7 +19,8 @@ const services = [
   {
     name: 'relay',
     command: process.execPath,
-    args: ['--experimental-websocket', '--import', 'tsx', 'relay/main.ts'],
+    // A local network uses the fast test profile (1 s blocks, 20-block epochs) so epochs are seen within minutes.
+    args: ['--experimental-websocket', '--import', 'tsx', 'relay/main.ts', '--network', 'test'],
     ready: /"health":"(\S+?)"/,
     announce: (url) => `  relay is up: health at ${url}`,
   },

@@ -18,6 +18,8 @@ export class RelayProcess {
     readonly port = 9190,
     readonly httpPort = 9191,
     readonly keyFile = join(mkdtempSync(join(tmpdir(), 'relay-')), 'key.pb'),
+    /** More flags, e.g. ['--network', 'test']. */
+    readonly extraArgs: string[] = [],
   ) {}
 
   get running(): boolean {
@@ -26,6 +28,10 @@ export class RelayProcess {
 
   get healthUrl() {
     return `http://127.0.0.1:${this.httpPort}/healthz`;
+  }
+
+  get networkUrl() {
+    return `http://127.0.0.1:${this.httpPort}/network`;
   }
 
   async start(): Promise<void> {
@@ -42,6 +48,7 @@ export class RelayProcess {
         `${this.httpPort}`,
         '--key-file',
         this.keyFile,
+        ...this.extraArgs,
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
