@@ -1,9 +1,15 @@
 /**
  * Yuma consensus in a Web Worker, exposed over Comlink. The main thread sends plain data (a case in the
  * vectors.json format, or params + inputs) and gets the same bits Node computes; bigints survive
- * structured cloning. Later this worker also runs epochs over the IndexedDB ledger (issue #5).
+ * structured cloning. It also replays the ledger straight from IndexedDB (the slot's LedgerDb) and stores each
+ * closed epoch there, and solves registration proofs of work off the main thread.
  */
 import { expose } from 'comlink';
+import type { NetworkConfig } from '../shared/ledger/config.ts';
+import { LedgerDb } from '../shared/ledger/db.ts';
+import { solveProofOfWork, type PowProgress } from '../shared/ledger/pow.ts';
+import { replay, type ClosedEpoch, type Replay } from '../shared/ledger/replay.ts';
+import { totalStake, type SubnetState } from '../shared/ledger/state.ts';
 import { runEpochFloat64 } from '../shared/yuma/float64.ts';
 import { syntheticEpoch, type SyntheticSpec } from '../shared/yuma/synthetic.ts';
 import {
@@ -24,7 +30,29 @@ export interface YumaWorkerApi {
   timeCase(data: unknown, repeat: number): { meanMs: number; output: CaseOutput };
   /** Build a seeded synthetic epoch here, then time the exact engine and the float64 port on it (median ms). */
   benchEpoch(spec: SyntheticSpec, repeats: number): { exactMs: number; floatMs: number };
+  /** Replay the slot's ledger for `config` through block `closeThrough`; stores closed epochs in the database. */
+  computeLedger(slot: number, config: NetworkConfig, closeThrough: number): Promise<LedgerSnapshot>;
+  solveRegistration(
+    input: { network: string; netuid: number; author: string; block: number; difficulty: number },
+    onProgress?: (p: PowProgress) => void,
+  ): Promise<{ nonce: string; hashes: number; ms: number }>;
 }
+
+/** What the page needs of a replay: closed epochs, balances, stake per hotkey, the subnets' UIDs. */
+export interface LedgerSnapshot {
+  closeThrough: number;
+  records: number;
+  refused: Replay['refused'];
+  epochs: ClosedEpoch[];
+  balances: Record<string, bigint>;
+  stakes: Record<string, bigint>;
+  subnets: SubnetState[];
+  issued: bigint;
+  dust: bigint;
+  ms: number;
+}
+
+const databases = new Map<number, LedgerDb>();
 
 function medianMs(repeats: number, run: () => void): number {
   const times: number[] = [];
@@ -53,6 +81,34 @@ const api: YumaWorkerApi = {
       exactMs: medianMs(repeats, () => runEpoch(params, inputs)),
       floatMs: medianMs(Math.max(5, repeats), () => runEpochFloat64(params, inputs)),
     };
+  },
+  async computeLedger(slot, config, closeThrough) {
+    const start = performance.now();
+    let db = databases.get(slot);
+    if (!db) databases.set(slot, (db = new LedgerDb(slot)));
+    const rows = await db.records.where('network').equals(config.networkId).toArray();
+    const result = replay(config, rows, closeThrough);
+    await db.epochs.bulkPut(result.epochs.map((e) => ({ ...e, network: config.networkId })));
+    const stakes: Record<string, bigint> = {};
+    for (const hotkey of Object.keys(result.state.stakes)) stakes[hotkey] = totalStake(result.state, hotkey);
+    return {
+      closeThrough,
+      records: rows.length,
+      refused: result.refused,
+      epochs: result.epochs,
+      balances: result.state.balances,
+      stakes,
+      subnets: result.state.subnets,
+      issued: result.state.issued,
+      dust: result.state.dust,
+      ms: performance.now() - start,
+    };
+  },
+  async solveRegistration(input, onProgress) {
+    const start = performance.now();
+    const begin = BigInt(Math.floor(Math.random() * 2 ** 32)) << 16n;
+    const found = await solveProofOfWork({ ...input, start: begin }, onProgress);
+    return { ...found, ms: performance.now() - start };
   },
 };
 

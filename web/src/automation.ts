@@ -16,6 +16,10 @@ import {
   type PeerView,
 } from './node/runtime.ts';
 import { yumaWorker } from './yuma-client.ts';
+import type { EpochAgreement, LedgerView } from './node/ledger-node.ts';
+import type { ClosedEpoch } from '../../shared/ledger/replay.ts';
+import { recordId, type RecordKind } from '../../shared/ledger/records.ts';
+import type { ValidatorState } from './node/validator.ts';
 import { embed, generate, loadModel } from './inference-client.ts';
 import type { Generation, Loaded } from '../../worker/inference.worker.ts';
 import type { DevicePreference } from '../../worker/device.ts';
@@ -75,6 +79,28 @@ export interface WebtensorAutomation {
       extras?: GenerationExtras & { cancelAfterPieces?: number },
     ): Promise<{ result: GenerateResult; streamed: string[] }>;
   };
+  /** The ledger as this tab sees it (null until a network config is loaded). Amounts are rao as strings. */
+  ledger: {
+    readonly network: { networkId: string; profile: string; blockMs: number; tempo: number } | null;
+    readonly block: number | null;
+    /** This node's UID on the subnet, or null. */
+    readonly uid: number | null;
+    /** Total stake on this node's hotkey. */
+    readonly stake: string;
+    readonly records: number;
+    readonly registration: LedgerView['registration'];
+    /** Per closed epoch: its roots and the permitted validator stake that signed the same. */
+    readonly epochs: EpochAgreement[];
+    /** Per closed epoch: the metagraph and where the emission went. */
+    readonly summaries: ClosedEpoch[];
+    /** Everything emission created so far, and the rounding dust kept aside. */
+    readonly totals: { issued: string; dust: string } | null;
+    /** Test networks: the faucet stakes `amount` rao on `hotkey` with a signed stake.add. */
+    faucetStake(hotkey: string, amount: string): Promise<void>;
+    /** Publish a record of ours (for tests of refusals); rejects with the refusal's code and message. */
+    publish(kind: string, body: unknown): Promise<string>;
+  };
+  readonly validator: ValidatorState | null;
   yuma: {
     /** Run one Yuma case (vectors.json format) in the consensus Web Worker. */
     runCase(data: unknown, opts?: { replay?: boolean }): Promise<CaseOutput>;
@@ -169,6 +195,54 @@ export function installAutomation(runtime: NodeRuntime | null): void {
         );
         return { result, streamed };
       },
+    },
+    ledger: {
+      get network() {
+        const c = runtime?.ledger?.config;
+        return c
+          ? { networkId: c.networkId, profile: c.profile, blockMs: c.blockMs, tempo: c.subnets[0]!.tempo }
+          : null;
+      },
+      get block() {
+        return runtime?.ledger?.block ?? null;
+      },
+      get uid() {
+        const l = runtime?.ledger;
+        return l ? l.uidOn(l.config.subnets[0]!.netuid) : null;
+      },
+      get stake() {
+        const id = runtime?.state.peerId;
+        return (id && runtime?.ledger?.view.snapshot?.stakes[id]?.toString()) || '0';
+      },
+      get records() {
+        return runtime?.ledger?.view.records ?? 0;
+      },
+      get registration() {
+        return runtime?.ledger?.view.registration ?? null;
+      },
+      get epochs() {
+        return runtime?.ledger?.view.agreement ?? [];
+      },
+      get summaries() {
+        return runtime?.ledger?.view.snapshot?.epochs ?? [];
+      },
+      get totals() {
+        const s = runtime?.ledger?.view.snapshot;
+        return s ? { issued: s.issued.toString(), dust: s.dust.toString() } : null;
+      },
+      async faucetStake(hotkey, amount) {
+        const ledger = need().ledger;
+        if (!ledger) throw new Error('This tab has no network config.');
+        await ledger.faucetStake(hotkey, BigInt(amount));
+      },
+      async publish(kind, body) {
+        const ledger = need().ledger;
+        if (!ledger) throw new Error('This tab has no network config.');
+        return recordId(await ledger.publish(kind as RecordKind, body as never));
+      },
+    },
+    get validator() {
+      return runtime?.state.validator ?? null;
     },
     yuma: {
       runCase: (data, opts) => yumaWorker().runCase(data, opts),

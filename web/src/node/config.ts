@@ -1,7 +1,7 @@
 /**
- * Node settings from the URL (`relay=`, `autostart=`, `ice=`, `role=`, `model=`, `device=`), validated; a bad value is an
- * error that names the parameter. Without `relay=`, the node asks the relay's HTTP port on this page's host
- * where to dial.
+ * Node settings from the URL (`relay=`, `autostart=`, `ice=`, `role=`, `model=`, `device=`, `network=`, `fault=`),
+ * validated; a bad value is an error that names the parameter. Without `relay=`, the node asks the relay's HTTP
+ * port on this page's host where to dial; without `network=`, it reads the network config beside it.
  */
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import { findModel } from '../../../shared/inference/catalogue.ts';
@@ -15,9 +15,16 @@ export interface NodeConfig {
   /** The model to mine with; null: the best one the server has (stories260K, else the generated tiny Llama). */
   model: string | null;
   device: DevicePreference;
-  /** What the tab does once started: mine (serve a model), or only take part as a client. */
-  role: 'miner' | 'client';
+  /** What the tab does once started: mine (serve a model), validate miners, or only take part as a client. */
+  role: 'miner' | 'validator' | 'client';
+  /** Where the network config comes from: a URL, or null for the relay's /network beside its /healthz. */
+  network: string | null;
+  /** Test networks only: make this node misbehave so tests can show that scoring works. */
+  fault: Fault | null;
 }
+
+export const faults = ['wrong-output', 'slow', 'drop', 'copy-weights'] as const;
+export type Fault = (typeof faults)[number];
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -68,7 +75,24 @@ export function readNodeConfig(search: string, location: { hostname: string; pro
   if (device !== 'auto' && device !== 'wasm' && device !== 'webgpu')
     throw new ConfigError(`The device= parameter must be auto, wasm or webgpu, not "${device.slice(0, 40)}".`);
   const role = params.get('role') || 'miner';
-  if (role !== 'miner' && role !== 'client')
-    throw new ConfigError(`The role= parameter must be miner or client, not "${role.slice(0, 40)}".`);
-  return { relay, autostart: auto === '1' || auto === 'true', iceServers, model, device, role };
+  if (role !== 'miner' && role !== 'validator' && role !== 'client')
+    throw new ConfigError(`The role= parameter must be miner, validator or client, not "${role.slice(0, 40)}".`);
+  const network = params.get('network') || null;
+  if (network !== null && !/^https?:\/\//.test(network))
+    throw new ConfigError(
+      `The network= parameter must be the http(s) URL of a network config, not "${network.slice(0, 80)}".`,
+    );
+  const fault = params.get('fault') || null;
+  if (fault !== null && !(faults as readonly string[]).includes(fault))
+    throw new ConfigError(`The fault= parameter must be one of ${faults.join(', ')}, not "${fault.slice(0, 40)}".`);
+  return {
+    relay,
+    autostart: auto === '1' || auto === 'true',
+    iceServers,
+    model,
+    device,
+    role,
+    network,
+    fault: fault as Fault | null,
+  };
 }

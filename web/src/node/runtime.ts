@@ -37,6 +37,9 @@ import {
   type GenerateResult,
 } from '../../../shared/inference/protocol.ts';
 import { InferenceQueue } from '../../../shared/inference/queue.ts';
+import { NetworkConfigError, parseNetworkConfig, type NetworkConfig } from '../../../shared/ledger/config.ts';
+import { LedgerNode, type LedgerView } from './ledger-node.ts';
+import { Validator, type ValidatorState } from './validator.ts';
 import { SlotDb } from './db.ts';
 import { Dialer } from './dialer.ts';
 import { claimSlot, exportKey, importKey, loadOrCreateKey } from './identity.ts';
@@ -110,6 +113,9 @@ export interface NodeState {
   messages: GossipMessage[];
   dialFailures: number;
   miner: MinerState;
+  /** The ledger as this tab sees it, once the network config is loaded. */
+  ledger: LedgerView | null;
+  validator: ValidatorState | null;
 }
 
 let requestCounter = 0;
@@ -128,8 +134,13 @@ export class NodeRuntime extends EventTarget {
     messages: [],
     dialFailures: 0,
     miner: idleMiner,
+    ledger: null,
+    validator: null,
   };
   node: TabNode | null = null;
+  ledger: LedgerNode | null = null;
+  validator: Validator | null = null;
+  private firstReplay: Promise<void> | null = null;
   private key: PrivateKey | null = null;
   private db: SlotDb | null = null;
   /** The model this node serves to peers, once loaded, with its hash. */
@@ -194,6 +205,7 @@ export class NodeRuntime extends EventTarget {
         },
       });
       await this.connectRelay();
+      await this.startLedger(node, slot);
       this.timers.push(setInterval(() => void this.pollPeers(), 2000));
       this.timers.push(setInterval(() => this.refreshPeers(), 1000));
     } catch (err) {
@@ -397,6 +409,12 @@ export class NodeRuntime extends EventTarget {
     onText: (text: string) => unknown,
     requestId: string,
   ): Promise<GenerateResult> {
+    const fault = this.ledger?.config.profile === 'test' ? this.config.fault : null;
+    if (fault === 'drop')
+      await new Promise((_, reject) =>
+        signal.addEventListener('abort', () => reject(new RpcError('cancelled', 'dropped'))),
+      );
+    if (fault === 'slow') await new Promise((r) => setTimeout(r, 10_000));
     const { value: out, queuedMs } = await this.queue.run(signal, async () => {
       const onAbort = () => void cancelGeneration();
       signal.addEventListener('abort', onAbort, { once: true });
@@ -423,6 +441,8 @@ export class NodeRuntime extends EventTarget {
       },
     });
     if (out.finish === 'cancelled') throw new RpcError('cancelled', 'the caller cancelled the request');
+    // A miner that makes things up: other token ids, consistently signed and hashed, so only a check catches it.
+    if (fault === 'wrong-output') out.tokenIds = out.tokenIds.map((t) => (t * 7 + 3) % 300);
     return signResult(this.key!, {
       requestId,
       miner: this.node!.peerId.toString(),
@@ -503,11 +523,101 @@ export class NodeRuntime extends EventTarget {
     this.update({ messages });
   }
 
-  /** What the Start button does: start the node and, for a miner, load and serve its model. */
+  /** Where the network config is: the URL's network=, else /network beside the relay's /healthz. */
+  private networkUrl(): string | null {
+    if (this.config.network) return this.config.network;
+    if ('healthUrl' in this.config.relay) return this.config.relay.healthUrl.replace(/\/healthz$/, '/network');
+    return null;
+  }
+
+  private async loadNetworkConfig(): Promise<NetworkConfig | null> {
+    const url = this.networkUrl();
+    if (!url) return null;
+    let data: unknown;
+    try {
+      data = await (await fetch(url)).json();
+    } catch {
+      if (this.config.network) throw new Error(`No network config could be read from ${url}.`);
+      return null; // an older relay without /network: the tab works without a ledger
+    }
+    try {
+      return parseNetworkConfig(data);
+    } catch (err) {
+      if (err instanceof NetworkConfigError) throw new Error(`${url}: ${err.message}`);
+      throw err;
+    }
+  }
+
+  private async startLedger(node: TabNode, slot: number) {
+    const network = await this.loadNetworkConfig();
+    if (!network) return;
+    if (this.config.fault && network.profile !== 'test')
+      throw new Error(`fault=${this.config.fault} is only allowed on a test network; this is ${network.networkId}.`);
+    const ledger = new LedgerNode(node, this.key!, slot, network, (peer) => this.countRefusal(peer));
+    ledger.rpc = (peer, protocol, method, params, onChunk) => this.call(peer, protocol, method, params, onChunk);
+    ledger.addEventListener('change', () => this.update({ ledger: ledger.view }));
+    this.firstReplay = new Promise((resolve) => {
+      const onChange = () => {
+        if (!ledger.view.snapshot) return;
+        ledger.removeEventListener('change', onChange);
+        resolve();
+      };
+      ledger.addEventListener('change', onChange);
+    });
+    this.ledger = ledger;
+    await ledger.start();
+  }
+
+  /** The subnet this tab works on (the first one of the network). */
+  get subnet() {
+    return this.ledger?.config.subnets[0] ?? null;
+  }
+
+  /** Register on the subnet unless this identity already holds a UID there (or a registration is under way). */
+  private async ensureRegistered(role: 'miner' | 'validator') {
+    const ledger = this.ledger;
+    const subnet = this.subnet;
+    if (!ledger || !subnet) return;
+    await this.firstReplay;
+    if (ledger.uidOn(subnet.netuid) !== null) return;
+    await ledger.register(subnet.netuid, role);
+  }
+
+  /** What the Start button does: start the node and, for a miner, load and serve its model and register. */
   async startRole(): Promise<void> {
-    // The model loads while the node connects: neither needs the other until a request arrives.
-    const mining = this.config.role === 'miner' && this.state.miner.phase !== 'ready' ? this.serveModel() : null;
-    await Promise.all([this.state.status === 'idle' ? this.start() : this.ready, mining]);
+    if (this.state.status === 'idle') await this.start();
+    else await this.ready;
+    const role = this.config.role;
+    if (role === 'miner') {
+      if (this.state.miner.phase !== 'ready') await this.serveModel(this.subnet?.model);
+      await this.ensureRegistered('miner');
+    } else if (role === 'validator') {
+      await this.startValidator();
+    }
+  }
+
+  /** Load the subnet's model (to check answers against), register as a validator and start the loop. */
+  async startValidator(): Promise<void> {
+    const subnet = this.subnet;
+    const ledger = this.ledger;
+    if (!subnet || !ledger) throw new Error('Validating needs a network: this relay serves no network config.');
+    if (!this.validator) {
+      await loadModel(subnet.model, undefined, 'wasm'); // validation always runs on the pinned WASM path
+      const fault = this.config.fault === 'copy-weights' ? 'copy-weights' : null;
+      const validator = new Validator({
+        ledger,
+        subnet,
+        self: this.node!.peerId.toString(),
+        fault,
+        infer: (peer, params, opts) => this.infer(peer, params, opts),
+        generateLocally: (params) => this.generateLocally(params),
+      });
+      validator.addEventListener('change', () => this.update({ validator: validator.state }));
+      this.validator = validator;
+      this.update({ validator: validator.state });
+    }
+    await this.ensureRegistered('validator');
+    this.validator.start();
   }
 
   get role(): NodeConfig['role'] {
@@ -665,10 +775,10 @@ export class NodeRuntime extends EventTarget {
     peer: string,
     frames: Uint8Array[],
     id: string,
-    opts: { timeoutMs?: number; onChunk?: (c: Json) => void } = {},
+    opts: { timeoutMs?: number; onChunk?: (c: Json) => void; protocol?: string } = {},
   ): Promise<Json> {
     const signal = AbortSignal.timeout(opts.timeoutMs ?? 10_000);
-    const stream = await this.node!.dialProtocol(peerIdFromString(peer), RPC_PROTOCOL, { signal });
+    const stream = await this.node!.dialProtocol(peerIdFromString(peer), opts.protocol ?? RPC_PROTOCOL, { signal });
     try {
       return await exchange(stream, frames, id, signal, opts.onChunk);
     } catch (err) {
@@ -677,7 +787,15 @@ export class NodeRuntime extends EventTarget {
     }
   }
 
+  /** A signed call of `method` on another protocol of the same envelope (sync). */
+  async call(peer: string, protocol: string, method: string, params: Json, onChunk: (c: Json) => void) {
+    const req = await this.signedRequest(method, params);
+    return this.exchangeFrames(peer, [encodeFrame(req)], req.id, { onChunk, protocol, timeoutMs: 20_000 });
+  }
+
   async stop(): Promise<void> {
+    this.validator?.stop();
+    this.ledger?.stop();
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     await this.node?.stop();

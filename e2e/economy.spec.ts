@@ -1,0 +1,103 @@
+/**
+ * The network economy end to end, on the test profile (1 s blocks, 20-block epochs), in separate browser
+ * contexts over a real relay: 3 miners (one answering wrong), 2 validators with different stakes (funded by
+ * signed faucet records). Everyone registers by proof of work, validators challenge miners and commit/reveal
+ * weights, and every tab replays the same ledger to the same roots: honest miners earn, the faulty one does not,
+ * and each epoch's emission is paid out to the rao (dust counted). A tab opened late syncs to the same roots.
+ */
+import { expect, test, type Page } from '@playwright/test';
+import { RelayProcess } from '../relay/testing/relay-process.ts';
+import { openTabs } from './support/tabs.ts';
+
+const relay = new RelayProcess(9890, 9891, undefined, ['--network', 'test']);
+test.beforeAll(() => relay.start());
+test.afterAll(() => relay.stop());
+test.setTimeout(240_000);
+
+const roots = (page: Page) =>
+  page.evaluate(() => window.webtensor.ledger.epochs.map((e) => `${e.epoch}:${e.recordsRoot}:${e.stateRoot}`));
+
+test('miners earn, a faulty miner does not, and every tab agrees on every epoch', async ({ browser }) => {
+  const tabs = await openTabs(browser, 5, relay.healthUrl, undefined, (k) =>
+    k < 3 ? `role=miner${k === 2 ? '&fault=wrong-output' : ''}` : 'role=validator',
+  );
+  const pages = tabs.map((t) => t.page);
+  const [honestA, honestB, faulty, validatorA, validatorB] = pages as [Page, Page, Page, Page, Page];
+  await Promise.all(pages.map((p) => p.evaluate(() => window.webtensor.ready)));
+  for (const p of pages)
+    await expect.poll(() => p.evaluate(() => window.webtensor.ledger.uid), { timeout: 60_000 }).not.toBeNull();
+
+  // Different stakes: the faucet (a public test key) nominates each validator with a signed stake.add.
+  const va = await validatorA.evaluate(() => window.webtensor.peerId!);
+  const vb = await validatorB.evaluate(() => window.webtensor.peerId!);
+  await validatorA.evaluate(
+    async ([a, b]) => {
+      await window.webtensor.ledger.faucetStake(a, '2000000000000');
+      await window.webtensor.ledger.faucetStake(b, '1000000000000');
+    },
+    [va, vb] as const,
+  );
+  await expect.poll(() => validatorB.evaluate(() => window.webtensor.ledger.stake), { timeout: 30_000 }).not.toBe('0');
+
+  // Wait for an epoch in which both validators' weights counted and both honest miners were paid.
+  const uidOf = (p: Page) => p.evaluate(() => window.webtensor.ledger.uid!);
+  const [ua, ub, uf] = [await uidOf(honestA), await uidOf(honestB), await uidOf(faulty)];
+  await expect
+    .poll(
+      () =>
+        validatorA.evaluate(
+          ([a, b]) => {
+            const last = window.webtensor.ledger.summaries.at(-1);
+            if (!last) return 'no epoch yet';
+            const validators = last.uids.filter((u) => u.validatorPermit && u.dividends > 0).length;
+            return `${validators} validators paid, miners ${last.uids[a]?.incentive}/${last.uids[b]?.incentive}`;
+          },
+          [ua, ub] as const,
+        ),
+      { timeout: 150_000, intervals: [2000] },
+    )
+    .toMatch(/^2 validators paid, miners [2-9]\d{4}\/[2-9]\d{4}$/);
+
+  const last = await validatorA.evaluate(() => window.webtensor.ledger.summaries.at(-1)!);
+  expect(last.uids[uf]!.incentive).toBeLessThan(1000);
+
+  // Emission: every closed epoch with UIDs created exactly one epoch of emission, all paid or kept as dust.
+  const summaries = await validatorA.evaluate(() => window.webtensor.ledger.summaries);
+  for (const e of summaries.filter((s) => s.uids.length > 0)) {
+    expect(BigInt(e.amount)).toBe(20n * 1_000_000_000n);
+    expect(BigInt(e.paid) + BigInt(e.dust)).toBe(BigInt(e.amount));
+  }
+
+  // Every tab reports identical roots for every epoch they have all closed.
+  const closed = Math.min(...(await Promise.all(pages.map((p) => roots(p).then((r) => r.length)))));
+  expect(closed).toBeGreaterThan(1);
+  const reference = (await roots(validatorA)).slice(0, closed);
+  for (const p of pages) expect((await roots(p)).slice(0, closed)).toEqual(reference);
+  // ... and each tab sees the permitted validators' stake behind its roots.
+  await expect
+    .poll(() => honestA.evaluate((n) => window.webtensor.ledger.epochs[n - 1]!.agreeingStake, closed), {
+      timeout: 20_000,
+    })
+    .toBe(
+      summaries[closed - 1]!.uids.filter((u) => u.validatorPermit)
+        .reduce((s, u) => s + BigInt(u.stake), 0n)
+        .toString(),
+    );
+
+  // A tab opened now syncs the history and computes the same roots.
+  const [late] = await openTabs(browser, 1, relay.healthUrl, undefined, () => 'role=client');
+  await late!.page.evaluate(() => window.webtensor.ready);
+  await expect
+    .poll(async () => (await roots(late!.page)).slice(0, closed), { timeout: 60_000, intervals: [1000] })
+    .toEqual(reference);
+
+  for (const p of [validatorA, honestA]) {
+    await p.setViewportSize({ width: 1280, height: 800 });
+    await p.screenshot({
+      path: test.info().outputPath(`${p === validatorA ? 'validator' : 'miner'}-1280.png`),
+      fullPage: true,
+    });
+  }
+  for (const t of [...tabs, late!]) expect(t.errors).toEqual([]);
+  for (const t of [...tabs, late!]) await t.context.close();
+});

@@ -1,0 +1,40 @@
+/**
+ * The ledger's IndexedDB schema (Dexie), one database per identity slot, shared by the page (which stores what
+ * arrives and shows it) and the consensus worker (which replays it). Declaring the schema does no I/O; opening
+ * the database is up to them.
+ */
+import Dexie, { type Table } from 'dexie';
+import type { ClosedEpoch } from './replay.ts';
+import type { LedgerRecord } from './records.ts';
+
+export interface StoredRecordRow {
+  id: string;
+  network: string;
+  block: number;
+  author: string;
+  kind: LedgerRecord['kind'];
+  record: LedgerRecord;
+  /** Who gave it to us: 'self', 'gossip:<peer>' or 'sync:<peer>'. */
+  source: string;
+  receivedAt: number;
+}
+
+export interface EpochRow extends ClosedEpoch {
+  network: string;
+}
+
+export class LedgerDb extends Dexie {
+  records!: Table<StoredRecordRow, string>;
+  epochs!: Table<EpochRow, [string, number, number]>;
+
+  constructor(slot: number) {
+    super(`webtensor-ledger-slot-${slot}`);
+    this.version(1).stores({
+      records: 'id, network, [network+block], [network+author]',
+      epochs: '[network+netuid+epoch], network',
+    });
+  }
+}
+
+/** Bucket of a block for anti-entropy digests (sync compares buckets, then ids within differing buckets). */
+export const SYNC_BUCKET_BLOCKS = 20;

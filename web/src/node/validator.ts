@@ -1,0 +1,208 @@
+/**
+ * The validator loop (DESIGN §5): challenge the subnet's miners one at a time with seeded prompts, check each
+ * answer against this tab's own run of the pinned model (token ids, and the model hash), score correctness x
+ * speed x availability with an EMA, and once per epoch commit the weights (first half) and reveal them (second
+ * half). `copy-weights` (test profile only) makes it copy another validator's last revealed weights instead.
+ */
+import type { SubnetConfig } from '../../../shared/ledger/config.ts';
+import { weightsCommitHash } from '../../../shared/ledger/state.ts';
+import type { GenerateParams, GenerateResult } from '../../../shared/inference/protocol.ts';
+import { RpcError } from '../../../shared/p2p/messages.ts';
+import {
+  answerScore,
+  challengePrompt,
+  ema,
+  weightsFromScores,
+  type Outcome,
+} from '../../../shared/validator/scoring.ts';
+import type { Generation } from '../../../worker/inference.worker.ts';
+import type { LedgerNode } from './ledger-node.ts';
+
+export const CHALLENGE_TOKENS = 16;
+export const CHALLENGE_DEADLINE_MS = 8000;
+
+export interface MinerScore {
+  uid: number;
+  hotkey: string;
+  score: number;
+  challenges: number;
+  correct: number;
+  last: Outcome | null;
+  latencyMs: number | null;
+  history: number[];
+}
+
+export interface ValidatorState {
+  running: boolean;
+  netuid: number;
+  scores: MinerScore[];
+  inFlight: { uid: number; prompt: string; startedAt: number } | null;
+  challenges: number;
+  committed: { epoch: number; uids: number[]; values: number[] } | null;
+  revealed: { epoch: number; uids: number[]; values: number[] } | null;
+  lastError: string | null;
+}
+
+export interface ValidatorDeps {
+  ledger: LedgerNode;
+  subnet: SubnetConfig;
+  self: string;
+  fault: 'copy-weights' | null;
+  infer(peer: string, params: GenerateParams, opts: { timeoutMs: number }): Promise<GenerateResult>;
+  generateLocally(params: GenerateParams): Promise<Generation>;
+}
+
+const randomSalt = () =>
+  Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
+
+export class Validator extends EventTarget {
+  state: ValidatorState;
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private busy = false;
+  private next = 0;
+  private counter = 0;
+  private pending: { epoch: number; uids: number[]; values: number[]; salt: string } | null = null;
+
+  constructor(private readonly deps: ValidatorDeps) {
+    super();
+    this.state = {
+      running: false,
+      netuid: deps.subnet.netuid,
+      scores: [],
+      inFlight: null,
+      challenges: 0,
+      committed: null,
+      revealed: null,
+      lastError: null,
+    };
+  }
+
+  private update(patch: Partial<ValidatorState>) {
+    this.state = { ...this.state, ...patch };
+    this.dispatchEvent(new Event('change'));
+  }
+
+  start() {
+    if (this.timer) return;
+    this.update({ running: true });
+    this.timer = setInterval(() => void this.step(), 1000);
+  }
+
+  stop() {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.update({ running: false });
+  }
+
+  private async step() {
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      await this.weightsDuty();
+      await this.challengeNext();
+    } catch (err) {
+      this.update({ lastError: (err as Error).message });
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private miners(): { uid: number; hotkey: string }[] {
+    const sub = this.deps.ledger.view.snapshot?.subnets.find((s) => s.netuid === this.deps.subnet.netuid);
+    return (sub?.uids ?? [])
+      .map((u, uid) => ({ uid, hotkey: u.hotkey, role: u.role }))
+      .filter((u) => u.role === 'miner' && u.hotkey !== this.deps.self);
+  }
+
+  private async challengeNext() {
+    const miners = this.miners();
+    if (miners.length === 0 || this.deps.ledger.uidOn(this.deps.subnet.netuid) === null) return;
+    const target = miners[this.next++ % miners.length]!;
+    const seed = (Date.now() & 0x7fffffff) ^ this.counter++;
+    const prompt = challengePrompt(seed);
+    const params: GenerateParams = { model: this.deps.subnet.model, prompt, maxNewTokens: CHALLENGE_TOKENS };
+    this.update({ inFlight: { uid: target.uid, prompt, startedAt: Date.now() } });
+    const expected = await this.deps.generateLocally(params);
+    const start = performance.now();
+    let outcome: Outcome;
+    try {
+      const answer = await this.deps.infer(target.hotkey, params, { timeoutMs: CHALLENGE_DEADLINE_MS });
+      const same =
+        answer.modelHash === this.deps.subnet.modelHash &&
+        answer.tokenIds.length === expected.tokenIds.length &&
+        answer.tokenIds.every((t, k) => t === expected.tokenIds[k]);
+      outcome = same ? 'correct' : 'wrong';
+    } catch (err) {
+      outcome = err instanceof RpcError && err.code === 'timeout' ? 'timeout' : 'error';
+    }
+    const latencyMs = performance.now() - start;
+    const sample = answerScore(outcome, latencyMs, CHALLENGE_DEADLINE_MS);
+    const scores = this.state.scores.filter((s) => !(s.uid === target.uid && s.hotkey !== target.hotkey));
+    const prev = scores.find((s) => s.uid === target.uid);
+    const next: MinerScore = {
+      uid: target.uid,
+      hotkey: target.hotkey,
+      score: ema(prev?.score, sample),
+      challenges: (prev?.challenges ?? 0) + 1,
+      correct: (prev?.correct ?? 0) + (outcome === 'correct' ? 1 : 0),
+      last: outcome,
+      latencyMs: outcome === 'correct' ? latencyMs : null,
+      history: [...(prev?.history ?? []), sample].slice(-50),
+    };
+    this.update({
+      inFlight: null,
+      challenges: this.state.challenges + 1,
+      scores: [...scores.filter((s) => s.uid !== target.uid), next].sort((a, b) => a.uid - b.uid),
+    });
+  }
+
+  /** Commit in an epoch's first half, reveal the same weights in its second half. */
+  private async weightsDuty() {
+    const { tempo, netuid } = this.deps.subnet;
+    const block = this.deps.ledger.block;
+    const epoch = Math.floor(block / tempo);
+    const offset = block % tempo;
+    if (this.deps.ledger.uidOn(netuid) === null) return;
+    // Leave a block of margin at each window's edge, so the record lands in the window on every node.
+    if (offset >= 1 && offset < tempo / 2 - 1 && this.pending?.epoch !== epoch) {
+      // Weights only once every current miner has been challenged: otherwise an unseen miner would get nothing.
+      const seen = new Set(this.state.scores.map((m) => `${m.uid}/${m.hotkey}`));
+      if (!this.miners().every((m) => seen.has(`${m.uid}/${m.hotkey}`))) return;
+      const weights = this.deps.fault === 'copy-weights' ? this.copiedWeights() : this.ownWeights();
+      if (!weights || weights.uids.length === 0) return;
+      const salt = randomSalt();
+      await this.deps.ledger.publish('weights.commit', {
+        netuid,
+        hash: weightsCommitHash({ netuid, uids: weights.uids, values: weights.values, salt }),
+      });
+      this.pending = { epoch, ...weights, salt };
+      this.update({ committed: { epoch, ...weights } });
+    } else if (offset > tempo / 2 && offset < tempo - 1 && this.pending?.epoch === epoch) {
+      const { uids, values, salt } = this.pending;
+      if (this.state.revealed?.epoch === epoch) return;
+      await this.deps.ledger.publish('weights.reveal', { netuid, uids, values, salt });
+      this.update({ revealed: { epoch, uids, values } });
+    }
+  }
+
+  private ownWeights() {
+    const live = new Set(this.miners().map((m) => `${m.uid}/${m.hotkey}`));
+    const scores = new Map(
+      this.state.scores.filter((s) => live.has(`${s.uid}/${s.hotkey}`)).map((s) => [s.uid, s.score] as const),
+    );
+    return weightsFromScores(scores);
+  }
+
+  /** The weight copier: the highest-stake other validator's last revealed weights, as the ledger shows them. */
+  private copiedWeights() {
+    const snap = this.deps.ledger.view.snapshot;
+    const sub = snap?.subnets.find((s) => s.netuid === this.deps.subnet.netuid);
+    if (!snap || !sub) return null;
+    const others = sub.uids
+      .map((u, uid) => ({ uid, hotkey: u.hotkey, w: sub.weights[uid], stake: snap.stakes[u.hotkey] ?? 0n }))
+      .filter((u) => u.hotkey !== this.deps.self && u.w)
+      .sort((a, b) => (a.stake === b.stake ? 0 : a.stake > b.stake ? -1 : 1));
+    const w = others[0]?.w;
+    return w ? { uids: [...w.uids], values: [...w.values] } : null;
+  }
+}
