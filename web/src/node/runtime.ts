@@ -543,7 +543,7 @@ export class NodeRuntime extends EventTarget {
     try {
       return parseNetworkConfig(data);
     } catch (err) {
-      if (err instanceof NetworkConfigError) throw new Error(`${url}: ${err.message}`);
+      if (err instanceof NetworkConfigError) throw new Error(`${url}: ${err.message}`, { cause: err });
       throw err;
     }
   }
