@@ -9,9 +9,10 @@ import { expect, test, type Page } from '@playwright/test';
 import { RelayProcess } from '../relay/testing/relay-process.ts';
 import { openTabs } from './support/tabs.ts';
 
+// A fresh relay per test is a fresh test network (genesis = relay start): runs never share a ledger.
 const relay = new RelayProcess(9890, 9891, undefined, ['--network', 'test']);
-test.beforeAll(() => relay.start());
-test.afterAll(() => relay.stop());
+test.beforeEach(() => relay.start());
+test.afterEach(() => relay.stop());
 test.setTimeout(240_000);
 
 const roots = (page: Page) =>

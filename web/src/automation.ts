@@ -99,6 +99,12 @@ export interface WebtensorAutomation {
     faucetStake(hotkey: string, amount: string): Promise<void>;
     /** Publish a record of ours (for tests of refusals); rejects with the refusal's code and message. */
     publish(kind: string, body: unknown): Promise<string>;
+    debug: {
+      /** Check and store records in bulk, as if synced. */
+      importRecords(records: unknown[]): Promise<{ accepted: number; refused: number; ms: number }>;
+      /** Replay the ledger in the worker now: how long it took, over how many records and epochs. */
+      replay(): Promise<{ ms: number; records: number; epochs: number }>;
+    };
   };
   readonly validator: ValidatorState | null;
   yuma: {
@@ -239,6 +245,19 @@ export function installAutomation(runtime: NodeRuntime | null): void {
         const ledger = need().ledger;
         if (!ledger) throw new Error('This tab has no network config.');
         return recordId(await ledger.publish(kind as RecordKind, body as never));
+      },
+      debug: {
+        importRecords: (records) => {
+          const ledger = need().ledger;
+          if (!ledger) throw new Error('This tab has no network config.');
+          return ledger.importRecords(records);
+        },
+        async replay() {
+          const ledger = need().ledger;
+          if (!ledger) throw new Error('This tab has no network config.');
+          const s = await ledger.replayNow();
+          return { ms: s.ms, records: s.records, epochs: s.epochs.length };
+        },
       },
     },
     get validator() {

@@ -555,6 +555,7 @@ export class NodeRuntime extends EventTarget {
       throw new Error(`fault=${this.config.fault} is only allowed on a test network; this is ${network.networkId}.`);
     const ledger = new LedgerNode(node, this.key!, slot, network, (peer) => this.countRefusal(peer));
     ledger.rpc = (peer, protocol, method, params, onChunk) => this.call(peer, protocol, method, params, onChunk);
+    ledger.directPeers = () => this.state.peers.filter((p) => p.direct).map((p) => p.peerId);
     ledger.addEventListener('change', () => this.update({ ledger: ledger.view }));
     this.firstReplay = new Promise((resolve) => {
       const onChange = () => {

@@ -1,0 +1,197 @@
+/**
+ * npm run bench:ledger — the ledger's costs, measured on real parts:
+ *  - records validated per second (stateless checks: schema, signature, clock, proof of work) in Node;
+ *  - storing 10k records in a tab (checks + IndexedDB), and how long a fresh tab takes to sync all 10k from it
+ *    over WebRTC (/webtensor/sync/1);
+ *  - replay time in the consensus worker for subnets of 64 and 256 UIDs (registrations, stakes, every validator's
+ *    commit and reveal, two epochs closed) against the same replay in Node;
+ *  - how long after an epoch closes (end block + grace) all of 4 tabs report its roots, and that they agree.
+ * Writes docs/benchmarks.md.
+ */
+import { chromium, type Page } from '@playwright/test';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openTabs } from '../e2e/support/tabs.ts';
+import { RelayProcess } from '../relay/testing/relay-process.ts';
+import { parseNetworkConfig, type NetworkConfig } from '../shared/ledger/config.ts';
+import { testProfile } from '../shared/ledger/profiles.ts';
+import { checkRecord } from '../shared/ledger/records.ts';
+import { replay, type StoredRecord } from '../shared/ledger/replay.ts';
+import { actor, commitReveal, faucet, make, registration, type Actor } from '../shared/ledger/testing.ts';
+import { machine, startPreview, writeSection } from './bench-lib.ts';
+import { chromiumLaunchOptions } from './chromium.ts';
+
+const PORT = 4177;
+const TEMPO = 100;
+const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)]!;
+
+/** A network whose genesis is 250 blocks ago, so two 100-block epochs are closed and records can be old. */
+function benchConfig(): NetworkConfig {
+  const base = testProfile(Date.now() - 250_000);
+  return parseNetworkConfig({
+    ...base,
+    networkId: 'webtensor-bench',
+    reorgEpochs: 10,
+    subnets: [{ ...base.subnets[0]!, tempo: TEMPO, maxUids: 256, maxValidators: 64, registrationDifficulty: 8 }],
+  });
+}
+
+/** n UIDs: a quarter validators (staked by the faucet), the rest miners; every validator weights every miner. */
+async function subnetRecords(config: NetworkConfig, n: number): Promise<StoredRecord[]> {
+  const f = await faucet(config);
+  const records: StoredRecord[] = [];
+  const validators: Actor[] = [];
+  const miners = n - Math.floor(n / 4);
+  for (let k = 0; k < n; k++) {
+    const a = await actor();
+    const role = k < miners ? 'miner' : 'validator';
+    records.push(await registration(config, a, 1 + (k % 50), role));
+    if (role === 'validator') validators.push(a);
+  }
+  for (const [k, v] of validators.entries())
+    records.push(await make(config, f, 'stake.add', 60, { hotkey: v.id, amount: String(1e12 + k * 1e9) }));
+  const uids = Array.from({ length: miners }, (_, k) => k);
+  for (const [k, v] of validators.entries())
+    records.push(...(await commitReveal(config, v, 1, uids, uids.map((u) => 1000 + ((u * 7919 + k * 104729) % 60000)))));
+  return records;
+}
+
+async function transfers(config: NetworkConfig, count: number): Promise<StoredRecord[]> {
+  const f = await faucet(config);
+  const to = await actor();
+  const out: StoredRecord[] = [];
+  for (let k = 0; k < count; k++) out.push(await make(config, f, 'transfer', 1 + (k % 200), { to: to.id, amount: '1' }));
+  return out;
+}
+
+// ---- Node: validation throughput and replay
+const config = benchConfig();
+const sample = await transfers(config, 2000);
+let t = performance.now();
+for (const r of sample) await checkRecord(r.record, config, { nowBlock: 250, minBlock: 0 });
+const validatePerSecond = (sample.length * 1000) / (performance.now() - t);
+console.log(`node: ${validatePerSecond.toFixed(0)} records/s validated`);
+
+const subnets = new Map<number, StoredRecord[]>();
+const nodeReplayMs = new Map<number, number>();
+for (const n of [64, 256]) {
+  const records = await subnetRecords(config, n);
+  subnets.set(n, records);
+  const runs: number[] = [];
+  for (let k = 0; k < 3; k++) {
+    t = performance.now();
+    const r = replay(config, records, 2 * TEMPO);
+    runs.push(performance.now() - t);
+    if (r.epochs.length !== 2 || Object.keys(r.refused).length) throw new Error(`bench subnet ${n} did not replay cleanly`);
+  }
+  nodeReplayMs.set(n, median(runs));
+  console.log(`node: replay of ${n} UIDs (${records.length} records, 2 epochs) ${median(runs).toFixed(0)} ms`);
+}
+const tenK = await transfers(config, 10_000);
+
+// ---- Chromium
+const dir = mkdtempSync(join(tmpdir(), 'bench-ledger-'));
+const networkFile = join(dir, 'network.json');
+writeFileSync(networkFile, JSON.stringify(config));
+const server = await startPreview(PORT);
+const relay = new RelayProcess(9990, 9991, undefined, ['--network', networkFile]);
+const browserReplayMs = new Map<number, number>();
+let importMs = 0;
+let syncMs = 0;
+const agreeMs: number[] = [];
+try {
+  await relay.start();
+  const browser = await chromium.launch(chromiumLaunchOptions);
+  const importRecords = (page: Page, records: StoredRecord[]) =>
+    page.evaluate((rs) => window.webtensor.ledger.debug.importRecords(rs), records.map((r) => r.record) as unknown[]);
+
+  for (const n of [64, 256]) {
+    const [tab] = await openTabs(browser, 1, relay.healthUrl, server.url);
+    await tab!.page.evaluate(() => window.webtensor.ready);
+    const imported = await importRecords(tab!.page, subnets.get(n)!);
+    if (imported.accepted !== subnets.get(n)!.length) throw new Error(`tab refused records: ${JSON.stringify(imported)}`);
+    const runs: number[] = [];
+    for (let k = 0; k < 3; k++) runs.push((await tab!.page.evaluate(() => window.webtensor.ledger.debug.replay())).ms);
+    browserReplayMs.set(n, median(runs));
+    console.log(`chromium worker: replay of ${n} UIDs ${median(runs).toFixed(0)} ms`);
+    await tab!.context.close();
+  }
+
+  // 10k records into one tab, then a fresh tab syncs them over WebRTC.
+  const [holder] = await openTabs(browser, 1, relay.healthUrl, server.url);
+  await holder!.page.evaluate(() => window.webtensor.ready);
+  const imported = await importRecords(holder!.page, tenK);
+  importMs = imported.ms;
+  console.log(`chromium: 10k records checked and stored in ${importMs.toFixed(0)} ms`);
+  const started = Date.now();
+  const [fresh] = await openTabs(browser, 1, relay.healthUrl, server.url);
+  await fresh!.page.waitForFunction((n) => window.webtensor.ledger.records >= n, tenK.length, {
+    timeout: 300_000,
+    polling: 100,
+  });
+  syncMs = Date.now() - started;
+  console.log(`chromium: a fresh tab synced 10k records in ${syncMs} ms (from page open)`);
+  await holder!.context.close();
+  await fresh!.context.close();
+  await browser.close();
+} finally {
+  server.stop();
+  await relay.stop();
+}
+
+// ---- Agreement: 4 tabs on a fresh test network, 3 epochs.
+const server2 = await startPreview(PORT);
+const relay2 = new RelayProcess(9992, 9993, undefined, ['--network', 'test']);
+try {
+  await relay2.start();
+  const browser = await chromium.launch(chromiumLaunchOptions);
+  const tabs = await openTabs(browser, 4, relay2.healthUrl, server2.url);
+  await Promise.all(tabs.map((x) => x.page.evaluate(() => window.webtensor.ready)));
+  const config2 = (await (await fetch(relay2.networkUrl)).json()) as NetworkConfig;
+  const tempo = config2.subnets[0]!.tempo;
+  const firstEpoch = Math.floor((Date.now() - config2.genesisMs) / config2.blockMs / tempo) + 1;
+  for (let e = firstEpoch; e < firstEpoch + 3; e++) {
+    const closesAt = config2.genesisMs + ((e + 1) * tempo + config2.graceBlocks) * config2.blockMs;
+    const seen: number[] = [];
+    const found = await Promise.all(
+      tabs.map(async (x) => {
+        await x.page.waitForFunction((ep) => window.webtensor.ledger.epochs.some((a) => a.epoch === ep), e, {
+          timeout: 60_000,
+          polling: 50,
+        });
+        seen.push(Date.now());
+        return x.page.evaluate((ep) => window.webtensor.ledger.epochs.find((a) => a.epoch === ep)!.stateRoot, e);
+      }),
+    );
+    if (new Set(found).size !== 1) throw new Error(`tabs disagree on epoch ${e}: ${found.join(', ')}`);
+    agreeMs.push(Math.max(...seen) - closesAt);
+    console.log(`epoch ${e}: all 4 tabs agree ${agreeMs.at(-1)} ms after it closed`);
+  }
+  await browser.close();
+} finally {
+  server2.stop();
+  await relay2.stop();
+}
+
+const markdown = `## Ledger (\`npm run bench:ledger\`)
+
+Measured ${new Date().toISOString().slice(0, 10)} on ${machine()}.
+
+| | result |
+|---|---|
+| records validated (schema, Ed25519 signature, clock; Node) | ${validatePerSecond.toFixed(0)} records/s |
+| 10k records checked and stored in a tab (IndexedDB) | ${(importMs / 1000).toFixed(1)} s (${((tenK.length * 1000) / importMs).toFixed(0)} records/s) |
+| a fresh tab syncs those 10k records over WebRTC, from page open | ${(syncMs / 1000).toFixed(1)} s |
+| replay, 64 UIDs (${subnets.get(64)!.length} records, 2 epochs): consensus worker / Node | ${browserReplayMs.get(64)!.toFixed(0)} ms / ${nodeReplayMs.get(64)!.toFixed(0)} ms |
+| replay, 256 UIDs (${subnets.get(256)!.length} records, 2 epochs): consensus worker / Node | ${browserReplayMs.get(256)!.toFixed(0)} ms / ${nodeReplayMs.get(256)!.toFixed(0)} ms |
+| all of 4 tabs report the same roots, after an epoch closes (median of 3) | ${median(agreeMs)} ms |
+
+The replays cover registering every UID, the faucet staking a quarter of them as validators, every validator's
+commit and reveal of weights over all miners, and closing two epochs (Yuma with n = 64 or 256 and every
+validator's row dense). A tab replays the whole ledger from IndexedDB whenever records arrive or an epoch closes;
+"after an epoch closes" counts from the end block plus the ${testProfile(0).graceBlocks}-block grace, and includes
+the tabs' 1 s tick.
+`;
+writeSection('ledger', markdown);
+console.log(markdown);
