@@ -102,3 +102,55 @@ test('miners earn, a faulty miner does not, and every tab agrees on every epoch'
   for (const t of [...tabs, late!]) expect(t.errors).toEqual([]);
   for (const t of [...tabs, late!]) await t.context.close();
 });
+
+test('a validator that copies weights earns no more per stake than the validator it copies', async ({ browser }) => {
+  test.setTimeout(300_000);
+  // Two honest miners and a faulty one; validator A is honest, validator C copies the weights A last revealed.
+  const tabs = await openTabs(browser, 5, relay.healthUrl, undefined, (k) =>
+    k < 3
+      ? `role=miner${k === 2 ? '&fault=wrong-output' : ''}`
+      : k === 3
+        ? 'role=validator'
+        : 'role=validator&fault=copy-weights',
+  );
+  const pages = tabs.map((t) => t.page);
+  const [, , , honest, copier] = pages as [Page, Page, Page, Page, Page];
+  await Promise.all(pages.map((p) => p.evaluate(() => window.webtensor.ready)));
+  for (const p of pages)
+    await expect.poll(() => p.evaluate(() => window.webtensor.ledger.uid), { timeout: 60_000 }).not.toBeNull();
+  const a = await honest.evaluate(() => window.webtensor.peerId!);
+  const c = await copier.evaluate(() => window.webtensor.peerId!);
+  await honest.evaluate(
+    async ([x, y]) => {
+      await window.webtensor.ledger.faucetStake(x, '2000000000000');
+      await window.webtensor.ledger.faucetStake(y, '1000000000000');
+    },
+    [a, c] as const,
+  );
+
+  // Let four epochs pass in which both are permitted validators and the copier has something to copy.
+  const ua = await honest.evaluate(() => window.webtensor.ledger.uid!);
+  const uc = await copier.evaluate(() => window.webtensor.ledger.uid!);
+  const rates = () =>
+    honest.evaluate(
+      ([x, y]) => {
+        const paid = window.webtensor.ledger.summaries.filter(
+          (e) => e.uids[x]?.validatorPermit && e.uids[y]?.validatorPermit && BigInt(e.uids[y]!.emission) > 0n,
+        );
+        // Dividends per rao staked, in parts per billion, summed over those epochs.
+        const rate = (u: number) =>
+          paid.reduce((s, e) => s + (BigInt(e.uids[u]!.emission) * 1_000_000_000n) / BigInt(e.uids[u]!.stake), 0n);
+        return { epochs: paid.length, honest: rate(x).toString(), copier: rate(y).toString() };
+      },
+      [ua, uc] as const,
+    );
+  await expect
+    .poll(async () => (await rates()).epochs, { timeout: 180_000, intervals: [2000] })
+    .toBeGreaterThanOrEqual(4);
+  const r = await rates();
+  expect(BigInt(r.copier)).toBeLessThanOrEqual(BigInt(r.honest));
+  const copied = await copier.evaluate(() => window.webtensor.validator!.committed);
+  expect(copied).not.toBeNull();
+  for (const t of tabs) expect(t.errors).toEqual([]);
+  for (const t of tabs) await t.context.close();
+});

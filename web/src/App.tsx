@@ -1,5 +1,6 @@
 import { ConsensusLab } from './ConsensusLab.tsx';
 import { MinerPanel } from './MinerPanel.tsx';
+import { LedgerPanel } from './LedgerPanel.tsx';
 import { NetworkPanel } from './NetworkPanel.tsx';
 import type { NodeRuntime } from './node/runtime.ts';
 
@@ -16,9 +17,9 @@ export function App({ runtime, configError }: { runtime: NodeRuntime | null; con
           for bit the same on every node.
         </p>
         <p className="status">
-          Working today: tabs connect to each other directly through the relay; a tab can serve a real language model to
-          the others, streaming tokens over WebRTC; and the Yuma consensus engine runs bit-exact with subtensor in a Web
-          Worker. Validators and the ledger are being built next.
+          Press Start: this tab loads a model, registers on the network by proof of work and answers other tabs&apos;
+          requests over direct WebRTC. Validators check the answers and commit weights; every tab replays the signed
+          ledger and runs the same Yuma epochs, bit for bit.
         </p>
       </header>
       {configError && (
@@ -28,6 +29,7 @@ export function App({ runtime, configError }: { runtime: NodeRuntime | null; con
       )}
       {runtime && <NetworkPanel runtime={runtime} />}
       {runtime && <MinerPanel runtime={runtime} />}
+      {runtime && <LedgerPanel runtime={runtime} />}
       <ConsensusLab />
     </main>
   );

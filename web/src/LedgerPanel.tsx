@@ -1,0 +1,125 @@
+import { useSyncExternalStore } from 'react';
+import type { NodeRuntime } from './node/runtime.ts';
+
+const tao = (rao: string | bigint) => (Number(BigInt(rao)) / 1e9).toLocaleString(undefined, { maximumFractionDigits: 4 });
+const short = (id: string) => `${id.slice(0, 8)}…${id.slice(-4)}`;
+
+/** This tab in the network's economy: registration (proof of work), UID, stake, epochs and agreement. */
+export function LedgerPanel({ runtime }: { runtime: NodeRuntime }) {
+  const state = useSyncExternalStore(
+    (notify) => {
+      runtime.addEventListener('change', notify);
+      return () => runtime.removeEventListener('change', notify);
+    },
+    () => runtime.state,
+  );
+  const ledger = state.ledger;
+  if (!ledger) return null;
+  const reg = ledger.registration;
+  const snapshot = ledger.snapshot;
+  const stake = state.peerId ? (snapshot?.stakes[state.peerId] ?? 0n) : 0n;
+  const hashingPercent = reg && reg.expected > 0 ? Math.min(99, Math.round((100 * reg.hashes) / reg.expected)) : 0;
+  const recent = ledger.agreement.slice(-5).reverse();
+  const validator = state.validator;
+
+  return (
+    <section className="card" aria-labelledby="ledger-title">
+      <h2 id="ledger-title">Network economy</h2>
+      <dl className="facts" data-testid="ledger">
+        <dt>network</dt>
+        <dd>
+          {ledger.network.networkId} ({ledger.network.profile}, {ledger.network.blockMs / 1000} s blocks, epochs of{' '}
+          {ledger.network.subnets[0]!.tempo} blocks)
+        </dd>
+        <dt>block</dt>
+        <dd>{ledger.block}</dd>
+        <dt>registration</dt>
+        <dd>
+          {!reg && 'not registered (only miners and validators register)'}
+          {reg?.phase === 'hashing' && (
+            <>
+              proof of work: {reg.hashes.toLocaleString()} hashes (about {reg.expected.toLocaleString()} expected){' '}
+              <progress max={100} value={hashingPercent} aria-label="proof of work progress" />
+            </>
+          )}
+          {reg?.phase === 'published' && 'registration sent; waiting for the ledger to include it'}
+          {reg?.phase === 'registered' && `UID ${reg.uid} on subnet ${reg.netuid}`}
+          {reg?.phase === 'error' && <span className="error">{reg.error}</span>}
+        </dd>
+        <dt>stake</dt>
+        <dd>{tao(stake)}</dd>
+        <dt>records held</dt>
+        <dd>
+          {ledger.records}
+          {ledger.refusedRecords > 0 && ` (${ledger.refusedRecords} refused)`}
+        </dd>
+      </dl>
+      {recent.length > 0 && (
+        <>
+          <h3>Closed epochs</h3>
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">epoch</th>
+                <th scope="col">state root</th>
+                <th scope="col">validator stake agreeing</th>
+              </tr>
+            </thead>
+            <tbody>
+              {recent.map((e) => (
+                <tr key={`${e.netuid}/${e.epoch}`}>
+                  <td>{e.epoch}</td>
+                  <td>
+                    <code>{e.stateRoot.slice(0, 12)}…</code>
+                  </td>
+                  <td>
+                    {BigInt(e.permittedStake) > 0n
+                      ? `${tao(e.agreeingStake)} of ${tao(e.permittedStake)}`
+                      : 'no validators yet'}
+                    {e.disagreeing > 0 && ` (${e.disagreeing} disagree)`}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </>
+      )}
+      {validator && (
+        <>
+          <h3>Validating</h3>
+          <p className="muted">
+            {validator.challenges} challenges sent
+            {validator.committed && `; weights committed in epoch ${validator.committed.epoch}`}
+            {validator.revealed && `, revealed in epoch ${validator.revealed.epoch}`}.
+          </p>
+          <table data-testid="validator-scores">
+            <thead>
+              <tr>
+                <th scope="col">uid</th>
+                <th scope="col">miner</th>
+                <th scope="col">score</th>
+                <th scope="col">correct</th>
+                <th scope="col">last</th>
+              </tr>
+            </thead>
+            <tbody>
+              {validator.scores.map((s) => (
+                <tr key={s.uid}>
+                  <td>{s.uid}</td>
+                  <td>
+                    <code>{short(s.hotkey)}</code>
+                  </td>
+                  <td>{s.score.toFixed(2)}</td>
+                  <td>
+                    {s.correct}/{s.challenges}
+                  </td>
+                  <td>{s.last}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </>
+      )}
+    </section>
+  );
+}
