@@ -148,6 +148,7 @@ test('a validator that copies weights earns no more per stake than the validator
     .poll(async () => (await rates()).epochs, { timeout: 180_000, intervals: [2000] })
     .toBeGreaterThanOrEqual(4);
   const r = await rates();
+  console.log(`dividends per stake over ${r.epochs} epochs (ppb): honest ${r.honest}, copier ${r.copier}`);
   expect(BigInt(r.copier)).toBeLessThanOrEqual(BigInt(r.honest));
   const copied = await copier.evaluate(() => window.webtensor.validator!.committed);
   expect(copied).not.toBeNull();

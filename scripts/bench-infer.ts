@@ -80,7 +80,7 @@ try {
   await miner!.page.evaluate((m) => window.webtensor.inference.serve(m), MODEL);
   const minerId = await miner!.page.evaluate(() => window.webtensor.peerId!);
   await page.waitForFunction((id) => window.webtensor.peers.some((p) => p.peerId === id && p.direct), minerId, {
-    timeout: 30_000,
+    timeout: 90_000,
   });
   const remote = await page.evaluate(
     async ([peer, m, ps, n]) => {

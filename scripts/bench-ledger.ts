@@ -53,7 +53,15 @@ async function subnetRecords(config: NetworkConfig, n: number): Promise<StoredRe
     records.push(await make(config, f, 'stake.add', 60, { hotkey: v.id, amount: String(1e12 + k * 1e9) }));
   const uids = Array.from({ length: miners }, (_, k) => k);
   for (const [k, v] of validators.entries())
-    records.push(...(await commitReveal(config, v, 1, uids, uids.map((u) => 1000 + ((u * 7919 + k * 104729) % 60000)))));
+    records.push(
+      ...(await commitReveal(
+        config,
+        v,
+        1,
+        uids,
+        uids.map((u) => 1000 + ((u * 7919 + k * 104729) % 60000)),
+      )),
+    );
   return records;
 }
 
@@ -61,7 +69,8 @@ async function transfers(config: NetworkConfig, count: number): Promise<StoredRe
   const f = await faucet(config);
   const to = await actor();
   const out: StoredRecord[] = [];
-  for (let k = 0; k < count; k++) out.push(await make(config, f, 'transfer', 1 + (k % 200), { to: to.id, amount: '1' }));
+  for (let k = 0; k < count; k++)
+    out.push(await make(config, f, 'transfer', 1 + (k % 200), { to: to.id, amount: '1' }));
   return out;
 }
 
@@ -83,12 +92,13 @@ for (const n of [64, 256]) {
     t = performance.now();
     const r = replay(config, records, 2 * TEMPO);
     runs.push(performance.now() - t);
-    if (r.epochs.length !== 2 || Object.keys(r.refused).length) throw new Error(`bench subnet ${n} did not replay cleanly`);
+    if (r.epochs.length !== 2 || Object.keys(r.refused).length)
+      throw new Error(`bench subnet ${n} did not replay cleanly`);
   }
   nodeReplayMs.set(n, median(runs));
   console.log(`node: replay of ${n} UIDs (${records.length} records, 2 epochs) ${median(runs).toFixed(0)} ms`);
 }
-const tenK = await transfers(config, 10_000);
+const tenK = await transfers(config, Number(process.env['BENCH_SYNC_RECORDS'] ?? 10_000));
 
 // ---- Chromium
 const dir = mkdtempSync(join(tmpdir(), 'bench-ledger-'));
@@ -110,7 +120,8 @@ try {
     const [tab] = await openTabs(browser, 1, relay.healthUrl, server.url);
     await tab!.page.evaluate(() => window.webtensor.ready);
     const imported = await importRecords(tab!.page, subnets.get(n)!);
-    if (imported.accepted !== subnets.get(n)!.length) throw new Error(`tab refused records: ${JSON.stringify(imported)}`);
+    if (imported.accepted !== subnets.get(n)!.length)
+      throw new Error(`tab refused records: ${JSON.stringify(imported)}`);
     const runs: number[] = [];
     for (let k = 0; k < 3; k++) runs.push((await tab!.page.evaluate(() => window.webtensor.ledger.debug.replay())).ms);
     browserReplayMs.set(n, median(runs));
@@ -126,10 +137,20 @@ try {
   console.log(`chromium: 10k records checked and stored in ${importMs.toFixed(0)} ms`);
   const started = Date.now();
   const [fresh] = await openTabs(browser, 1, relay.healthUrl, server.url);
+  fresh!.page.on('console', (m) => console.log(`[fresh tab] ${m.text()}`));
+  const progress = setInterval(
+    () =>
+      void fresh!.page
+        .evaluate(() => ({ records: window.webtensor.ledger.records, peers: window.webtensor.peers.length }))
+        .then((p) => console.log(`[fresh tab] ${JSON.stringify(p)}`))
+        .catch(() => {}),
+    10_000,
+  );
   await fresh!.page.waitForFunction((n) => window.webtensor.ledger.records >= n, tenK.length, {
     timeout: 300_000,
     polling: 100,
   });
+  clearInterval(progress);
   syncMs = Date.now() - started;
   console.log(`chromium: a fresh tab synced 10k records in ${syncMs} ms (from page open)`);
   await holder!.context.close();

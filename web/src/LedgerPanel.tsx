@@ -1,7 +1,8 @@
 import { useSyncExternalStore } from 'react';
 import type { NodeRuntime } from './node/runtime.ts';
 
-const tao = (rao: string | bigint) => (Number(BigInt(rao)) / 1e9).toLocaleString(undefined, { maximumFractionDigits: 4 });
+const tao = (rao: string | bigint) =>
+  (Number(BigInt(rao)) / 1e9).toLocaleString(undefined, { maximumFractionDigits: 4 });
 const short = (id: string) => `${id.slice(0, 8)}…${id.slice(-4)}`;
 
 /** This tab in the network's economy: registration (proof of work), UID, stake, epochs and agreement. */

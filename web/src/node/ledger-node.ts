@@ -179,33 +179,48 @@ export class LedgerNode extends EventTarget {
 
   /** Check and store one record from a peer (or ourselves). Returns false if it was refused or already held. */
   private async accept(raw: unknown, source: string, stale: boolean): Promise<boolean> {
-    try {
-      const { record, id } = await checkRecord(raw, this.config, {
-        nowBlock: this.block,
-        minBlock: stale ? this.minBlock() : 0,
-      });
-      if (await this.db.records.get(id)) return false;
-      await this.db.records.put({
-        id,
-        network: record.network,
-        block: record.block,
-        author: record.author,
-        kind: record.kind,
-        record,
-        source,
-        receivedAt: Date.now(),
-      });
-      this.dirty = true;
-      this.update({ records: this.view.records + 1 });
-      return true;
-    } catch (err) {
-      if (!(err instanceof RecordRefused)) throw err;
-      const peer = source.split(':')[1];
-      if (peer && peer !== this.self) this.onRefused(peer);
-      this.update({ refusedRecords: this.view.refusedRecords + 1 });
-      if (source === 'self') throw err;
-      return false;
+    return (await this.acceptMany([raw], source, stale)) === 1;
+  }
+
+  /**
+   * Check records, then store the new ones in one transaction and tell the page once: a sync of thousands of
+   * records must not write (or re-render) once per record. Returns how many were new. Our own records throw
+   * their refusal; a peer's count against it.
+   */
+  private async acceptMany(raws: unknown[], source: string, stale: boolean): Promise<number> {
+    const at = { nowBlock: this.block, minBlock: stale ? this.minBlock() : 0 };
+    const checked: StoredRecordRow[] = [];
+    let refused = 0;
+    for (const raw of raws) {
+      try {
+        const { record, id } = await checkRecord(raw, this.config, at);
+        checked.push({
+          id,
+          network: record.network,
+          block: record.block,
+          author: record.author,
+          kind: record.kind,
+          record,
+          source,
+          receivedAt: Date.now(),
+        });
+      } catch (err) {
+        if (!(err instanceof RecordRefused)) throw err;
+        if (source === 'self') throw err;
+        refused++;
+        const peer = source.split(':')[1];
+        if (peer && peer !== this.self) this.onRefused(peer);
+      }
     }
+    const held = await this.db.records.bulkGet(checked.map((r) => r.id));
+    const fresh = [...new Map(checked.filter((_, k) => !held[k]).map((r) => [r.id, r])).values()];
+    if (fresh.length > 0) {
+      await this.db.records.bulkPut(fresh);
+      this.dirty = true;
+    }
+    if (fresh.length > 0 || refused > 0)
+      this.update({ records: this.view.records + fresh.length, refusedRecords: this.view.refusedRecords + refused });
+    return fresh.length;
   }
 
   private async receiveGossipRecord(data: Uint8Array, from: string) {
@@ -253,7 +268,8 @@ export class LedgerNode extends EventTarget {
   async importRecords(raws: unknown[]): Promise<{ accepted: number; refused: number; ms: number }> {
     const start = performance.now();
     let accepted = 0;
-    for (const raw of raws) if (await this.accept(raw, 'import', false)) accepted++;
+    for (let k = 0; k < raws.length; k += 500)
+      accepted += await this.acceptMany(raws.slice(k, k + 500), 'import', false);
     return { accepted, refused: raws.length - accepted, ms: performance.now() - start };
   }
 
@@ -262,7 +278,11 @@ export class LedgerNode extends EventTarget {
     while (this.computing) await new Promise((r) => setTimeout(r, 20));
     this.computing = true;
     try {
-      const snapshot = await yumaWorker().computeLedger(this.slot, this.config, Math.max(0, this.block - this.config.graceBlocks));
+      const snapshot = await yumaWorker().computeLedger(
+        this.slot,
+        this.config,
+        Math.max(0, this.block - this.config.graceBlocks),
+      );
       this.update({ snapshot });
       return snapshot;
     } finally {
@@ -560,7 +580,7 @@ export class LedgerNode extends EventTarget {
         await call('sync.records', { ids: missing.slice(k, k + 200) }, (c) => {
           if (Array.isArray(c)) batch.push(...c.slice(0, 40));
         });
-        for (const raw of batch) if (await this.accept(raw, `sync:${peer}`, false)) added++;
+        added += await this.acceptMany(batch, `sync:${peer}`, false);
       }
       this.update({ syncs: this.view.syncs + 1 });
       return added;
