@@ -107,8 +107,8 @@ writeFileSync(networkFile, JSON.stringify(config));
 const server = await startPreview(PORT);
 const relay = new RelayProcess(9990, 9991, undefined, ['--network', networkFile]);
 const browserReplayMs = new Map<number, number>();
-let importMs = 0;
-let syncMs = 0;
+let importMs: number;
+let syncMs: number;
 const agreeMs: number[] = [];
 try {
   await relay.start();

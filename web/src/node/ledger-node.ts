@@ -25,7 +25,7 @@ import {
 } from '../../../shared/ledger/records.ts';
 import type { ClosedEpoch } from '../../../shared/ledger/replay.ts';
 import type { PowProgress } from '../../../shared/ledger/pow.ts';
-import { RpcError, decodeFrame, encodeFrame } from '../../../shared/p2p/messages.ts';
+import { decodeFrame, encodeFrame } from '../../../shared/p2p/messages.ts';
 import { RpcServer, type Json } from '../../../shared/p2p/rpc.ts';
 import { fromBase64Url, toBase64Url } from '../../../shared/p2p/signing.ts';
 import type { LedgerSnapshot } from '../../../worker/yuma.worker.ts';
