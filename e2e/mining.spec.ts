@@ -120,3 +120,12 @@ test('miners serve, stream, sample with seeds, stop, cancel and refuse when busy
   for (const t of tabs) expect(t.errors).toEqual([]);
   for (const t of tabs) await t.context.close();
 });
+
+test('a fault flag is refused on a network that is not a test network', async ({ browser }) => {
+  // This relay serves the production profile (its default).
+  const [tab] = await openTabs(browser, 1, relay.healthUrl, undefined, () => 'role=miner&fault=wrong-output');
+  await expect.poll(() => tab!.page.evaluate(() => window.webtensor.status), { timeout: 30_000 }).toBe('error');
+  expect(await tab!.page.evaluate(() => window.webtensor.error)).toMatch(/only allowed on a test network/);
+  await expect(tab!.page.getByRole('alert').first()).toContainText('only allowed on a test network');
+  await tab!.context.close();
+});
