@@ -213,8 +213,8 @@ export function installAutomation(runtime: NodeRuntime | null): void {
         return runtime?.ledger?.block ?? null;
       },
       get uid() {
-        const l = runtime?.ledger;
-        return l ? l.uidOn(l.config.subnets[0]!.netuid) : null;
+        const subnet = runtime?.subnet;
+        return subnet ? runtime!.ledger!.uidOn(subnet.netuid) : null;
       },
       get stake() {
         const id = runtime?.state.peerId;

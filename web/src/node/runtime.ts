@@ -569,9 +569,10 @@ export class NodeRuntime extends EventTarget {
     await ledger.start();
   }
 
-  /** The subnet this tab works on (the first one of the network). */
+  /** The subnet this tab works on: the one serving the URL's model=, else the network's first. */
   get subnet() {
-    return this.ledger?.config.subnets[0] ?? null;
+    const subnets = this.ledger?.config.subnets ?? [];
+    return subnets.find((s) => s.model === this.config.model) ?? subnets[0] ?? null;
   }
 
   /** Register on the subnet unless this identity already holds a UID there (or a registration is under way). */
@@ -590,7 +591,7 @@ export class NodeRuntime extends EventTarget {
     else await this.ready;
     const role = this.config.role;
     if (role === 'miner') {
-      if (this.state.miner.phase !== 'ready') await this.serveModel(this.subnet?.model);
+      if (this.state.miner.phase !== 'ready') await this.serveModel(this.config.model ?? this.subnet?.model);
       await this.ensureRegistered('miner');
     } else if (role === 'validator') {
       await this.startValidator();
