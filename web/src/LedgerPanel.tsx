@@ -1,9 +1,9 @@
-import { useSyncExternalStore } from 'react';
+import { useMemo, useSyncExternalStore } from 'react';
+import { Chart, type ChartOption } from './charts/Chart.tsx';
 import type { NodeRuntime } from './node/runtime.ts';
 
 const tao = (rao: string | bigint) =>
   (Number(BigInt(rao)) / 1e9).toLocaleString(undefined, { maximumFractionDigits: 4 });
-const short = (id: string) => `${id.slice(0, 8)}…${id.slice(-4)}`;
 
 /** This tab in the network's economy: registration (proof of work), UID, stake, epochs and agreement. */
 export function LedgerPanel({ runtime }: { runtime: NodeRuntime }) {
@@ -15,13 +15,29 @@ export function LedgerPanel({ runtime }: { runtime: NodeRuntime }) {
     () => runtime.state,
   );
   const ledger = state.ledger;
-  if (!ledger) return null;
-  const reg = ledger.registration;
-  const snapshot = ledger.snapshot;
+  const snapshot = ledger?.snapshot ?? null;
   const stake = state.peerId ? (snapshot?.stakes[state.peerId] ?? 0n) : 0n;
+  const reg = ledger?.registration ?? null;
   const hashingPercent = reg && reg.expected > 0 ? Math.min(99, Math.round((100 * reg.hashes) / reg.expected)) : 0;
-  const recent = ledger.agreement.slice(-5).reverse();
-  const validator = state.validator;
+  const recent = (ledger?.agreement ?? []).slice(-5).reverse();
+  const earnings = useMemo(() => {
+    const me = state.peerId;
+    return (snapshot?.epochs ?? [])
+      .map((e) => ({ epoch: e.epoch, rao: e.uids.find((u) => u.hotkey === me)?.emission }))
+      .filter((e): e is { epoch: number; rao: string } => e.rao !== undefined)
+      .slice(-30);
+  }, [snapshot, state.peerId]);
+  const earningsOption: ChartOption = useMemo(
+    () => ({
+      grid: { left: 50, right: 10, top: 20, bottom: 30 },
+      tooltip: { trigger: 'axis' },
+      xAxis: { type: 'category', name: 'epoch', data: earnings.map((e) => e.epoch) },
+      yAxis: { type: 'value', name: 'earned' },
+      series: [{ type: 'bar', name: 'earned', data: earnings.map((e) => Number(BigInt(e.rao)) / 1e9) }],
+    }),
+    [earnings],
+  );
+  if (!ledger) return null;
 
   return (
     <section className="card" aria-labelledby="ledger-title">
@@ -55,6 +71,12 @@ export function LedgerPanel({ runtime }: { runtime: NodeRuntime }) {
           {ledger.refusedRecords > 0 && ` (${ledger.refusedRecords} refused)`}
         </dd>
       </dl>
+      {earnings.length > 0 && (
+        <>
+          <h3>Earnings per epoch</h3>
+          <Chart option={earningsOption} label="earnings per epoch" height={180} />
+        </>
+      )}
       {recent.length > 0 && (
         <>
           <h3>Closed epochs</h3>
@@ -79,42 +101,6 @@ export function LedgerPanel({ runtime }: { runtime: NodeRuntime }) {
                       : 'no validators yet'}
                     {e.disagreeing > 0 && ` (${e.disagreeing} disagree)`}
                   </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </>
-      )}
-      {validator && (
-        <>
-          <h3>Validating</h3>
-          <p className="muted">
-            {validator.challenges} challenges sent
-            {validator.committed && `; weights committed in epoch ${validator.committed.epoch}`}
-            {validator.revealed && `, revealed in epoch ${validator.revealed.epoch}`}.
-          </p>
-          <table data-testid="validator-scores">
-            <thead>
-              <tr>
-                <th scope="col">uid</th>
-                <th scope="col">miner</th>
-                <th scope="col">score</th>
-                <th scope="col">correct</th>
-                <th scope="col">last</th>
-              </tr>
-            </thead>
-            <tbody>
-              {validator.scores.map((s) => (
-                <tr key={s.uid}>
-                  <td>{s.uid}</td>
-                  <td>
-                    <code>{short(s.hotkey)}</code>
-                  </td>
-                  <td>{s.score.toFixed(2)}</td>
-                  <td>
-                    {s.correct}/{s.challenges}
-                  </td>
-                  <td>{s.last}</td>
                 </tr>
               ))}
             </tbody>

@@ -18,7 +18,7 @@ export function MinerPanel({ runtime }: { runtime: NodeRuntime }) {
   const loading = miner.phase === 'verifying' || miner.phase === 'loading';
   const percent = miner.progress.total > 0 ? Math.round((100 * miner.progress.loaded) / miner.progress.total) : 0;
   const entry = miner.model ? findModel(miner.model) : undefined;
-  const idle = miner.phase === 'idle' || miner.phase === 'error';
+  const idle = miner.phase === 'error' || (miner.phase === 'idle' && runtime.role === 'miner' && state.status !== 'idle');
 
   return (
     <section className="card" aria-labelledby="miner-title">
@@ -26,8 +26,9 @@ export function MinerPanel({ runtime }: { runtime: NodeRuntime }) {
       {idle && (
         <>
           <p>
-            Press Start and this tab becomes a miner: it checks every model file against its published hash, loads the
-            model in a worker, joins the network and answers other tabs&apos; requests, streaming tokens back.
+            {runtime.role === 'miner'
+              ? 'This tab is on the network but serves no model yet.'
+              : `This tab works as a ${runtime.role}; open another tab to mine.`}
           </p>
           <div className="row">
             <button type="button" onClick={() => void runtime.startRole().catch(() => {})}>

@@ -626,6 +626,15 @@ export class NodeRuntime extends EventTarget {
     return this.config.role;
   }
 
+  /** Choose what Start does (each page offers its own role); only before the node has started a role. */
+  setRole(role: NodeConfig['role']) {
+    if (this.config.role === role) return;
+    if (this.state.miner.phase !== 'idle' || this.validator)
+      throw new Error(`This tab already works as a ${this.config.role}; open another tab to be a ${role}.`);
+    this.config.role = role;
+    this.dispatchEvent(new Event('change'));
+  }
+
   get devicePreference(): NodeConfig['device'] {
     return this.config.device;
   }

@@ -1,0 +1,409 @@
+import { useMemo, useState } from 'react';
+import { useLiveQuery } from 'dexie-react-hooks';
+import { Chart, type ChartOption } from '../charts/Chart.tsx';
+import { ConsensusLab } from '../ConsensusLab.tsx';
+import { useNodeState, useRuntime } from '../shell/node-context.ts';
+import type { EpochRow } from '../../../shared/ledger/db.ts';
+
+const short = (id: string) => `${id.slice(0, 8)}…${id.slice(-4)}`;
+const tao = (rao: string) => Number(BigInt(rao)) / 1e9;
+const ratio = (u16: number) => u16 / 65535;
+
+export interface MetagraphRow {
+  uid: number;
+  hotkey: string;
+  role: string;
+  stake: number;
+  validatorPermit: boolean;
+  validatorTrust: number;
+  consensus: number;
+  incentive: number;
+  dividends: number;
+  emission: number;
+  lastUpdate: number;
+  active: boolean;
+  latencyMs: number | null;
+  tokensPerSecond: number | null;
+}
+
+const columns: { key: keyof MetagraphRow; label: string; format?: (r: MetagraphRow) => string }[] = [
+  { key: 'uid', label: 'uid' },
+  { key: 'hotkey', label: 'hotkey', format: (r) => short(r.hotkey) },
+  { key: 'role', label: 'role' },
+  { key: 'stake', label: 'stake', format: (r) => r.stake.toFixed(4) },
+  { key: 'validatorPermit', label: 'permit', format: (r) => (r.validatorPermit ? 'yes' : '') },
+  { key: 'validatorTrust', label: 'vtrust', format: (r) => r.validatorTrust.toFixed(3) },
+  { key: 'consensus', label: 'consensus', format: (r) => r.consensus.toFixed(3) },
+  { key: 'incentive', label: 'incentive', format: (r) => r.incentive.toFixed(3) },
+  { key: 'dividends', label: 'dividends', format: (r) => r.dividends.toFixed(3) },
+  { key: 'emission', label: 'emission', format: (r) => r.emission.toFixed(4) },
+  { key: 'lastUpdate', label: 'last update' },
+  { key: 'active', label: 'active', format: (r) => (r.active ? 'yes' : 'no') },
+  { key: 'latencyMs', label: 'latency', format: (r) => (r.latencyMs === null ? '—' : `${r.latencyMs.toFixed(0)} ms`) },
+  {
+    key: 'tokensPerSecond',
+    label: 'tokens/s',
+    format: (r) => (r.tokensPerSecond === null ? '—' : r.tokensPerSecond.toFixed(0)),
+  },
+];
+
+/** Dashboard (`/dashboard`): the metagraph, charts over epochs, weights, peers, agreement and the ledger itself. */
+export function DashboardPage() {
+  const runtime = useRuntime();
+  const state = useNodeState();
+  const ledger = runtime?.ledger ?? null;
+  const network = ledger?.config.networkId ?? '';
+  const netuid = runtime?.subnet?.netuid ?? 0;
+  // Closed epochs and the latest records come straight from IndexedDB as live queries.
+  const epochs = useLiveQuery(
+    async () =>
+      ledger
+        ? (await ledger.db.epochs.where('network').equals(network).toArray())
+            .filter((e) => e.netuid === netuid)
+            .sort((a, b) => a.epoch - b.epoch)
+        : [],
+    [ledger, network, netuid],
+    [] as EpochRow[],
+  );
+  const records = useLiveQuery(
+    async () =>
+      ledger ? await ledger.db.records.where('network').equals(network).reverse().sortBy('receivedAt') : [],
+    [ledger, network],
+    [],
+  );
+  const [sortKey, setSortKey] = useState<keyof MetagraphRow>('uid');
+  const [descending, setDescending] = useState(false);
+  const [filter, setFilter] = useState('');
+
+  const snapshot = state?.ledger?.snapshot ?? null;
+  const last = epochs.at(-1);
+  const rows: MetagraphRow[] = useMemo(() => {
+    const sub = snapshot?.subnets.find((s) => s.netuid === netuid);
+    if (!sub) return [];
+    const rtt = new Map((state?.peers ?? []).map((p) => [p.peerId, p.rttMs]));
+    const scores = new Map((state?.validator?.scores ?? []).map((s) => [s.hotkey, s]));
+    return sub.uids.map((u, uid) => {
+      const e = last?.uids[uid]?.hotkey === u.hotkey ? last.uids[uid] : undefined;
+      const score = scores.get(u.hotkey);
+      return {
+        uid,
+        hotkey: u.hotkey,
+        role: u.role,
+        stake: Number(snapshot!.stakes[u.hotkey] ?? 0n) / 1e9,
+        validatorPermit: e?.validatorPermit ?? false,
+        validatorTrust: ratio(e?.validatorTrust ?? 0),
+        consensus: ratio(e?.consensus ?? 0),
+        incentive: ratio(e?.incentive ?? 0),
+        dividends: ratio(e?.dividends ?? 0),
+        emission: e ? tao(e.emission) : 0,
+        lastUpdate: u.lastUpdate,
+        active: e?.active ?? true,
+        latencyMs: rtt.get(u.hotkey) ?? null,
+        tokensPerSecond: score?.latencyMs ? (16 * 1000) / score.latencyMs : null,
+      };
+    });
+  }, [snapshot, netuid, last, state?.peers, state?.validator]);
+
+  const shown = useMemo(() => {
+    const f = filter.trim().toLowerCase();
+    const kept = f ? rows.filter((r) => `${r.uid} ${r.hotkey} ${r.role}`.toLowerCase().includes(f)) : rows;
+    return [...kept].sort((a, b) => {
+      const x = a[sortKey] ?? -1;
+      const y = b[sortKey] ?? -1;
+      const c = x < y ? -1 : x > y ? 1 : 0;
+      return descending ? -c : c;
+    });
+  }, [rows, filter, sortKey, descending]);
+
+  const uidsSeen = useMemo(() => [...new Set(epochs.flatMap((e) => e.uids.map((u) => u.uid)))].sort((a, b) => a - b), [epochs]);
+  const perUid = (pick: (u: EpochRow['uids'][number]) => number, name: string): ChartOption => ({
+    grid: { left: 45, right: 10, top: 35, bottom: 30 },
+    tooltip: { trigger: 'axis' },
+    legend: { top: 0, type: 'scroll' },
+    xAxis: { type: 'category', name: 'epoch', data: epochs.map((e) => e.epoch) },
+    yAxis: { type: 'value', name, min: 0 },
+    series: uidsSeen.map((uid) => ({
+      type: 'line',
+      name: `uid ${uid}`,
+      showSymbol: false,
+      data: epochs.map((e) => (e.uids[uid] ? pick(e.uids[uid]) : null)),
+    })),
+  });
+  const incentiveOption = useMemo(() => perUid((u) => ratio(u.incentive), 'incentive'), [epochs, uidsSeen]); // eslint-disable-line react-hooks/exhaustive-deps
+  const dividendsOption = useMemo(() => perUid((u) => ratio(u.dividends), 'dividends'), [epochs, uidsSeen]); // eslint-disable-line react-hooks/exhaustive-deps
+  const stakeOption: ChartOption = useMemo(
+    () => ({
+      grid: { left: 60, right: 10, top: 30, bottom: 30 },
+      tooltip: { trigger: 'axis' },
+      xAxis: { type: 'category', name: 'epoch', data: epochs.map((e) => e.epoch) },
+      yAxis: { type: 'value', name: 'total stake' },
+      series: [{ type: 'line', name: 'total stake', data: epochs.map((e) => e.uids.reduce((s, u) => s + tao(u.stake), 0)) }],
+    }),
+    [epochs],
+  );
+  const emissionOption: ChartOption = useMemo(
+    () => ({
+      grid: { left: 50, right: 10, top: 35, bottom: 30 },
+      tooltip: { trigger: 'axis' },
+      legend: { top: 0 },
+      xAxis: { type: 'category', name: 'epoch', data: epochs.map((e) => e.epoch) },
+      yAxis: { type: 'value', name: 'emission' },
+      series: [
+        { type: 'bar', stack: 'e', name: 'owner cut', data: epochs.map((e) => tao(e.ownerCut)) },
+        {
+          type: 'bar',
+          stack: 'e',
+          name: 'miners and validators',
+          data: epochs.map((e) => tao((BigInt(e.paid) - BigInt(e.ownerCut)).toString())),
+        },
+        { type: 'bar', stack: 'e', name: 'dust', data: epochs.map((e) => tao(e.dust)) },
+      ],
+    }),
+    [epochs],
+  );
+  const heatmap: { option: ChartOption; cells: number } = useMemo(() => {
+    const sub = snapshot?.subnets.find((s) => s.netuid === netuid);
+    const validators = (sub?.weights ?? []).map((w, uid) => ({ uid, w })).filter((x) => x.w);
+    const miners = [...new Set(validators.flatMap((v) => v.w!.uids))].sort((a, b) => a - b);
+    const data = validators.flatMap((v, i) =>
+      v.w!.uids.map((m, k) => [miners.indexOf(m), i, v.w!.values[k]! / 65535]),
+    );
+    return {
+      cells: data.length,
+      option: {
+        grid: { left: 70, right: 10, top: 10, bottom: 60 },
+        tooltip: {},
+        xAxis: { type: 'category', name: 'miner', data: miners.map((m) => `uid ${m}`) },
+        yAxis: { type: 'category', name: 'validator', data: validators.map((v) => `uid ${v.uid}`) },
+        visualMap: { min: 0, max: 1, calculable: true, orient: 'horizontal', left: 'center', bottom: 0 },
+        series: [{ type: 'heatmap', data, label: { show: true, formatter: (p: { value: number[] }) => p.value[2]!.toFixed(2) } }],
+      },
+    };
+  }, [snapshot, netuid]);
+  const peerGraph: ChartOption = useMemo(() => {
+    const self = state?.peerId ?? 'this tab';
+    const peers = state?.peers ?? [];
+    return {
+      tooltip: {},
+      series: [
+        {
+          type: 'graph',
+          layout: 'force',
+          roam: true,
+          label: { show: true },
+          force: { repulsion: 200, edgeLength: 90 },
+          data: [
+            { name: 'this tab', symbolSize: 28, value: self },
+            { name: 'relay', symbolSize: 18, value: 'signalling only' },
+            ...peers.map((p) => ({ name: short(p.peerId), symbolSize: 20, value: p.peerId })),
+          ],
+          links: [
+            { source: 'this tab', target: 'relay', lineStyle: { type: 'dashed' } },
+            ...peers.map((p) => ({
+              source: 'this tab',
+              target: short(p.peerId),
+              lineStyle: { type: p.direct ? 'solid' : 'dashed', width: p.direct ? 2 : 1 },
+            })),
+          ],
+        },
+      ],
+    };
+  }, [state?.peerId, state?.peers]);
+
+  if (!runtime || !state) return <ConsensusLab />;
+  const agreement = state.ledger?.agreement ?? [];
+  const refused = snapshot?.refused ?? {};
+
+  return (
+    <>
+      <section className="hero" aria-labelledby="dash-title">
+        <h1 id="dash-title">Dashboard</h1>
+        <p className="lead">
+          The network as this tab replays it: every UID, how the epochs went, who weights whom, who this tab is
+          connected to, whether the tabs agree, and the signed records everything is computed from.
+        </p>
+        {state.status === 'idle' && (
+          <button type="button" onClick={() => void runtime.start().catch(() => {})}>
+            Join the network (watch only)
+          </button>
+        )}
+      </section>
+      {!ledger && state.status === 'running' && (
+        <p className="card muted">This relay serves no network config, so there is no ledger to show.</p>
+      )}
+      {ledger && (
+        <>
+          <section className="card" aria-labelledby="metagraph-title">
+            <h2 id="metagraph-title">Metagraph, subnet {netuid}</h2>
+            <div className="row">
+              <label htmlFor="metagraph-filter">Filter</label>
+              <input
+                id="metagraph-filter"
+                value={filter}
+                onChange={(e) => setFilter(e.target.value)}
+                placeholder="uid, hotkey or role"
+              />
+            </div>
+            <div className="table-wrap">
+              <table data-testid="metagraph">
+                <thead>
+                  <tr>
+                    {columns.map((c) => (
+                      <th
+                        key={c.key}
+                        scope="col"
+                        aria-sort={sortKey === c.key ? (descending ? 'descending' : 'ascending') : 'none'}
+                      >
+                        <button
+                          type="button"
+                          className="link"
+                          onClick={() => {
+                            if (sortKey === c.key) setDescending(!descending);
+                            else {
+                              setSortKey(c.key);
+                              setDescending(false);
+                            }
+                          }}
+                        >
+                          {c.label}
+                          {sortKey === c.key ? (descending ? ' ▾' : ' ▴') : ''}
+                        </button>
+                      </th>
+                    ))}
+                  </tr>
+                </thead>
+                <tbody>
+                  {shown.map((r) => (
+                    <tr key={r.uid} data-uid={r.uid}>
+                      {columns.map((c) => (
+                        <td key={c.key} data-col={c.key}>
+                          {c.format ? c.format(r) : String(r[c.key])}
+                        </td>
+                      ))}
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+            {rows.length === 0 && <p className="muted">No UIDs registered yet.</p>}
+          </section>
+
+          <section className="card" aria-labelledby="charts-title">
+            <h2 id="charts-title">Over epochs</h2>
+            {epochs.length === 0 ? (
+              <p className="muted">No epoch has closed yet; the first one closes at block {runtime.subnet?.tempo}.</p>
+            ) : (
+              <div className="chart-grid" data-epochs={epochs.length}>
+                <div>
+                  <h3>Incentive per UID</h3>
+                  <Chart option={incentiveOption} label="incentive per UID" />
+                </div>
+                <div>
+                  <h3>Dividends per UID</h3>
+                  <Chart option={dividendsOption} label="dividends per UID" />
+                </div>
+                <div>
+                  <h3>Total stake</h3>
+                  <Chart option={stakeOption} label="total stake" />
+                </div>
+                <div>
+                  <h3>Emission</h3>
+                  <Chart option={emissionOption} label="emission per epoch" />
+                </div>
+              </div>
+            )}
+          </section>
+
+          <section className="card" aria-labelledby="weights-title">
+            <h2 id="weights-title">Weights (validators × miners)</h2>
+            {heatmap.cells === 0 ? (
+              <p className="muted">No weights revealed yet.</p>
+            ) : (
+              <Chart option={heatmap.option} label="weights heatmap" height={240} />
+            )}
+          </section>
+
+          <section className="card" aria-labelledby="peers-title">
+            <h2 id="peers-title">Connections of this tab</h2>
+            <p className="muted">Solid: direct WebRTC. Dashed: through the relay, which only signals.</p>
+            <Chart option={peerGraph} label="peer graph" height={280} />
+          </section>
+
+          <section className="card" aria-labelledby="agreement-title">
+            <h2 id="agreement-title">Epoch agreement</h2>
+            <div className="table-wrap">
+              <table data-testid="agreement">
+                <thead>
+                  <tr>
+                    <th scope="col">epoch</th>
+                    <th scope="col">records root</th>
+                    <th scope="col">state root</th>
+                    <th scope="col">stake agreeing</th>
+                    <th scope="col">others</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {agreement
+                    .slice(-10)
+                    .reverse()
+                    .map((a) => (
+                      <tr key={`${a.netuid}/${a.epoch}`}>
+                        <td>{a.epoch}</td>
+                        <td>
+                          <code>{a.recordsRoot.slice(0, 10)}…</code>
+                        </td>
+                        <td>
+                          <code>{a.stateRoot.slice(0, 10)}…</code>
+                        </td>
+                        <td>
+                          {BigInt(a.permittedStake) > 0n
+                            ? `${((100 * tao(a.agreeingStake)) / tao(a.permittedStake)).toFixed(0)} %`
+                            : '—'}
+                        </td>
+                        <td>{a.disagreeing > 0 ? `${a.disagreeing} disagree` : ''}</td>
+                      </tr>
+                    ))}
+                </tbody>
+              </table>
+            </div>
+          </section>
+
+          <section className="card" aria-labelledby="explorer-title">
+            <h2 id="explorer-title">Ledger explorer</h2>
+            <p className="muted">
+              {records.length} records held; the newest 50 below.{' '}
+              {Object.keys(refused).length > 0 && `${Object.keys(refused).length} refused on replay.`}
+            </p>
+            <div className="table-wrap">
+              <table data-testid="records">
+                <thead>
+                  <tr>
+                    <th scope="col">kind</th>
+                    <th scope="col">author</th>
+                    <th scope="col">block</th>
+                    <th scope="col">validity</th>
+                    <th scope="col">from</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {records.slice(0, 50).map((r) => (
+                    <tr key={r.id}>
+                      <td>{r.kind}</td>
+                      <td>
+                        <code title={r.author}>{short(r.author)}</code>
+                      </td>
+                      <td>{r.block}</td>
+                      <td>{refused[r.id] ? `refused: ${refused[r.id]!.code}` : 'valid'}</td>
+                      <td>{r.source.split(':')[0]}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          </section>
+        </>
+      )}
+      <ConsensusLab />
+    </>
+  );
+}
