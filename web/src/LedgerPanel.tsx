@@ -42,6 +42,11 @@ export function LedgerPanel({ runtime }: { runtime: NodeRuntime }) {
   return (
     <section className="card" aria-labelledby="ledger-title">
       <h2 id="ledger-title">Network economy</h2>
+      {ledger.error && (
+        <p role="alert" className="error">
+          {ledger.error}
+        </p>
+      )}
       <dl className="facts" data-testid="ledger">
         <dt>network</dt>
         <dd>

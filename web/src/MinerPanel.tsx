@@ -18,7 +18,8 @@ export function MinerPanel({ runtime }: { runtime: NodeRuntime }) {
   const loading = miner.phase === 'verifying' || miner.phase === 'loading';
   const percent = miner.progress.total > 0 ? Math.round((100 * miner.progress.loaded) / miner.progress.total) : 0;
   const entry = miner.model ? findModel(miner.model) : undefined;
-  const idle = miner.phase === 'error' || (miner.phase === 'idle' && runtime.role === 'miner' && state.status !== 'idle');
+  const idle =
+    miner.phase === 'error' || (miner.phase === 'idle' && runtime.role === 'miner' && state.status !== 'idle');
 
   return (
     <section className="card" aria-labelledby="miner-title">

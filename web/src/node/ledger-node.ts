@@ -31,6 +31,7 @@ import { fromBase64Url, toBase64Url } from '../../../shared/p2p/signing.ts';
 import type { LedgerSnapshot } from '../../../worker/yuma.worker.ts';
 import { yumaWorker } from '../yuma-client.ts';
 import type { TabNode } from './libp2p.ts';
+import { storageErrorSentence } from './db.ts';
 
 export const SYNC_PROTOCOL = '/webtensor/sync/1';
 const recordsTopic = (network: string) => `webtensor/${network}/records/1`;
@@ -80,6 +81,8 @@ export interface LedgerView {
   /** Records refused on arrival, by peer. */
   refusedRecords: number;
   syncs: number;
+  /** The last thing that went wrong here, as a sentence (e.g. storage full), or null. */
+  error: string | null;
 }
 
 const rootsBytes = (r: Omit<SignedRoots, 'sig'>) =>
@@ -129,6 +132,7 @@ export class LedgerNode extends EventTarget {
       registration: null,
       refusedRecords: 0,
       syncs: 0,
+      error: null,
     };
     this.seqReady = this.db.records
       .where('[network+author]')
@@ -215,7 +219,13 @@ export class LedgerNode extends EventTarget {
     const held = await this.db.records.bulkGet(checked.map((r) => r.id));
     const fresh = [...new Map(checked.filter((_, k) => !held[k]).map((r) => [r.id, r])).values()];
     if (fresh.length > 0) {
-      await this.db.records.bulkPut(fresh);
+      try {
+        await this.db.records.bulkPut(fresh);
+      } catch (err) {
+        const sentence = storageErrorSentence(err);
+        this.update({ error: sentence });
+        throw new Error(sentence, { cause: err });
+      }
       this.dirty = true;
     }
     if (fresh.length > 0 || refused > 0)
@@ -231,7 +241,7 @@ export class LedgerNode extends EventTarget {
       this.onRefused(from);
       return;
     }
-    await this.accept(raw, `gossip:${from}`, true);
+    await this.accept(raw, `gossip:${from}`, true).catch(() => {}); // a storage failure is shown in the view
   }
 
   /** Sign, store and gossip a record of ours. Throws RecordRefused if it fails our own checks. */

@@ -52,10 +52,23 @@ export function AskPage() {
       await runtime.start().catch(() => {});
     }
     const list = candidates();
-    const a: Answer = { text: '', miner: null, uid: null, latencyMs: null, tokensPerSecond: null, tried: [], error: null, done: false };
+    const a: Answer = {
+      text: '',
+      miner: null,
+      uid: null,
+      latencyMs: null,
+      tokensPerSecond: null,
+      tried: [],
+      error: null,
+      done: false,
+    };
     setAnswer({ ...a });
     if (list.length === 0) {
-      setAnswer({ ...a, done: true, error: 'No miner of this subnet is connected to this tab yet. Wait a few seconds, or open a miner tab.' });
+      setAnswer({
+        ...a,
+        done: true,
+        error: 'No miner of this subnet is connected to this tab yet. Wait a few seconds, or open a miner tab.',
+      });
       return;
     }
     for (const m of list) {
@@ -111,7 +124,13 @@ export function AskPage() {
           }}
         >
           <label htmlFor="ask-prompt">What should the network continue?</label>
-          <textarea id="ask-prompt" rows={3} maxLength={2000} value={prompt} onChange={(e) => setPrompt(e.target.value)} />
+          <textarea
+            id="ask-prompt"
+            rows={3}
+            maxLength={2000}
+            value={prompt}
+            onChange={(e) => setPrompt(e.target.value)}
+          />
           <div className="row">
             <label>
               Subnet{' '}
@@ -155,7 +174,9 @@ export function AskPage() {
             <dt>speed</dt>
             <dd>{answer.tokensPerSecond === null ? '…' : `${answer.tokensPerSecond.toFixed(0)} tokens/s`}</dd>
           </dl>
-          {answer.tried.length > 0 && !answer.error && <p className="muted">Fell back after: {answer.tried.join('; ')}</p>}
+          {answer.tried.length > 0 && !answer.error && (
+            <p className="muted">Fell back after: {answer.tried.join('; ')}</p>
+          )}
           {answer.error && (
             <p role="alert" className="error">
               {answer.error}

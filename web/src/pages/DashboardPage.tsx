@@ -66,8 +66,7 @@ export function DashboardPage() {
     [] as EpochRow[],
   );
   const records = useLiveQuery(
-    async () =>
-      ledger ? await ledger.db.records.where('network').equals(network).reverse().sortBy('receivedAt') : [],
+    async () => (ledger ? await ledger.db.records.where('network').equals(network).reverse().sortBy('receivedAt') : []),
     [ledger, network],
     [],
   );
@@ -115,7 +114,10 @@ export function DashboardPage() {
     });
   }, [rows, filter, sortKey, descending]);
 
-  const uidsSeen = useMemo(() => [...new Set(epochs.flatMap((e) => e.uids.map((u) => u.uid)))].sort((a, b) => a - b), [epochs]);
+  const uidsSeen = useMemo(
+    () => [...new Set(epochs.flatMap((e) => e.uids.map((u) => u.uid)))].sort((a, b) => a - b),
+    [epochs],
+  );
   const perUid = (pick: (u: EpochRow['uids'][number]) => number, name: string): ChartOption => ({
     grid: { left: 45, right: 10, top: 35, bottom: 30 },
     tooltip: { trigger: 'axis' },
@@ -137,7 +139,9 @@ export function DashboardPage() {
       tooltip: { trigger: 'axis' },
       xAxis: { type: 'category', name: 'epoch', data: epochs.map((e) => e.epoch) },
       yAxis: { type: 'value', name: 'total stake' },
-      series: [{ type: 'line', name: 'total stake', data: epochs.map((e) => e.uids.reduce((s, u) => s + tao(u.stake), 0)) }],
+      series: [
+        { type: 'line', name: 'total stake', data: epochs.map((e) => e.uids.reduce((s, u) => s + tao(u.stake), 0)) },
+      ],
     }),
     [epochs],
   );
@@ -165,9 +169,7 @@ export function DashboardPage() {
     const sub = snapshot?.subnets.find((s) => s.netuid === netuid);
     const validators = (sub?.weights ?? []).map((w, uid) => ({ uid, w })).filter((x) => x.w);
     const miners = [...new Set(validators.flatMap((v) => v.w!.uids))].sort((a, b) => a - b);
-    const data = validators.flatMap((v, i) =>
-      v.w!.uids.map((m, k) => [miners.indexOf(m), i, v.w!.values[k]! / 65535]),
-    );
+    const data = validators.flatMap((v, i) => v.w!.uids.map((m, k) => [miners.indexOf(m), i, v.w!.values[k]! / 65535]));
     return {
       cells: data.length,
       option: {
@@ -176,7 +178,13 @@ export function DashboardPage() {
         xAxis: { type: 'category', name: 'miner', data: miners.map((m) => `uid ${m}`) },
         yAxis: { type: 'category', name: 'validator', data: validators.map((v) => `uid ${v.uid}`) },
         visualMap: { min: 0, max: 1, calculable: true, orient: 'horizontal', left: 'center', bottom: 0 },
-        series: [{ type: 'heatmap', data, label: { show: true, formatter: (p: { value: number[] }) => p.value[2]!.toFixed(2) } }],
+        series: [
+          {
+            type: 'heatmap',
+            data,
+            label: { show: true, formatter: (p: { value: number[] }) => p.value[2]!.toFixed(2) },
+          },
+        ],
       },
     };
   }, [snapshot, netuid]);
@@ -190,8 +198,8 @@ export function DashboardPage() {
           type: 'graph',
           layout: 'force',
           roam: true,
-          label: { show: true },
-          force: { repulsion: 200, edgeLength: 90 },
+          label: { show: true, position: 'right', fontSize: 11 },
+          force: { repulsion: 260, edgeLength: 110 },
           data: [
             { name: 'this tab', symbolSize: 28, value: self },
             { name: 'relay', symbolSize: 18, value: 'signalling only' },

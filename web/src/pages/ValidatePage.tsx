@@ -54,7 +54,12 @@ export function ValidatePage() {
         </p>
         {!validator && (
           <div className="row">
-            <button type="button" className="big" onClick={start} disabled={runtime.role === 'miner' && state.miner.phase !== 'idle'}>
+            <button
+              type="button"
+              className="big"
+              onClick={start}
+              disabled={runtime.role === 'miner' && state.miner.phase !== 'idle'}
+            >
               Start validating
             </button>
             {runtime.role === 'miner' && state.miner.phase !== 'idle' && (
@@ -71,6 +76,19 @@ export function ValidatePage() {
             >
               {validator.running ? 'Stop' : 'Resume'}
             </button>
+            {runtime.ledger?.config.profile === 'test' && uid !== null && !mine?.validatorPermit && (
+              <button
+                type="button"
+                className="secondary"
+                onClick={() =>
+                  void runtime
+                    .ledger!.faucetStake(state.peerId!, 1_000_000_000_000n)
+                    .catch((err: Error) => setRoleError(`The faucet refused: ${err.message}`))
+                }
+              >
+                Get 1000 test stake from the faucet
+              </button>
+            )}
           </div>
         )}
       </section>
@@ -108,7 +126,9 @@ export function ValidatePage() {
             <dt>validator trust</dt>
             <dd>{mine ? u16(mine.validatorTrust) : '—'}</dd>
             <dt>dividends (last epoch)</dt>
-            <dd>{mine ? `${u16(mine.dividends)} (${(Number(BigInt(mine.emission)) / 1e9).toFixed(4)} earned)` : '—'}</dd>
+            <dd>
+              {mine ? `${u16(mine.dividends)} (${(Number(BigInt(mine.emission)) / 1e9).toFixed(4)} earned)` : '—'}
+            </dd>
           </dl>
           {validator.lastError && <p className="error">{validator.lastError}</p>}
           <h3>Scores per miner</h3>

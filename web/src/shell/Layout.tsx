@@ -26,7 +26,11 @@ function StatusBar() {
   const runtime = useRuntime();
   const [copied, setCopied] = useState(false);
   if (!state || !runtime) return null;
-  const relay = state.relay.reserved ? 'relay: connected' : state.relay.connected ? 'relay: reserving…' : 'relay: offline';
+  const relay = state.relay.reserved
+    ? 'relay: connected'
+    : state.relay.connected
+      ? 'relay: reserving…'
+      : 'relay: offline';
   const direct = state.peers.filter((p) => p.direct).length;
   return (
     <div className="status-bar" role="status" aria-label="node status" data-testid="status-bar">
