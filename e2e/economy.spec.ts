@@ -88,8 +88,31 @@ test('miners earn, a faulty miner does not, and every tab agrees on every epoch'
   // A tab opened now syncs the history and computes the same roots.
   const [late] = await openTabs(browser, 1, relay.healthUrl, undefined, () => 'role=client');
   await late!.page.evaluate(() => window.webtensor.ready);
+  let polls = 0;
   await expect
-    .poll(async () => (await roots(late!.page)).slice(0, closed), { timeout: 60_000, intervals: [1000] })
+    .poll(
+      async () => {
+        if (++polls % 10 === 0) {
+          // Diagnostics, in case it never converges: who is connected to whom, and how many dials failed.
+          const view = await Promise.all(
+            [...pages, late!.page].map((p) =>
+              p.evaluate(() => ({
+                id: window.webtensor.peerId!.slice(-4),
+                direct: window.webtensor.peers.filter((x) => x.direct).length,
+                relayed: window.webtensor.peers.filter((x) => !x.direct).length,
+                records: window.webtensor.ledger.records,
+                relay: window.webtensor.relay.reserved,
+                net: window.webtensor.debug.connectivity(),
+              })),
+            ),
+          );
+          const health = await (await fetch(relay.healthUrl)).json();
+          console.log(`late tab not converged yet: ${JSON.stringify(view)}; relay: ${JSON.stringify(health)}`);
+        }
+        return (await roots(late!.page)).slice(0, closed);
+      },
+      { timeout: 60_000, intervals: [1000] },
+    )
     .toEqual(reference);
 
   for (const p of [validatorA, honestA]) {

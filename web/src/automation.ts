@@ -55,6 +55,8 @@ export interface WebtensorAutomation {
     signedRequest(method: string, params: Json): Promise<RpcRequest>;
     /** Stream `bytes` to a peer's bench sink; elapsed ms once the peer confirms receipt. */
     throughput(peer: string, bytes: number): Promise<{ ms: number; received: number }>;
+    /** Connectivity diagnostics: peer-list freshness and errors, dials in flight, queued, backing off, failed. */
+    connectivity(): unknown;
     /** Send raw frames to a peer's RPC service and report what it answers. */
     sendFrames(peer: string, frames: (string | { zeroBytes: number })[], id: string): Promise<ExchangeOutcome>;
   };
@@ -163,6 +165,7 @@ export function installAutomation(runtime: NodeRuntime | null): void {
     debug: {
       signedRequest: (method, params) => need().signedRequest(method, params),
       throughput: (peer, bytes) => need().throughput(peer, bytes),
+      connectivity: () => need().diagnostics(),
       async sendFrames(peer, frames, id) {
         const encoder = new TextEncoder();
         const bytes = frames.map((f) => (typeof f === 'string' ? encoder.encode(f) : new Uint8Array(f.zeroBytes)));

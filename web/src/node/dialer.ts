@@ -24,6 +24,15 @@ export class Dialer {
     this.concurrency = options.concurrency ?? 3;
   }
 
+  describe() {
+    return {
+      inFlight: this.inFlight.size,
+      queued: this.queue.length,
+      backingOff: this.backoff.size,
+      failures: this.failures,
+    };
+  }
+
   private now() {
     return (this.options.now ?? Date.now)();
   }
@@ -44,8 +53,11 @@ export class Dialer {
       const peer = this.queue.shift()!;
       this.inFlight.add(peer);
       const signal = AbortSignal.timeout(this.options.timeoutMs ?? 15_000);
-      this.options
-        .dial(peer, signal)
+      // A dial that ignores its signal must not hold a slot forever: with every slot held, nobody new is dialled.
+      const timedOut = new Promise<never>((_, reject) =>
+        signal.addEventListener('abort', () => reject(new Error('dial timed out')), { once: true }),
+      );
+      Promise.race([this.options.dial(peer, signal), timedOut])
         .then(() => this.backoff.delete(peer))
         .catch(() => {
           this.failures++;

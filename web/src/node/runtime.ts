@@ -152,6 +152,8 @@ export class NodeRuntime extends EventTarget {
   private relayAddr: Multiaddr | null = null;
   private relayPeer: string | null = null;
   private dialer: Dialer | null = null;
+  /** When the relay's peer list last arrived, and how many peers it named (diagnostics). */
+  lastPeerList: { at: number; count: number } | null = null;
 
   private timers: ReturnType<typeof setInterval>[] = [];
   private readonly readyPromise: Promise<void>;
@@ -312,7 +314,9 @@ export class NodeRuntime extends EventTarget {
       const bytes = await lpStream(stream, { maxDataLength: MAX_FRAME_BYTES }).read({
         signal: AbortSignal.timeout(5000),
       });
+      await stream.close({ signal: AbortSignal.timeout(2000) }).catch(() => stream.abort(new Error('closing failed')));
       const { peers } = decodeFrame(bytes.subarray(), peerListSchema);
+      this.lastPeerList = { at: Date.now(), count: peers.length };
       this.dialer!.offer(peers);
       this.update({ dialFailures: this.dialer!.failures });
       // A tab that closed vanishes from the relay's list at once, while its WebRTC connection can linger for
@@ -334,9 +338,21 @@ export class NodeRuntime extends EventTarget {
             if (silent) await node.hangUp(peer).catch(() => {});
           }),
       );
-    } catch {
+    } catch (err) {
       // The relay may be restarting; the reconnect loop handles it.
+      this.lastPeerListError = (err as Error).message;
     }
+  }
+
+  lastPeerListError: string | null = null;
+
+  /** Connectivity diagnostics for tests and the curious: peer-list freshness, dials in flight and failed. */
+  diagnostics() {
+    return {
+      peerList: this.lastPeerList ? { ageMs: Date.now() - this.lastPeerList.at, count: this.lastPeerList.count } : null,
+      peerListError: this.lastPeerListError,
+      dials: this.dialer?.describe() ?? null,
+    };
   }
 
   private async serveRpc(node: TabNode) {

@@ -58,7 +58,7 @@ export function MinePage() {
           {state.error}
         </p>
       )}
-      {!fresh && <MinerPanel runtime={runtime} />}
+      {!fresh && runtime.role === 'miner' && <MinerPanel runtime={runtime} />}
       {!fresh && <LedgerPanel runtime={runtime} />}
       {!fresh && <NetworkPanel runtime={runtime} />}
     </>
