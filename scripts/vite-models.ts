@@ -11,7 +11,7 @@ import { catalogue, modelVersion, type ModelEntry } from '../shared/inference/ca
 import { generatedModelsDir, modelsDir } from './model-dirs.ts';
 
 const dirOf = (entry: ModelEntry) => (entry.source === 'generated' ? generatedModelsDir : modelsDir);
-const served = catalogue.filter((m) => m.source !== 'hub');
+const served = catalogue;
 const routes = new Map<string, string>();
 for (const entry of served)
   for (const file of entry.files)

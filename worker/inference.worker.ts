@@ -17,7 +17,8 @@ import {
 } from '@huggingface/transformers';
 import ortWasm from 'onnxruntime-web/ort-wasm-simd-threaded.asyncify.wasm?url';
 import ortMjs from 'onnxruntime-web/ort-wasm-simd-threaded.asyncify.mjs?url';
-import { findModel, modelBasePath, type ModelEntry } from '../shared/inference/catalogue.ts';
+import { findModel, modelBasePath, type HubModelEntry, type ServedModelEntry } from '../shared/inference/catalogue.ts';
+import { checkHubFile, hubTreeSchema, type HubTree } from '../shared/inference/hub.ts';
 import { checkModelFile } from '../shared/inference/verify.ts';
 import type { finishReasons } from '../shared/inference/protocol.ts';
 import { chooseDevice, type DeviceChoice, type DevicePreference } from './device.ts';
@@ -27,7 +28,7 @@ env.allowLocalModels = true;
 env.backends.onnx.wasm!.wasmPaths = { wasm: ortWasm, mjs: ortMjs };
 
 export interface LoadProgress {
-  phase: 'verify' | 'load';
+  phase: 'download' | 'verify' | 'load';
   file: string;
   loaded: number;
   total: number;
@@ -57,7 +58,12 @@ export interface Loaded extends DeviceChoice {
 
 export interface InferenceWorkerApi {
   /** Verify and load a model. Text generation runs on the chosen device; embeddings always on WASM. */
-  load(modelId: string, onProgress?: (p: LoadProgress) => void, device?: DevicePreference): Promise<Loaded>;
+  load(
+    modelId: string,
+    onProgress?: (p: LoadProgress) => void,
+    device?: DevicePreference,
+    hubHost?: string,
+  ): Promise<Loaded>;
   generate(options: GenerateOptions, onToken?: (text: string) => unknown): Promise<Generation>;
   /** Stop the running generation after its current token; it resolves with finish "cancelled". */
   cancel(): void;
@@ -66,7 +72,7 @@ export interface InferenceWorkerApi {
 }
 
 /** Fetch every file of the model and check it against the catalogue; a mismatch names the file. */
-async function verify(entry: ModelEntry, base: string, onProgress?: (p: LoadProgress) => void) {
+async function verify(entry: ServedModelEntry, base: string, onProgress?: (p: LoadProgress) => void) {
   const total = entry.files.reduce((s, f) => s + f.size, 0);
   let loaded = 0;
   for (const file of entry.files) {
@@ -83,6 +89,60 @@ async function verify(entry: ModelEntry, base: string, onProgress?: (p: LoadProg
     loaded += file.size;
     onProgress?.({ phase: 'verify', file: file.path, loaded, total });
   }
+}
+
+const defaultFetch = env.fetch;
+
+/**
+ * Prepare a hub model: read the hub's file listing (with its published hashes), then let transformers.js fetch
+ * what it needs through a fetch that downloads each hub file with progress and refuses it unless it matches.
+ * Checked responses are what transformers.js then caches.
+ */
+async function prepareHub(entry: HubModelEntry, host: string, onProgress?: (p: LoadProgress) => void) {
+  const listing = `${host}api/models/${entry.id}/tree/${encodeURIComponent(entry.revision)}?recursive=true`;
+  let tree: HubTree;
+  try {
+    const res = await defaultFetch(listing);
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    tree = hubTreeSchema.parse(await res.json());
+  } catch (err) {
+    throw new Error(
+      `The Hugging Face hub is not reachable from this browser (${(err as Error).message}), so ${entry.id} cannot be downloaded. Pick a model this server provides.`,
+      { cause: err },
+    );
+  }
+  const prefix = `${host}${entry.id}/resolve/${encodeURIComponent(entry.revision)}/`;
+  env.allowLocalModels = false; // straight to the hub, not a 404 from our own server first
+  env.allowRemoteModels = true;
+  env.remoteHost = host;
+  env.fetch = async (input: RequestInfo | URL, init?: RequestInit) => {
+    const url = String(input instanceof Request ? input.url : input);
+    if (!url.startsWith(prefix)) return defaultFetch(url, init);
+    const path = decodeURIComponent(url.slice(prefix.length));
+    const res = await defaultFetch(url, init);
+    if (!res.ok || !res.body) return res; // transformers.js reports a missing optional file itself
+    const total = Number(res.headers.get('content-length') ?? 0);
+    const chunks: Uint8Array[] = [];
+    let loaded = 0;
+    const reader = res.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      loaded += value.byteLength;
+      onProgress?.({ phase: 'download', file: path, loaded, total: Math.max(total, loaded) });
+    }
+    const bytes = new Uint8Array(loaded);
+    let at = 0;
+    for (const c of chunks) {
+      bytes.set(c, at);
+      at += c.byteLength;
+    }
+    const problem = await checkHubFile(tree, entry.id, path, bytes);
+    if (problem) throw new Error(problem);
+    onProgress?.({ phase: 'verify', file: path, loaded, total: loaded });
+    return new Response(bytes, { status: 200, headers: { 'content-length': String(loaded) } });
+  };
 }
 
 /** Stops generation once the new text contains a stop string. */
@@ -135,7 +195,7 @@ let embedderId = '';
 let interrupt: InterruptableStoppingCriteria | null = null;
 
 const api: InferenceWorkerApi = {
-  async load(modelId, onProgress, preference = 'auto') {
+  async load(modelId, onProgress, preference = 'auto', hubHost = 'https://huggingface.co/') {
     const entry = findModel(modelId);
     if (!entry) throw new Error(`"${modelId}" is not in the model catalogue.`);
     const start = performance.now();
@@ -143,12 +203,19 @@ const api: InferenceWorkerApi = {
       entry.task === 'text-generation'
         ? await chooseDevice(preference)
         : { device: 'wasm', reason: 'embeddings always run on WASM, where they are bit-identical everywhere' };
-    const base = modelBasePath(entry);
-    await verify(entry, base, onProgress);
-    env.localModelPath = base;
+    if (entry.source === 'hub') {
+      await prepareHub(entry, hubHost.endsWith('/') ? hubHost : `${hubHost}/`, onProgress);
+    } else {
+      const base = modelBasePath(entry);
+      await verify(entry, base, onProgress);
+      env.localModelPath = base;
+      env.allowLocalModels = true;
+      env.allowRemoteModels = false;
+      env.fetch = defaultFetch;
+    }
     const options = {
       device: choice.device,
-      dtype: 'fp32' as const,
+      dtype: entry.source === 'hub' ? entry.dtype : ('fp32' as const),
       progress_callback: (p: { status?: string; file?: string; loaded?: number; total?: number }) => {
         if (p.status === 'progress')
           onProgress?.({ phase: 'load', file: p.file ?? '', loaded: p.loaded ?? 0, total: p.total ?? 0 });

@@ -40,7 +40,7 @@ export async function openTabs(
     await context.addInitScript({ content: recordPeerConnections });
     const page = await context.newPage();
     const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+    page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}\n${e.stack ?? ''}`));
     if (process.env['TAB_CONSOLE']) page.on('console', (m) => console.log(`[tab ${k}] ${m.type()}: ${m.text()}`));
     tabs.push({ context, page, errors });
   }

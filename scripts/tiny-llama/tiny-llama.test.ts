@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { findModel } from '../../shared/inference/catalogue.ts';
+import { findServedModel } from '../../shared/inference/catalogue.ts';
 import { checkModelFile } from '../../shared/inference/verify.ts';
 import { greedy, nodeTextGenerator } from '../node-inference.ts';
 import { sha256, TINY_LLAMA_ID, tinyLlamaFiles } from './generate.ts';
@@ -22,7 +22,7 @@ for (const [path, bytes] of files) {
 
 describe('the generated tiny Llama', () => {
   it('is byte-for-byte the model the catalogue lists', async () => {
-    const entry = findModel(TINY_LLAMA_ID)!;
+    const entry = findServedModel(TINY_LLAMA_ID)!;
     expect([...files.keys()].sort()).toEqual(entry.files.map((f) => f.path).sort());
     for (const file of entry.files) {
       const bytes = files.get(file.path)!;

@@ -12,15 +12,33 @@ export interface ModelFile {
   size: number;
 }
 
-export interface ModelEntry {
+/** A model whose every file our own server serves, checked against the sha256 and size listed here. */
+export interface ServedModelEntry {
   id: string;
   task: Task;
   licence: string;
-  source: 'generated' | 'local' | 'hub';
+  source: 'generated' | 'local';
   /** One line for people choosing a model. */
   description: string;
   files: ModelFile[];
 }
+
+/**
+ * A model downloaded from the Hugging Face hub when the machine is online. transformers.js decides which files it
+ * needs; each is checked against the hash the hub publishes for it (LFS sha256, or the git blob sha1 of small
+ * files) before it is used or cached.
+ */
+export interface HubModelEntry {
+  id: string;
+  task: Task;
+  licence: string;
+  source: 'hub';
+  description: string;
+  revision: string;
+  dtype: 'fp32' | 'q8';
+}
+
+export type ModelEntry = ServedModelEntry | HubModelEntry;
 
 const tokenizerFiles: ModelFile[] = [
   {
@@ -36,7 +54,37 @@ const tokenizerFiles: ModelFile[] = [
   },
 ];
 
-export const catalogue: readonly ModelEntry[] = [
+const hubModels: HubModelEntry[] = [
+  {
+    id: 'Xenova/llama2.c-stories15M',
+    task: 'text-generation',
+    licence: 'MIT (llama2.c); trained on TinyStories',
+    source: 'hub',
+    description: 'A 15M-parameter TinyStories Llama: better stories, about 60 MB to download.',
+    revision: 'main',
+    dtype: 'fp32',
+  },
+  {
+    id: 'onnx-community/SmolLM2-135M-Instruct',
+    task: 'text-generation',
+    licence: 'Apache-2.0',
+    source: 'hub',
+    description: 'A 135M-parameter instruction-tuned model, 8-bit: about 140 MB, slow on CPU.',
+    revision: 'main',
+    dtype: 'q8',
+  },
+  {
+    id: 'Xenova/all-MiniLM-L6-v2',
+    task: 'feature-extraction',
+    licence: 'Apache-2.0',
+    source: 'hub',
+    description: 'A trained sentence-embedding model (384 dimensions), 8-bit: about 23 MB.',
+    revision: 'main',
+    dtype: 'q8',
+  },
+];
+
+export const catalogue: readonly ServedModelEntry[] = [
   {
     id: 'webtensor/tiny-llama',
     task: 'text-generation',
@@ -114,15 +162,23 @@ export const catalogue: readonly ModelEntry[] = [
 /** Text-generation models in the order a miner prefers them by default: a trained model before a random one. */
 export const defaultGenerationPreference = ['karpathy/stories260K', 'webtensor/tiny-llama'] as const;
 
-export function findModel(id: string): ModelEntry | undefined {
+/** Hub models, for online users; listed after the served ones. */
+export const hubCatalogue: readonly HubModelEntry[] = hubModels;
+
+/** A model our own server serves (generated or from ../shared/models). */
+export function findServedModel(id: string): ServedModelEntry | undefined {
   return catalogue.find((m) => m.id === id);
+}
+
+export function findModel(id: string): ModelEntry | undefined {
+  return catalogue.find((m) => m.id === id) ?? hubModels.find((m) => m.id === id);
 }
 
 /**
  * A short version for URLs, derived from every file hash of a model: transformers.js caches model files by URL
  * and never revalidates, so a changed file must change the URL.
  */
-export function modelVersion(entry: ModelEntry): string {
+export function modelVersion(entry: ServedModelEntry): string {
   let h = 0x811c9dc5;
   for (const f of entry.files)
     for (const c of f.path + f.sha256) {
@@ -133,6 +189,6 @@ export function modelVersion(entry: ModelEntry): string {
 }
 
 /** The base URL transformers.js uses as localModelPath for one model: /models/<version>/ */
-export function modelBasePath(entry: ModelEntry): string {
+export function modelBasePath(entry: ServedModelEntry): string {
   return `/models/${modelVersion(entry)}/`;
 }

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
-import { findModel } from './catalogue.ts';
+import { findServedModel } from './catalogue.ts';
 import { checkResult, generateParamsSchema, modelHash, outputHash, signResult } from './protocol.ts';
 
 const minerKey = await generateKeyPair('Ed25519');
@@ -15,7 +15,7 @@ async function answer() {
     requestId: 'req-1',
     miner,
     model: 'webtensor/tiny-llama',
-    modelHash: await modelHash(findModel('webtensor/tiny-llama')!),
+    modelHash: await modelHash(findServedModel('webtensor/tiny-llama')!),
     text: 'the cat',
     tokenIds,
     outputHash: await outputHash(tokenIds),
@@ -58,9 +58,9 @@ describe('signed generation results', () => {
   });
 
   it('model hashes differ between models', async () => {
-    const a = await modelHash(findModel('webtensor/tiny-llama')!);
+    const a = await modelHash(findServedModel('webtensor/tiny-llama')!);
     expect(a).toMatch(/^[0-9a-f]{64}$/);
-    expect(a).not.toBe(await modelHash(findModel('karpathy/stories260K')!));
+    expect(a).not.toBe(await modelHash(findServedModel('karpathy/stories260K')!));
   });
 });
 

@@ -55,8 +55,12 @@ export type GenerateResult = z.infer<typeof generateResultSchema>;
 const DOMAIN = 'webtensor/infer/1/result\n';
 const encoder = new TextEncoder();
 
-/** One hash for a model version: over every file's path and sha256, in catalogue order. */
+/**
+ * One hash for a model version: over every file's path and sha256, in catalogue order. A hub model is named by
+ * its repository and revision (its files are checked against the hub's hashes when downloaded).
+ */
 export function modelHash(entry: ModelEntry): Promise<string> {
+  if (entry.source === 'hub') return sha256Hex(encoder.encode(`hub:${entry.id}@${entry.revision}\n`));
   return sha256Hex(encoder.encode(entry.files.map((f) => `${f.path}:${f.sha256}\n`).join('')));
 }
 

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { catalogue, findModel, modelVersion } from './catalogue.ts';
+import { catalogue, findServedModel, modelVersion } from './catalogue.ts';
 import { checkModelFile, ModelFileError } from './verify.ts';
 
 const modelsDir = resolve(
@@ -20,7 +20,7 @@ describe('model catalogue and file checks', () => {
   }
 
   it('a changed byte is refused with an error that names the file', async () => {
-    const entry = findModel('karpathy/stories260K')!;
+    const entry = findServedModel('karpathy/stories260K')!;
     const file = entry.files.find((f) => f.path === 'onnx/model.onnx')!;
     const bytes = new Uint8Array(readFileSync(resolve(modelsDir, entry.id, file.path)));
     bytes[1000] = bytes[1000]! ^ 1;
@@ -35,7 +35,7 @@ describe('model catalogue and file checks', () => {
   });
 
   it('model URLs change when any file hash changes', () => {
-    const entry = findModel('karpathy/stories260K')!;
+    const entry = findServedModel('karpathy/stories260K')!;
     const changed = { ...entry, files: entry.files.map((f, k) => (k === 0 ? { ...f, sha256: '0'.repeat(64) } : f)) };
     expect(modelVersion(changed)).not.toBe(modelVersion(entry));
   });

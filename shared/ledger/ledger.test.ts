@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { findModel } from '../inference/catalogue.ts';
+import { findServedModel } from '../inference/catalogue.ts';
 import { modelHash } from '../inference/protocol.ts';
 import { parseNetworkConfig, NetworkConfigError, blockEmission } from './config.ts';
 import { MODEL_HASHES, TEST_FAUCET_PEER_ID, productionProfile, testProfile } from './profiles.ts';
@@ -41,7 +41,7 @@ describe('network config', () => {
   });
   it('has the right faucet id and model hashes', async () => {
     expect((await faucet(config)).id).toBe(TEST_FAUCET_PEER_ID);
-    for (const [id, hash] of Object.entries(MODEL_HASHES)) expect(await modelHash(findModel(id)!)).toBe(hash);
+    for (const [id, hash] of Object.entries(MODEL_HASHES)) expect(await modelHash(findServedModel(id)!)).toBe(hash);
   });
 });
 

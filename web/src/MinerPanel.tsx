@@ -15,7 +15,7 @@ export function MinerPanel({ runtime }: { runtime: NodeRuntime }) {
     () => runtime.state,
   );
   const miner = state.miner;
-  const loading = miner.phase === 'verifying' || miner.phase === 'loading';
+  const loading = miner.phase === 'downloading' || miner.phase === 'verifying' || miner.phase === 'loading';
   const percent = miner.progress.total > 0 ? Math.round((100 * miner.progress.loaded) / miner.progress.total) : 0;
   const entry = miner.model ? findModel(miner.model) : undefined;
   const idle =
@@ -52,8 +52,12 @@ export function MinerPanel({ runtime }: { runtime: NodeRuntime }) {
       {loading && (
         <>
           <p>
-            {miner.phase === 'verifying' ? 'Checking model files' : 'Loading the model'} <code>{miner.model}</code>:{' '}
-            {mib(miner.progress.loaded)} of {mib(miner.progress.total)}
+            {miner.phase === 'downloading'
+              ? 'Downloading from the hub'
+              : miner.phase === 'verifying'
+                ? 'Checking model files'
+                : 'Loading the model'}{' '}
+            <code>{miner.model}</code>: {mib(miner.progress.loaded)} of {mib(miner.progress.total)}
           </p>
           <progress max={100} value={percent} aria-label="model load progress" />
         </>

@@ -63,6 +63,8 @@ export interface WebtensorAutomation {
   inference: {
     /** Verify and load a catalogue model in the inference worker; device "auto" unless given. */
     load(modelId: string, device?: DevicePreference): Promise<Loaded>;
+    /** The same, reporting the phases it went through and the bytes downloaded from the hub (if any). */
+    loadWithProgress(modelId: string): Promise<{ loaded: Loaded; phases: string[]; downloadedBytes: number }>;
     /** Generation on the loaded model (greedy unless `sampling`): new token ids, text and why it ended. */
     generate(prompt: string, maxNewTokens: number, extras?: GenerationExtras): Promise<Generation>;
     /** Embedding of `text` (loaded feature-extraction model) as hex of its float32 bytes, for exact comparison. */
@@ -178,7 +180,21 @@ export function installAutomation(runtime: NodeRuntime | null): void {
       },
     },
     inference: {
-      load: (modelId, device) => loadModel(modelId, undefined, device),
+      load: (modelId, device) => loadModel(modelId, undefined, device, runtime?.hubHost),
+      async loadWithProgress(modelId) {
+        const phases: string[] = [];
+        const downloaded = new Map<string, number>();
+        const loaded = await loadModel(
+          modelId,
+          (p) => {
+            if (phases.at(-1) !== p.phase) phases.push(p.phase);
+            if (p.phase === 'download') downloaded.set(p.file, p.loaded);
+          },
+          'auto',
+          runtime?.hubHost,
+        );
+        return { loaded, phases, downloadedBytes: [...downloaded.values()].reduce((a, b) => a + b, 0) };
+      },
       generate: (prompt, maxNewTokens, extras) => generate({ prompt, maxNewTokens, ...extras }),
       async embedHex(text) {
         const v = await embed(text);

@@ -22,8 +22,9 @@ export function loadModel(
   modelId: string,
   onProgress?: (p: LoadProgress) => void,
   device: DevicePreference = 'auto',
+  hubHost?: string,
 ): Promise<Loaded> {
-  return worker().load(modelId, onProgress ? proxy(onProgress) : undefined, device);
+  return worker().load(modelId, onProgress ? proxy(onProgress) : undefined, device, hubHost);
 }
 
 export function generate(options: GenerateOptions, onToken?: (text: string) => unknown): Promise<Generation> {

@@ -21,6 +21,8 @@ export interface NodeConfig {
   network: string | null;
   /** Test networks only: make this node misbehave so tests can show that scoring works. */
   fault: Fault | null;
+  /** Where hub models come from (`hub=`): https://huggingface.co/ unless a mirror is given. */
+  hub: string;
 }
 
 export const faults = ['wrong-output', 'slow', 'drop', 'copy-weights'] as const;
@@ -85,7 +87,13 @@ export function readNodeConfig(search: string, location: { hostname: string; pro
   const fault = params.get('fault') || null;
   if (fault !== null && !(faults as readonly string[]).includes(fault))
     throw new ConfigError(`The fault= parameter must be one of ${faults.join(', ')}, not "${fault.slice(0, 40)}".`);
+  const hub = params.get('hub') || 'https://huggingface.co/';
+  if (!/^https?:\/\/[^\s]+$/.test(hub))
+    throw new ConfigError(
+      `The hub= parameter must be the http(s) URL of a Hugging Face hub or mirror, not "${hub.slice(0, 80)}".`,
+    );
   return {
+    hub,
     relay,
     autostart: auto === '1' || auto === 'true',
     iceServers,

@@ -67,7 +67,7 @@ export interface MinerState {
   device: 'wasm' | 'webgpu' | null;
   /** Why that device: shown to the user. */
   deviceReason: string | null;
-  phase: 'idle' | 'verifying' | 'loading' | 'ready' | 'error';
+  phase: 'idle' | 'downloading' | 'verifying' | 'loading' | 'ready' | 'error';
   /** Bytes verified or loaded so far, of total, in the current phase. */
   progress: { loaded: number; total: number };
   ready: boolean;
@@ -655,6 +655,21 @@ export class NodeRuntime extends EventTarget {
     return this.config.device;
   }
 
+  /** Choose the model to mine with (the page's setting; the URL's model= is the default). */
+  setModel(model: string | null) {
+    this.config.model = model;
+    this.dispatchEvent(new Event('change'));
+  }
+
+  /** Where hub models come from. */
+  get hubHost(): string {
+    return this.config.hub;
+  }
+
+  get modelPreference(): string | null {
+    return this.config.model;
+  }
+
   /** Choose the device for the next model load (the page's setting; the URL's device= is the default). */
   setDevicePreference(device: NodeConfig['device']) {
     this.config.device = device;
@@ -690,11 +705,12 @@ export class NodeRuntime extends EventTarget {
           this.update({
             miner: {
               ...this.state.miner,
-              phase: p.phase === 'verify' ? 'verifying' : 'loading',
+              phase: p.phase === 'download' ? 'downloading' : p.phase === 'verify' ? 'verifying' : 'loading',
               progress: { loaded: p.loaded, total: p.total },
             },
           }),
         this.config.device,
+        this.config.hub,
       );
       this.servingHash = await modelHash(entry);
       this.servingModel = id;

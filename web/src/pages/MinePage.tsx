@@ -2,6 +2,7 @@ import { LedgerPanel } from '../LedgerPanel.tsx';
 import { MinerPanel } from '../MinerPanel.tsx';
 import { NetworkPanel } from '../NetworkPanel.tsx';
 import type { DevicePreference } from '../../../worker/device.ts';
+import { catalogue, hubCatalogue } from '../../../shared/inference/catalogue.ts';
 import { useNodeState, useRuntime } from '../shell/node-context.ts';
 
 /** Mine (`/`): what webtensor is and one Start button for a newcomer; then this tab's mining, economy and peers. */
@@ -39,6 +40,29 @@ export function MinePage() {
                 Start
               </button>
               <label>
+                Model{' '}
+                <select
+                  value={runtime.modelPreference ?? ''}
+                  onChange={(e) => runtime.setModel(e.target.value || null)}
+                >
+                  <option value="">automatic (the network&apos;s model)</option>
+                  {catalogue
+                    .filter((m) => m.task === 'text-generation')
+                    .map((m) => (
+                      <option key={m.id} value={m.id}>
+                        {m.id}
+                      </option>
+                    ))}
+                  {hubCatalogue
+                    .filter((m) => m.task === 'text-generation')
+                    .map((m) => (
+                      <option key={m.id} value={m.id}>
+                        {m.id} (download from the hub)
+                      </option>
+                    ))}
+                </select>
+              </label>
+              <label>
                 Device{' '}
                 <select
                   value={runtime.devicePreference}
@@ -58,7 +82,7 @@ export function MinePage() {
           {state.error}
         </p>
       )}
-      {!fresh && runtime.role === 'miner' && <MinerPanel runtime={runtime} />}
+      {!fresh && (runtime.role === 'miner' || state.miner.phase !== 'idle') && <MinerPanel runtime={runtime} />}
       {!fresh && <LedgerPanel runtime={runtime} />}
       {!fresh && <NetworkPanel runtime={runtime} />}
     </>
