@@ -39,7 +39,10 @@ export function Chart({ option, label, height = 260 }: { option: ChartOption; la
     const theme = document.documentElement.dataset['theme'] ?? (dark ? 'dark' : 'light');
     const instance = echarts.init(box.current!, theme === 'dark' ? 'dark' : undefined, { renderer: 'canvas' });
     chart.current = instance;
-    const resize = new ResizeObserver(() => instance.resize());
+    // Skip sizes of zero (a hidden or collapsing box): some layouts cannot be computed in no space at all.
+    const resize = new ResizeObserver(([entry]) => {
+      if (entry && entry.contentRect.width > 0 && entry.contentRect.height > 0) instance.resize();
+    });
     resize.observe(box.current!);
     return () => {
       resize.disconnect();

@@ -197,7 +197,7 @@ export function DashboardPage() {
         {
           type: 'graph',
           layout: 'force',
-          roam: true,
+          // No roam: its view transform can become singular while the box resizes, and ECharts then throws.
           label: { show: true, position: 'right', fontSize: 11 },
           force: { repulsion: 260, edgeLength: 110 },
           data: [
