@@ -7,17 +7,22 @@ const short = (id: string) => `${id.slice(0, 8)}…${id.slice(-4)}`;
 
 type Theme = 'light' | 'dark';
 
+const systemTheme = (): Theme => (window.matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light');
+
+/** The system's theme until the user picks one with the switch; then the pick, remembered. */
 function useTheme(): [Theme, () => void] {
-  const [theme, setTheme] = useState<Theme>(() => {
+  const [chosen, setChosen] = useState<Theme | null>(() => {
     const saved = localStorage.getItem('webtensor-theme');
-    if (saved === 'light' || saved === 'dark') return saved;
-    return window.matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light';
+    return saved === 'light' || saved === 'dark' ? saved : null;
   });
   useEffect(() => {
-    document.documentElement.dataset['theme'] = theme;
-    localStorage.setItem('webtensor-theme', theme);
-  }, [theme]);
-  return [theme, () => setTheme((t) => (t === 'dark' ? 'light' : 'dark'))];
+    if (chosen) {
+      document.documentElement.dataset['theme'] = chosen;
+      localStorage.setItem('webtensor-theme', chosen);
+    } else delete document.documentElement.dataset['theme'];
+  }, [chosen]);
+  const theme = chosen ?? systemTheme();
+  return [theme, () => setChosen(theme === 'dark' ? 'light' : 'dark')];
 }
 
 /** The status bar: relay, peers, block, role, device and identity, always in view. */
