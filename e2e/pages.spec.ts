@@ -41,6 +41,7 @@ test('Mine, Validate, Dashboard and Ask work against a live network', async ({ b
     await expect.poll(() => t.page.evaluate(() => window.webtensor.ledger.uid), { timeout: 60_000 }).not.toBeNull();
   const v = await validator.evaluate(() => window.webtensor.peerId!);
   await validator.evaluate((id) => window.webtensor.ledger.faucetStake(id, '1000000000000'), v);
+  await expect.poll(() => validator.evaluate(() => window.webtensor.ledger.stake), { timeout: 30_000 }).not.toBe('0');
 
   // The dashboard tab navigates by its links (no reload: the same node keeps running).
   await watcher.getByRole('link', { name: 'Dashboard' }).click();

@@ -122,8 +122,9 @@ export function applyRecord(state: LedgerState, config: NetworkConfig, r: Ledger
     case 'stake.add': {
       const amount = BigInt(r.body.amount);
       debit(state.balances, r.author, amount, 'the balance');
-      if (!state.subnets.some((s) => s.uids.some((u) => u.hotkey === r.body.hotkey)))
-        refuse('not-registered', `hotkey ${r.body.hotkey} is not registered on any subnet`);
+      // The hotkey need not be registered yet: within one block, records apply in author order, so a stake sent
+      // right after a registration could otherwise be refused or not depending on two keys' spelling. Stake on
+      // an unregistered hotkey simply counts once it registers.
       state.balances[r.author] = state.balances[r.author]! - amount;
       const stakes = (state.stakes[r.body.hotkey] ??= {});
       stakes[r.author] = (stakes[r.author] ?? 0n) + amount;
