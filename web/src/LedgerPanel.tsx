@@ -1,9 +1,9 @@
+import { units } from './format.ts';
 import { useMemo, useSyncExternalStore } from 'react';
 import { Chart, type ChartOption } from './charts/Chart.tsx';
 import type { NodeRuntime } from './node/runtime.ts';
 
-const tao = (rao: string | bigint) =>
-  (Number(BigInt(rao)) / 1e9).toLocaleString(undefined, { maximumFractionDigits: 4 });
+const tao = (rao: string | bigint) => units(rao).toLocaleString(undefined, { maximumFractionDigits: 4 });
 
 /** This tab in the network's economy: registration (proof of work), UID, stake, epochs and agreement. */
 export function LedgerPanel({ runtime }: { runtime: NodeRuntime }) {
@@ -33,7 +33,7 @@ export function LedgerPanel({ runtime }: { runtime: NodeRuntime }) {
       tooltip: { trigger: 'axis' },
       xAxis: { type: 'category', name: 'epoch', data: earnings.map((e) => e.epoch) },
       yAxis: { type: 'value', name: 'earned' },
-      series: [{ type: 'bar', name: 'earned', data: earnings.map((e) => Number(BigInt(e.rao)) / 1e9) }],
+      series: [{ type: 'bar', name: 'earned', data: earnings.map((e) => units(e.rao)) }],
     }),
     [earnings],
   );

@@ -1,7 +1,7 @@
 import { useSyncExternalStore } from 'react';
 import { findModel } from '../../shared/inference/catalogue.ts';
 import type { NodeRuntime } from './node/runtime.ts';
-import type { DevicePreference } from '../../worker/device.ts';
+import { DeviceSelect } from './DeviceSelect.tsx';
 
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 
@@ -35,17 +35,7 @@ export function MinerPanel({ runtime }: { runtime: NodeRuntime }) {
             <button type="button" onClick={() => void runtime.startRole().catch(() => {})}>
               {miner.phase === 'error' ? 'Try again' : 'Start mining'}
             </button>
-            <label>
-              Device{' '}
-              <select
-                value={runtime.devicePreference}
-                onChange={(e) => runtime.setDevicePreference(e.target.value as DevicePreference)}
-              >
-                <option value="auto">automatic</option>
-                <option value="wasm">WASM (CPU)</option>
-                <option value="webgpu">WebGPU</option>
-              </select>
-            </label>
+            <DeviceSelect runtime={runtime} />
           </div>
         </>
       )}

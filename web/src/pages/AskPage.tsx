@@ -1,8 +1,7 @@
+import { shortId } from '../format.ts';
 import { useState } from 'react';
 import { RpcError } from '../../../shared/p2p/messages.ts';
 import { useNodeState, useRuntime } from '../shell/node-context.ts';
-
-const short = (id: string) => `${id.slice(0, 8)}…${id.slice(-4)}`;
 
 interface Answer {
   text: string;
@@ -99,7 +98,7 @@ export function AskPage() {
         });
         return;
       } catch (err) {
-        a.tried.push(`${short(m.hotkey)}: ${err instanceof RpcError ? err.code : (err as Error).message}`);
+        a.tried.push(`${shortId(m.hotkey)}: ${err instanceof RpcError ? err.code : (err as Error).message}`);
       }
     }
     setAnswer({ ...a, done: true, error: `Every connected miner failed: ${a.tried.join('; ')}.` });
@@ -168,7 +167,7 @@ export function AskPage() {
           </p>
           <dl className="facts" data-testid="answer-facts">
             <dt>served by</dt>
-            <dd>{answer.miner ? `uid ${answer.uid} (${short(answer.miner)})` : '—'}</dd>
+            <dd>{answer.miner ? `uid ${answer.uid} (${shortId(answer.miner)})` : '—'}</dd>
             <dt>latency</dt>
             <dd>{answer.latencyMs === null ? '…' : `${answer.latencyMs.toFixed(0)} ms`}</dd>
             <dt>speed</dt>

@@ -1,13 +1,10 @@
+import { shortId, u16Ratio, units } from '../format.ts';
 import { useMemo, useState } from 'react';
 import { useLiveQuery } from 'dexie-react-hooks';
 import { Chart, type ChartOption } from '../charts/Chart.tsx';
 import { ConsensusLab } from '../ConsensusLab.tsx';
 import { useNodeState, useRuntime } from '../shell/node-context.ts';
 import type { EpochRow } from '../../../shared/ledger/db.ts';
-
-const short = (id: string) => `${id.slice(0, 8)}…${id.slice(-4)}`;
-const tao = (rao: string) => Number(BigInt(rao)) / 1e9;
-const ratio = (u16: number) => u16 / 65535;
 
 export interface MetagraphRow {
   uid: number;
@@ -28,7 +25,7 @@ export interface MetagraphRow {
 
 const columns: { key: keyof MetagraphRow; label: string; format?: (r: MetagraphRow) => string }[] = [
   { key: 'uid', label: 'uid' },
-  { key: 'hotkey', label: 'hotkey', format: (r) => short(r.hotkey) },
+  { key: 'hotkey', label: 'hotkey', format: (r) => shortId(r.hotkey) },
   { key: 'role', label: 'role' },
   { key: 'stake', label: 'stake', format: (r) => r.stake.toFixed(4) },
   { key: 'validatorPermit', label: 'permit', format: (r) => (r.validatorPermit ? 'yes' : '') },
@@ -90,11 +87,11 @@ export function DashboardPage() {
         role: u.role,
         stake: Number(snapshot!.stakes[u.hotkey] ?? 0n) / 1e9,
         validatorPermit: e?.validatorPermit ?? false,
-        validatorTrust: ratio(e?.validatorTrust ?? 0),
-        consensus: ratio(e?.consensus ?? 0),
-        incentive: ratio(e?.incentive ?? 0),
-        dividends: ratio(e?.dividends ?? 0),
-        emission: e ? tao(e.emission) : 0,
+        validatorTrust: u16Ratio(e?.validatorTrust ?? 0),
+        consensus: u16Ratio(e?.consensus ?? 0),
+        incentive: u16Ratio(e?.incentive ?? 0),
+        dividends: u16Ratio(e?.dividends ?? 0),
+        emission: e ? units(e.emission) : 0,
         lastUpdate: u.lastUpdate,
         active: e?.active ?? true,
         latencyMs: rtt.get(u.hotkey) ?? null,
@@ -131,8 +128,8 @@ export function DashboardPage() {
       data: epochs.map((e) => (e.uids[uid] ? pick(e.uids[uid]) : null)),
     })),
   });
-  const incentiveOption = useMemo(() => perUid((u) => ratio(u.incentive), 'incentive'), [epochs, uidsSeen]); // eslint-disable-line react-hooks/exhaustive-deps
-  const dividendsOption = useMemo(() => perUid((u) => ratio(u.dividends), 'dividends'), [epochs, uidsSeen]); // eslint-disable-line react-hooks/exhaustive-deps
+  const incentiveOption = useMemo(() => perUid((u) => u16Ratio(u.incentive), 'incentive'), [epochs, uidsSeen]); // eslint-disable-line react-hooks/exhaustive-deps
+  const dividendsOption = useMemo(() => perUid((u) => u16Ratio(u.dividends), 'dividends'), [epochs, uidsSeen]); // eslint-disable-line react-hooks/exhaustive-deps
   const stakeOption: ChartOption = useMemo(
     () => ({
       grid: { left: 60, right: 10, top: 30, bottom: 30 },
@@ -140,7 +137,7 @@ export function DashboardPage() {
       xAxis: { type: 'category', name: 'epoch', data: epochs.map((e) => e.epoch) },
       yAxis: { type: 'value', name: 'total stake' },
       series: [
-        { type: 'line', name: 'total stake', data: epochs.map((e) => e.uids.reduce((s, u) => s + tao(u.stake), 0)) },
+        { type: 'line', name: 'total stake', data: epochs.map((e) => e.uids.reduce((s, u) => s + units(u.stake), 0)) },
       ],
     }),
     [epochs],
@@ -153,14 +150,14 @@ export function DashboardPage() {
       xAxis: { type: 'category', name: 'epoch', data: epochs.map((e) => e.epoch) },
       yAxis: { type: 'value', name: 'emission' },
       series: [
-        { type: 'bar', stack: 'e', name: 'owner cut', data: epochs.map((e) => tao(e.ownerCut)) },
+        { type: 'bar', stack: 'e', name: 'owner cut', data: epochs.map((e) => units(e.ownerCut)) },
         {
           type: 'bar',
           stack: 'e',
           name: 'miners and validators',
-          data: epochs.map((e) => tao((BigInt(e.paid) - BigInt(e.ownerCut)).toString())),
+          data: epochs.map((e) => units((BigInt(e.paid) - BigInt(e.ownerCut)).toString())),
         },
-        { type: 'bar', stack: 'e', name: 'dust', data: epochs.map((e) => tao(e.dust)) },
+        { type: 'bar', stack: 'e', name: 'dust', data: epochs.map((e) => units(e.dust)) },
       ],
     }),
     [epochs],
@@ -203,13 +200,13 @@ export function DashboardPage() {
           data: [
             { name: 'this tab', symbolSize: 28, value: self },
             { name: 'relay', symbolSize: 18, value: 'signalling only' },
-            ...peers.map((p) => ({ name: short(p.peerId), symbolSize: 20, value: p.peerId })),
+            ...peers.map((p) => ({ name: shortId(p.peerId), symbolSize: 20, value: p.peerId })),
           ],
           links: [
             { source: 'this tab', target: 'relay', lineStyle: { type: 'dashed' } },
             ...peers.map((p) => ({
               source: 'this tab',
-              target: short(p.peerId),
+              target: shortId(p.peerId),
               lineStyle: { type: p.direct ? 'solid' : 'dashed', width: p.direct ? 2 : 1 },
             })),
           ],
@@ -365,7 +362,7 @@ export function DashboardPage() {
                         </td>
                         <td>
                           {BigInt(a.permittedStake) > 0n
-                            ? `${((100 * tao(a.agreeingStake)) / tao(a.permittedStake)).toFixed(0)} %`
+                            ? `${((100 * units(a.agreeingStake)) / units(a.permittedStake)).toFixed(0)} %`
                             : '—'}
                         </td>
                         <td>{a.disagreeing > 0 ? `${a.disagreeing} disagree` : ''}</td>
@@ -398,7 +395,7 @@ export function DashboardPage() {
                     <tr key={r.id}>
                       <td>{r.kind}</td>
                       <td>
-                        <code title={r.author}>{short(r.author)}</code>
+                        <code title={r.author}>{shortId(r.author)}</code>
                       </td>
                       <td>{r.block}</td>
                       <td>{refused[r.id] ? `refused: ${refused[r.id]!.code}` : 'valid'}</td>

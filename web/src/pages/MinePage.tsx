@@ -1,7 +1,7 @@
 import { LedgerPanel } from '../LedgerPanel.tsx';
 import { MinerPanel } from '../MinerPanel.tsx';
 import { NetworkPanel } from '../NetworkPanel.tsx';
-import type { DevicePreference } from '../../../worker/device.ts';
+import { DeviceSelect } from '../DeviceSelect.tsx';
 import { catalogue, hubCatalogue } from '../../../shared/inference/catalogue.ts';
 import { useNodeState, useRuntime } from '../shell/node-context.ts';
 
@@ -62,17 +62,7 @@ export function MinePage() {
                     ))}
                 </select>
               </label>
-              <label>
-                Device{' '}
-                <select
-                  value={runtime.devicePreference}
-                  onChange={(e) => runtime.setDevicePreference(e.target.value as DevicePreference)}
-                >
-                  <option value="auto">automatic</option>
-                  <option value="wasm">WASM (CPU)</option>
-                  <option value="webgpu">WebGPU</option>
-                </select>
-              </label>
+              <DeviceSelect runtime={runtime} />
             </div>
           </div>
         )}

@@ -1,9 +1,9 @@
+import { shortId, u16Ratio, units } from '../format.ts';
 import { useMemo, useState } from 'react';
 import { Chart, type ChartOption } from '../charts/Chart.tsx';
 import { useNodeState, useRuntime } from '../shell/node-context.ts';
 
-const short = (id: string) => `${id.slice(0, 8)}…${id.slice(-4)}`;
-const u16 = (v: number) => (v / 65535).toFixed(3);
+const u16 = (v: number) => u16Ratio(v).toFixed(3);
 
 /** Validate (`/validate`): the validator's loop, its scores per miner and their history, its weights and earnings. */
 export function ValidatePage() {
@@ -104,7 +104,7 @@ export function ValidatePage() {
             <dt>UID</dt>
             <dd>{uid ?? 'registering…'}</dd>
             <dt>stake</dt>
-            <dd>{mine ? (Number(BigInt(mine.stake)) / 1e9).toLocaleString() : '—'}</dd>
+            <dd>{mine ? units(mine.stake).toLocaleString() : '—'}</dd>
             <dt>in flight</dt>
             <dd>
               {validator.inFlight
@@ -126,9 +126,7 @@ export function ValidatePage() {
             <dt>validator trust</dt>
             <dd>{mine ? u16(mine.validatorTrust) : '—'}</dd>
             <dt>dividends (last epoch)</dt>
-            <dd>
-              {mine ? `${u16(mine.dividends)} (${(Number(BigInt(mine.emission)) / 1e9).toFixed(4)} earned)` : '—'}
-            </dd>
+            <dd>{mine ? `${u16(mine.dividends)} (${units(mine.emission).toFixed(4)} earned)` : '—'}</dd>
           </dl>
           {validator.lastError && <p className="error">{validator.lastError}</p>}
           <h3>Scores per miner</h3>
@@ -149,7 +147,7 @@ export function ValidatePage() {
                   <tr key={s.uid}>
                     <td>{s.uid}</td>
                     <td>
-                      <code title={s.hotkey}>{short(s.hotkey)}</code>
+                      <code title={s.hotkey}>{shortId(s.hotkey)}</code>
                     </td>
                     <td>{s.score.toFixed(2)}</td>
                     <td>

@@ -1,9 +1,7 @@
-import { useEffect, useState } from 'react';
+import { shortId } from '../format.ts';
+import { useContext, useEffect, useState } from 'react';
 import { NavLink, Outlet } from 'react-router';
 import { NodeContext, useNodeState, useRuntime } from './node-context.ts';
-import { useContext } from 'react';
-
-const short = (id: string) => `${id.slice(0, 8)}…${id.slice(-4)}`;
 
 type Theme = 'light' | 'dark';
 
@@ -46,7 +44,7 @@ function StatusBar() {
       <span>device: {state.miner.device ?? '—'}</span>
       {state.peerId && (
         <span>
-          <code title={state.peerId}>{short(state.peerId)}</code>{' '}
+          <code title={state.peerId}>{shortId(state.peerId)}</code>{' '}
           <button
             type="button"
             className="secondary small"
