@@ -24,6 +24,22 @@ function cli(content: string, ...flags: string[]) {
 const epochCase = vectors.find((c) => c['kind'] === 'epoch')!;
 const sequence = vectors.find((c) => c['name'] === 'yuma1_test_bonds_ema_sequence')!;
 
+/**
+ * Validators 0 and 1 both give miner 2 all their weight; the stake threshold is validator 0's stake, so validator
+ * 1 (one rao less) counts as zero stake. Written as text: these integers do not survive JSON.stringify.
+ */
+function thresholdCase(threshold: string, below: string, rao: string): string {
+  return `{"name": "exact u64", "kind": "epoch",
+    "params": {"kappa_u16": 32767, "bonds_penalty_u16": 65535, "bonds_moving_average_ppm": 900000,
+      "yuma3_enabled": false, "liquid_alpha_enabled": false, "alpha_low_u16": 45875, "alpha_high_u16": 58982,
+      "alpha_sigmoid_steepness": 1000, "max_allowed_validators": 64, "stake_threshold": ${threshold},
+      "activity_cutoff_blocks": 5000, "tempo": 360, "last_mechanism_step_block": 0, "owner_uid": null,
+      "rao_emission": ${rao}, "commit_reveal_masking": false},
+    "n": 3, "current_block": 1000, "stake": [${threshold}, ${below}, 0],
+    "validator_permit": [true, true, false], "last_update": [1000, 1000, 1000], "block_at_registration": [1, 1, 1],
+    "weights": [[0, 0, 65535], [0, 0, 65535], [0, 0, 0]], "bonds_prev": [[0, 0, 0], [0, 0, 0], [0, 0, 0]]}`;
+}
+
 describe('yuma CLI', () => {
   it('prints name and one entry per epoch with every required field', () => {
     const r = cli(JSON.stringify(sequence));
@@ -66,6 +82,28 @@ describe('yuma CLI', () => {
     expect(given.epochs[1]).not.toEqual(honest.epochs[1]);
   });
 
+  it('keeps a u64 max stake and rao amount exact, printing exact integers', () => {
+    const u64Max = '18446744073709551615';
+    const r = cli(thresholdCase(u64Max, '18446744073709551614', u64Max));
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    // One rao below the threshold counts as no stake: validator 1 earns nothing and loses its permit.
+    expect(r.stdout).toContain('"dividends_u16":[65535,0,0]');
+    expect(r.stdout).toContain('"new_validator_permit":[true,false,false]');
+    // floor(u64::MAX / 2) each for the validator and the miner, every digit.
+    expect(r.stdout).toContain('"emission":[9223372036854775807,0,9223372036854775807]');
+    expect(r.stdout).toContain('"server_emission":[0,0,9223372036854775807]');
+    expect(r.stdout).toContain('"validator_emission":[9223372036854775807,0,0]');
+  });
+
+  it('keeps a stake of 2^53 + 1 exact: one rao above 2^53 is not 2^53', () => {
+    const r = cli(thresholdCase('9007199254740993', '9007199254740992', '9007199254740995'));
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('"dividends_u16":[65535,0,0]');
+    expect(r.stdout).toContain('"emission":[4503599627370497,0,4503599627370497]');
+  });
+
   const bad: [string, string, RegExp][] = [
     ['bad JSON', '{"kind": ', /not valid JSON/],
     ['unknown kind', JSON.stringify({ ...epochCase, kind: 'epoc' }), /kind/],
@@ -84,6 +122,16 @@ describe('yuma CLI', () => {
       'missing field',
       JSON.stringify({ ...epochCase, params: { ...(epochCase['params'] as object), kappa_u16: undefined } }),
       /params\.kappa_u16/,
+    ],
+    [
+      'a stake of u64 max + 1',
+      thresholdCase('0', '18446744073709551616', '1'),
+      /: stake\[1\]: Too big: expected a u64 \(at most 18446744073709551615\), got 18446744073709551616$/m,
+    ],
+    [
+      'a rao emission of u64 max + 1',
+      thresholdCase('0', '0', '18446744073709551616'),
+      /: params\.rao_emission: Too big: expected a u64 \(at most 18446744073709551615\)/,
     ],
   ];
   for (const [what, content, message] of bad) {

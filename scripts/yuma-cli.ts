@@ -2,10 +2,11 @@
  * npm run --silent yuma -- FILE [--replay]
  *
  * Reads one Yuma case in the format of ../shared/yuma/vectors.json and prints the engine's output as JSON.
- * Bad input exits 1 with one line on stderr saying what is wrong and where.
+ * Bad input exits 1 with one line on stderr saying what is wrong and where. Integers are exact: the file is read
+ * without passing integer literals through a float, so u64 stakes and rao amounts beyond 2^53 keep every digit.
  */
 import { readFileSync } from 'node:fs';
-import { CaseFormatError, parseCase, runCase, toJson } from '../shared/yuma/index.ts';
+import { CaseFormatError, parseCase, parseJsonExact, runCase, toJson } from '../shared/yuma/index.ts';
 
 function fail(message: string): never {
   process.stderr.write(`yuma: ${message}\n`);
@@ -29,7 +30,7 @@ try {
 
 let data: unknown;
 try {
-  data = JSON.parse(text);
+  data = parseJsonExact(text);
 } catch (err) {
   fail(`${file}: not valid JSON: ${(err as Error).message}`);
 }

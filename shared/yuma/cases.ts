@@ -2,6 +2,7 @@
  * The test-vector case format of `../shared/yuma/vectors.json`: parsing with a schema, validation with
  * messages that say what is wrong and where, and running a case to the output shape the CLI prints.
  */
+import { isInteger, parse as parseLossless, stringify as stringifyLossless } from 'lossless-json';
 import { z } from 'zod';
 import { fromFloat, toNumber } from './fixed.ts';
 import { weightedMedian, weightedMedianColDense, sum } from './math.ts';
@@ -9,54 +10,115 @@ import { runEpoch } from './epoch.ts';
 import type { EpochInputs, EpochResult, U16Matrix, U16Row, YumaParams } from './types.ts';
 import { u16ToRows } from './sparse.ts';
 
-const u16 = z.number().int().min(0).max(65535);
-const blockNumber = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
-const rawStake = z.union([
-  z.number().int().min(0),
-  z.string().regex(/^\d+$/, 'expected a non-negative integer string'),
-]);
+/** u64::MAX: subtensor's stakes and rao amounts are u64. */
+export const U64_MAX = (1n << 64n) - 1n;
+
+/**
+ * JSON.parse without losing integers: an integer literal beyond 2^53 becomes the exact bigint it spells instead
+ * of the nearest float. Every other number is the JS number JSON.parse would give. (A key given twice with
+ * different values is refused rather than the last one silently winning.)
+ */
+export function parseJsonExact(text: string): unknown {
+  return parseLossless(text, null, (digits) => {
+    const n = Number(digits);
+    return isInteger(digits) && !Number.isSafeInteger(n) ? BigInt(digits) : n;
+  });
+}
+
+/**
+ * An integer field held in a JS number. An integer literal beyond ±2^53 arrives from parseJsonExact as a bigint,
+ * which is out of range for every such field: it is refused with the message an out-of-range number gets.
+ */
+function int(min: number, max: number = Number.MAX_SAFE_INTEGER) {
+  const outOfRange = (issue: { input?: unknown }) =>
+    typeof issue.input !== 'bigint'
+      ? undefined
+      : issue.input < 0n
+        ? `Too small: expected number to be >=${min}`
+        : `Too big: expected number to be <=${max}`;
+  return z.number({ error: outOfRange }).int().min(min).max(max);
+}
+
+/** A ratio or f32 value held in a JS number; an integer literal beyond 2^53 is read as the float JSON.parse gives. */
+const real = z.preprocess((v) => (typeof v === 'bigint' ? Number(v) : v), z.number());
+
+const u16 = int(0, 65535);
+const blockNumber = int(0);
+
+/**
+ * A stake or rao amount, exact as a bigint: an integer (a bigint, a safe-integer number, or a digit string) in
+ * 0..u64::MAX. A number beyond 2^53 is refused: it is a float that may not be the integer that was meant.
+ */
+const u64 = z
+  .union([z.number(), z.bigint(), z.string()], {
+    error: (issue) =>
+      `expected a u64 amount (an integer, a bigint or a digit string), received ${issue.input === null ? 'null' : typeof issue.input}`,
+  })
+  .transform((v, ctx): bigint => {
+    const refuse = (message: string) => {
+      ctx.issues.push({ code: 'custom', message, input: v });
+      return z.NEVER;
+    };
+    let amount: bigint;
+    if (typeof v === 'number') {
+      if (!Number.isInteger(v)) return refuse(`expected an integer amount, got ${v}`);
+      if (!Number.isSafeInteger(v))
+        return refuse(
+          `${v} is beyond 2^53, where a float is not an exact integer; write its digits (or a digit string)`,
+        );
+      amount = BigInt(v);
+    } else if (typeof v === 'string') {
+      if (!/^\d+$/.test(v)) return refuse('expected a non-negative integer string');
+      amount = BigInt(v);
+    } else {
+      amount = v;
+    }
+    if (amount < 0n) return refuse(`Too small: expected a u64 (at least 0), got ${amount}`);
+    if (amount > U64_MAX) return refuse(`Too big: expected a u64 (at most ${U64_MAX}), got ${amount}`);
+    return amount;
+  });
 
 const paramsSchema = z.object({
   kappa_u16: u16,
   bonds_penalty_u16: u16,
-  bonds_moving_average_ppm: z.number().int().min(0).max(1_000_000),
+  bonds_moving_average_ppm: int(0, 1_000_000),
   yuma3_enabled: z.boolean(),
   liquid_alpha_enabled: z.boolean(),
   alpha_low_u16: u16,
   alpha_high_u16: u16,
-  alpha_sigmoid_steepness: z.number().int().min(-32768).max(32767),
+  alpha_sigmoid_steepness: int(-32768, 32767),
   max_allowed_validators: u16,
-  stake_threshold: rawStake,
+  stake_threshold: u64,
   activity_cutoff_blocks: blockNumber,
   tempo: blockNumber,
   last_mechanism_step_block: blockNumber,
   owner_uid: u16.nullable(),
-  rao_emission: rawStake,
+  rao_emission: u64,
   commit_reveal_masking: z.boolean(),
 });
 
 const epochFields = {
   current_block: blockNumber,
-  stake: z.array(rawStake),
+  stake: z.array(u64),
   validator_permit: z.array(z.boolean()),
   last_update: z.array(blockNumber),
   block_at_registration: z.array(blockNumber),
   weights: z.array(z.array(u16)),
-  weight_entries: z.array(z.array(z.number().int().min(0))).optional(),
+  weight_entries: z.array(z.array(int(0))).optional(),
   bonds_prev: z.array(z.array(u16)),
   commit_blocks: z.array(blockNumber.nullable()).optional(),
 };
 const epochSchema = z.object(epochFields);
 
 const medianScalar = z.object({
-  stake: z.array(z.number()),
-  score: z.array(z.number()),
-  kappa: z.number().min(0).max(1),
+  stake: z.array(real),
+  score: z.array(real),
+  kappa: real.pipe(z.number().min(0).max(1)),
 });
 const medianColumn = z.object({
-  stake: z.array(z.number()),
-  weights: z.array(z.array(z.number())),
-  kappa: z.number().min(0).max(1),
+  stake: z.array(real),
+  weights: z.array(z.array(real)),
+  kappa: real.pipe(z.number().min(0).max(1)),
 });
 
 export const caseSchema = z.discriminatedUnion('kind', [
@@ -157,12 +219,12 @@ export function toParams(p: ParamFields): YumaParams {
     alphaHigh: p.alpha_high_u16,
     alphaSigmoidSteepness: p.alpha_sigmoid_steepness,
     maxAllowedValidators: p.max_allowed_validators,
-    stakeThreshold: BigInt(p.stake_threshold),
+    stakeThreshold: p.stake_threshold,
     activityCutoff: p.activity_cutoff_blocks,
     tempo: p.tempo,
     lastMechanismStepBlock: p.last_mechanism_step_block,
     ownerUid: p.owner_uid,
-    raoEmission: BigInt(p.rao_emission),
+    raoEmission: p.rao_emission,
     commitRevealMasking: p.commit_reveal_masking,
   };
 }
@@ -182,7 +244,7 @@ function denseToRows(dense: number[][], entries?: number[][]): U16Row[] {
 export function toInputs(e: EpochFields): EpochInputs {
   return {
     currentBlock: e.current_block,
-    stake: e.stake.map((s) => BigInt(s)),
+    stake: e.stake.slice(),
     validatorPermit: e.validator_permit.slice(),
     lastUpdate: e.last_update.slice(),
     blockAtRegistration: e.block_at_registration.slice(),
@@ -308,10 +370,7 @@ function runColumnMedian(s: z.infer<typeof medianColumn>): number[] {
   );
 }
 
-/** JSON with bigints written as plain integer literals. */
+/** JSON with bigints written as plain integer literals (exact at any size); everything else as JSON.stringify. */
 export function toJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) => (typeof v === 'bigint' ? `__bigint__${v}` : v)).replace(
-    /"__bigint__(\d+)"/g,
-    '$1',
-  );
+  return stringifyLossless(value) ?? 'null';
 }
