@@ -17,7 +17,7 @@ export default tseslint.config(
     },
   },
   {
-    // The house rule of DESIGN.md §1: shared/ is pure and imports nothing from web/, worker/ or relay/.
+    // shared/ is pure: it imports nothing from the other folders and no Node, browser-storage or worker APIs.
     files: ['shared/**/*.ts'],
     ignores: ['shared/**/*.test.ts'],
     rules: {
@@ -26,8 +26,69 @@ export default tseslint.config(
         {
           patterns: [
             {
-              group: ['**/web/**', '**/worker/**', '**/relay/**', 'node:*'],
-              message: 'shared/ must stay pure: no app, worker, relay or Node imports.',
+              group: ['**/web/**', '**/worker/**', '**/relay/**', '**/core/**', 'node:*'],
+              message: 'shared/ must stay pure: no app, core, worker, relay or Node imports.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // The node core's services and assembly do not know where they run: platform APIs come through core/platform.ts.
+    files: ['core/*.ts', 'core/services/**/*.ts'],
+    ignores: ['core/**/*.test.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: [
+                '**/web/**',
+                '**/worker/**',
+                '**/relay/**',
+                '**/browser/**',
+                '**/nodejs/**',
+                'node:*',
+                'dexie',
+                'comlink',
+                'ws',
+              ],
+              message:
+                'core/ services reach the platform only through core/platform.ts (browser/ and nodejs/ implement it).',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['core/browser/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/web/**', '**/relay/**', '**/nodejs/**', 'node:*', 'ws'],
+              message: 'core/browser/ is the tab platform: shared/, core/ and the workers only.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['core/nodejs/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/web/**', '**/worker/**', '**/relay/**', '**/browser/**', 'dexie', 'comlink'],
+              message: 'core/nodejs/ is the Node platform: shared/, core/ and Node APIs only.',
             },
           ],
         },
@@ -36,10 +97,35 @@ export default tseslint.config(
   },
   {
     files: ['worker/**/*.ts', 'relay/**/*.ts'],
+    ignores: ['relay/**/*.test.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: [{ group: ['**/web/**'], message: 'worker/ and relay/ import only shared/.' }] },
+        {
+          patterns: [{ group: ['**/web/**', '**/core/**'], message: 'worker/ and relay/ import only shared/.' }],
+        },
+      ],
+    },
+  },
+  {
+    // Pages render stores and send intents; they never open storage or talk to the network themselves.
+    files: ['web/**/*.ts', 'web/**/*.tsx'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/nodejs/**', '**/relay/**', 'node:*'],
+              message: 'web/ runs in a tab: no Node platform or relay code.',
+            },
+            {
+              group: ['dexie', 'dexie-react-hooks', 'libp2p', '@libp2p/*'],
+              message: "Pages read the node's stores; storage and networking live in core/.",
+              allowTypeImports: true,
+            },
+          ],
+        },
       ],
     },
   },

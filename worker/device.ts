@@ -3,12 +3,7 @@
  * otherwise. A software adapter (SwiftShader) counts as no WebGPU: it runs 25-80x slower than WASM here
  * (../shared/notes/INFERENCE.md). The user can force either; the reason for the choice is shown to them.
  */
-export type DevicePreference = 'auto' | 'wasm' | 'webgpu';
-
-export interface DeviceChoice {
-  device: 'wasm' | 'webgpu';
-  reason: string;
-}
+import type { DeviceChoice, DevicePreference } from '../shared/inference/engine.ts';
 
 interface AdapterInfo {
   vendor?: string;

@@ -20,41 +20,19 @@ import ortMjs from 'onnxruntime-web/ort-wasm-simd-threaded.asyncify.mjs?url';
 import { findModel, modelBasePath, type HubModelEntry, type ServedModelEntry } from '../shared/inference/catalogue.ts';
 import { checkHubFile, hubTreeSchema, type HubTree } from '../shared/inference/hub.ts';
 import { checkModelFile } from '../shared/inference/verify.ts';
-import type { finishReasons } from '../shared/inference/protocol.ts';
-import { chooseDevice, type DeviceChoice, type DevicePreference } from './device.ts';
+import type {
+  DeviceChoice,
+  DevicePreference,
+  GenerateOptions,
+  Generation,
+  Loaded,
+  LoadProgress,
+} from '../shared/inference/engine.ts';
+import { chooseDevice } from './device.ts';
 
 env.allowRemoteModels = false;
 env.allowLocalModels = true;
 env.backends.onnx.wasm!.wasmPaths = { wasm: ortWasm, mjs: ortMjs };
-
-export interface LoadProgress {
-  phase: 'download' | 'verify' | 'load';
-  file: string;
-  loaded: number;
-  total: number;
-}
-
-export interface Generation {
-  text: string;
-  tokenIds: number[];
-  promptTokens: number;
-  ms: number;
-  finish: (typeof finishReasons)[number];
-}
-
-export interface GenerateOptions {
-  prompt: string;
-  maxNewTokens: number;
-  /** Absent: greedy decoding, the path validators check. */
-  sampling?: { seed: number; temperature: number; topK?: number | undefined } | undefined;
-  /** Stop once the generated text contains one of these; the text is cut before it. */
-  stop?: string[] | undefined;
-}
-
-export interface Loaded extends DeviceChoice {
-  modelId: string;
-  ms: number;
-}
 
 export interface InferenceWorkerApi {
   /** Verify and load a model. Text generation runs on the chosen device; embeddings always on WASM. */

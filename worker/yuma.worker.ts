@@ -8,8 +8,8 @@ import { expose } from 'comlink';
 import type { NetworkConfig } from '../shared/ledger/config.ts';
 import { LedgerDb } from '../shared/ledger/db.ts';
 import { solveProofOfWork, type PowProgress } from '../shared/ledger/pow.ts';
-import { replay, type ClosedEpoch, type Replay } from '../shared/ledger/replay.ts';
-import { totalStake, type SubnetState } from '../shared/ledger/state.ts';
+import { replay } from '../shared/ledger/replay.ts';
+import { snapshotOf, type LedgerSnapshot } from '../shared/ledger/snapshot.ts';
 import { runEpochFloat64 } from '../shared/yuma/float64.ts';
 import { syntheticEpoch, type SyntheticSpec } from '../shared/yuma/synthetic.ts';
 import {
@@ -36,20 +36,6 @@ export interface YumaWorkerApi {
     input: { network: string; netuid: number; author: string; block: number; difficulty: number },
     onProgress?: (p: PowProgress) => void,
   ): Promise<{ nonce: string; hashes: number; ms: number }>;
-}
-
-/** What the page needs of a replay: closed epochs, balances, stake per hotkey, the subnets' UIDs. */
-export interface LedgerSnapshot {
-  closeThrough: number;
-  records: number;
-  refused: Replay['refused'];
-  epochs: ClosedEpoch[];
-  balances: Record<string, bigint>;
-  stakes: Record<string, bigint>;
-  subnets: SubnetState[];
-  issued: bigint;
-  dust: bigint;
-  ms: number;
 }
 
 const databases = new Map<number, LedgerDb>();
@@ -89,20 +75,7 @@ const api: YumaWorkerApi = {
     const rows = await db.records.where('network').equals(config.networkId).toArray();
     const result = replay(config, rows, closeThrough);
     await db.epochs.bulkPut(result.epochs.map((e) => ({ ...e, network: config.networkId })));
-    const stakes: Record<string, bigint> = {};
-    for (const hotkey of Object.keys(result.state.stakes)) stakes[hotkey] = totalStake(result.state, hotkey);
-    return {
-      closeThrough,
-      records: rows.length,
-      refused: result.refused,
-      epochs: result.epochs,
-      balances: result.state.balances,
-      stakes,
-      subnets: result.state.subnets,
-      issued: result.state.issued,
-      dust: result.state.dust,
-      ms: performance.now() - start,
-    };
+    return snapshotOf(result, rows.length, closeThrough, performance.now() - start);
   },
   async solveRegistration(input, onProgress) {
     const start = performance.now();

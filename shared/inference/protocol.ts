@@ -12,7 +12,6 @@ import { fromBase64Url, toBase64Url } from '../p2p/signing.ts';
 import type { ModelEntry } from './catalogue.ts';
 import { sha256Hex } from './verify.ts';
 
-export const INFER_PROTOCOL = '/webtensor/infer/1';
 export const MAX_PROMPT_CHARS = 2000;
 export const MAX_NEW_TOKENS = 128;
 

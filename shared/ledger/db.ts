@@ -33,6 +33,8 @@ export class LedgerDb extends Dexie {
       records: 'id, network, [network+block], [network+author]',
       epochs: '[network+netuid+epoch], network',
     });
+    // v2: arrival order per network, for the newest-records view without sorting every row.
+    this.version(2).stores({ records: 'id, network, [network+block], [network+author], [network+receivedAt]' });
   }
 }
 

@@ -4,6 +4,7 @@
  * sha256 of those same bytes. `checkRecord` is the stateless check every record passes on arrival (schema,
  * network, signature, clock, proof of work); the replay (state.ts) adds the checks that need the ledger's state.
  */
+import { WebtensorError } from '../errors.ts';
 import canonicalize from 'canonicalize';
 import { peerIdFromString } from '@libp2p/peer-id';
 import type { PrivateKey } from '@libp2p/interface';
@@ -104,14 +105,8 @@ export type RefusalCode =
   | 'wrong-window'
   | 'bad-weights';
 
-export class RecordRefused extends Error {
+export class RecordRefused extends WebtensorError<RefusalCode> {
   override name = 'RecordRefused';
-  constructor(
-    readonly code: RefusalCode,
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 export interface ArrivalContext {

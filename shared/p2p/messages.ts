@@ -3,11 +3,9 @@
  * message; every decoded message is schema-checked before anything reads it.
  */
 import { z } from 'zod';
+import { WebtensorError } from '../errors.ts';
+import { RPC_ERROR_CODES, type RpcErrorCode } from '../names.ts';
 
-export const RPC_PROTOCOL = '/webtensor/rpc/1';
-export const PEERS_PROTOCOL = '/webtensor/peers/1';
-/** Throughput measurement: the sender streams raw bytes, the receiver counts them and answers one frame. */
-export const BENCH_SINK_PROTOCOL = '/webtensor/bench-sink/1';
 /** The most a bench sink accepts on one stream. */
 export const MAX_BENCH_BYTES = 64 * 1024 * 1024;
 /** Largest frame either side accepts (bytes of JSON). */
@@ -15,24 +13,8 @@ export const MAX_FRAME_BYTES = 64 * 1024;
 /** Requests older or newer than this (by the sender's clock) are refused as stale. */
 export const MAX_CLOCK_SKEW_MS = 30_000;
 
-export const errorCodes = [
-  'too-large',
-  'bad-frame',
-  'bad-schema',
-  'bad-signature',
-  'wrong-sender',
-  'stale',
-  'replay',
-  'rate-limited',
-  'unknown-method',
-  'bad-params',
-  'unsupported-model',
-  'busy',
-  'cancelled',
-  'timeout',
-  'internal',
-] as const;
-export type ErrorCode = (typeof errorCodes)[number];
+export const errorCodes = RPC_ERROR_CODES;
+export type ErrorCode = RpcErrorCode;
 
 const id = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected 1-64 characters of [A-Za-z0-9_-]');
 const peerIdString = z.string().regex(/^[1-9A-HJ-NP-Za-km-z]{40,128}$/, 'expected a base58 peer id');
@@ -58,18 +40,16 @@ export const replySchema = z.union([
 ]);
 export type RpcReply = z.infer<typeof replySchema>;
 
-export const peerListSchema = z.object({ peers: z.array(peerIdString).max(10_000) });
+/** The relay's peer list; `addrs` names the directly dialable addresses (e.g. a headless node's WebSocket) of some. */
+export const peerListSchema = z.object({
+  peers: z.array(peerIdString).max(10_000),
+  addrs: z.record(peerIdString, z.array(z.string().max(300)).max(8)).optional(),
+});
 export const benchReceiptSchema = z.object({ received: z.number().int().nonnegative() });
 
 /** A protocol-level failure with a code the other side can act on. */
-export class RpcError extends Error {
+export class RpcError extends WebtensorError<ErrorCode> {
   override name = 'RpcError';
-  constructor(
-    readonly code: ErrorCode,
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 const encoder = new TextEncoder();

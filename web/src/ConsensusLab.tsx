@@ -1,7 +1,7 @@
 import { useState } from 'react';
 import type { CaseOutput, EpochOutput } from '../../shared/yuma/index.ts';
 import { cabalExample } from '../../shared/yuma/examples.ts';
-import { yumaWorker } from './yuma-client.ts';
+import { yumaWorker } from '../../core/browser/workers.ts';
 
 const percent = (x: number) => `${(x * 100).toFixed(2)} %`;
 const tao = (rao: bigint) => (Number(rao) / 1e9).toFixed(6);

@@ -1,39 +1,35 @@
-import { units } from './format.ts';
-import { useMemo, useSyncExternalStore } from 'react';
+import { rao, tao, units } from './format.ts';
+import { useMemo } from 'react';
 import { Chart, type ChartOption } from './charts/Chart.tsx';
-import type { NodeRuntime } from './node/runtime.ts';
-
-const tao = (rao: string | bigint) => units(rao).toLocaleString(undefined, { maximumFractionDigits: 4 });
+import { useStore, type TabNode } from './shell/node-context.ts';
 
 /** This tab in the network's economy: registration (proof of work), UID, stake, epochs and agreement. */
-export function LedgerPanel({ runtime }: { runtime: NodeRuntime }) {
-  const state = useSyncExternalStore(
-    (notify) => {
-      runtime.addEventListener('change', notify);
-      return () => runtime.removeEventListener('change', notify);
-    },
-    () => runtime.state,
-  );
-  const ledger = state.ledger;
-  const snapshot = ledger?.snapshot ?? null;
-  const stake = state.peerId ? (snapshot?.stakes[state.peerId] ?? 0n) : 0n;
-  const reg = ledger?.registration ?? null;
+export function LedgerPanel({ tab }: { tab: TabNode }) {
+  const services = useStore(tab.node.services, null);
+  const ledger = services?.ledger ?? null;
+  const snapshot = useStore(ledger?.consensus.snapshot, null);
+  const block = useStore(ledger?.consensus.block, 0);
+  const book = useStore(ledger?.book.state, { records: 0, refused: 0, error: null });
+  const replayError = useStore(ledger?.consensus.error, null);
+  const reg = useStore(ledger?.registration.state, null);
+  const agreement = useStore(ledger?.agreement.epochs, []);
+  const me = services?.peerId ?? null;
+  const stake = me ? (snapshot?.stakes[me] ?? 0n) : 0n;
   const hashingPercent = reg && reg.expected > 0 ? Math.min(99, Math.round((100 * reg.hashes) / reg.expected)) : 0;
-  const recent = (ledger?.agreement ?? []).slice(-5).reverse();
+  const recent = agreement.slice(-5).reverse();
   const earnings = useMemo(() => {
-    const me = state.peerId;
     return (snapshot?.epochs ?? [])
       .map((e) => ({ epoch: e.epoch, rao: e.uids.find((u) => u.hotkey === me)?.emission }))
       .filter((e): e is { epoch: number; rao: string } => e.rao !== undefined)
       .slice(-30);
-  }, [snapshot, state.peerId]);
+  }, [snapshot, me]);
   const earningsOption: ChartOption = useMemo(
     () => ({
       grid: { left: 50, right: 10, top: 20, bottom: 30 },
       tooltip: { trigger: 'axis' },
       xAxis: { type: 'category', name: 'epoch', data: earnings.map((e) => e.epoch) },
-      yAxis: { type: 'value', name: 'earned' },
-      series: [{ type: 'bar', name: 'earned', data: earnings.map((e) => units(e.rao)) }],
+      yAxis: { type: 'value', name: 'earned (τ)' },
+      series: [{ type: 'bar', name: 'earned (τ)', data: earnings.map((e) => units(e.rao)) }],
     }),
     [earnings],
   );
@@ -42,9 +38,9 @@ export function LedgerPanel({ runtime }: { runtime: NodeRuntime }) {
   return (
     <section className="card" aria-labelledby="ledger-title">
       <h2 id="ledger-title">Network economy</h2>
-      {ledger.error && (
+      {(book.error ?? replayError) && (
         <p role="alert" className="error">
-          {ledger.error}
+          {book.error ?? replayError}
         </p>
       )}
       <dl className="facts" data-testid="ledger">
@@ -54,7 +50,7 @@ export function LedgerPanel({ runtime }: { runtime: NodeRuntime }) {
           {ledger.network.subnets[0]!.tempo} blocks)
         </dd>
         <dt>block</dt>
-        <dd>{ledger.block}</dd>
+        <dd>{block}</dd>
         <dt>registration</dt>
         <dd>
           {!reg && 'not registered (only miners and validators register)'}
@@ -69,11 +65,11 @@ export function LedgerPanel({ runtime }: { runtime: NodeRuntime }) {
           {reg?.phase === 'error' && <span className="error">{reg.error}</span>}
         </dd>
         <dt>stake</dt>
-        <dd>{tao(stake)}</dd>
+        <dd title={rao(stake)}>{tao(stake)}</dd>
         <dt>records held</dt>
         <dd>
-          {ledger.records}
-          {ledger.refusedRecords > 0 && ` (${ledger.refusedRecords} refused)`}
+          {book.records}
+          {book.refused > 0 && ` (${book.refused} refused)`}
         </dd>
       </dl>
       {earnings.length > 0 && (

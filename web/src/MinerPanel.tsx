@@ -1,25 +1,21 @@
-import { useSyncExternalStore } from 'react';
 import { findModel } from '../../shared/inference/catalogue.ts';
-import type { NodeRuntime } from './node/runtime.ts';
+import { idleMiner } from '../../core/services/miner.ts';
 import { DeviceSelect } from './DeviceSelect.tsx';
+import { useStore, type TabNode } from './shell/node-context.ts';
 
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 
 /** Mining: one Start button, then model load progress, the device and why, and what this tab has served. */
-export function MinerPanel({ runtime }: { runtime: NodeRuntime }) {
-  const state = useSyncExternalStore(
-    (notify) => {
-      runtime.addEventListener('change', notify);
-      return () => runtime.removeEventListener('change', notify);
-    },
-    () => runtime.state,
-  );
-  const miner = state.miner;
+export function MinerPanel({ tab }: { tab: TabNode }) {
+  const { node, roles } = tab;
+  const status = useStore(node.status, node.status.get());
+  const services = useStore(node.services, null);
+  const miner = useStore(services?.miner?.state, idleMiner);
+  const { role } = useStore(roles.settings, roles.settings.get());
   const loading = miner.phase === 'downloading' || miner.phase === 'verifying' || miner.phase === 'loading';
   const percent = miner.progress.total > 0 ? Math.round((100 * miner.progress.loaded) / miner.progress.total) : 0;
   const entry = miner.model ? findModel(miner.model) : undefined;
-  const idle =
-    miner.phase === 'error' || (miner.phase === 'idle' && runtime.role === 'miner' && state.status !== 'idle');
+  const idle = miner.phase === 'error' || (miner.phase === 'idle' && role === 'miner' && status.status !== 'idle');
 
   return (
     <section className="card" aria-labelledby="miner-title">
@@ -27,15 +23,15 @@ export function MinerPanel({ runtime }: { runtime: NodeRuntime }) {
       {idle && (
         <>
           <p>
-            {runtime.role === 'miner'
+            {role === 'miner'
               ? 'This tab is on the network but serves no model yet.'
-              : `This tab works as a ${runtime.role}; open another tab to mine.`}
+              : `This tab works as a ${role}; open another tab to mine.`}
           </p>
           <div className="row">
-            <button type="button" onClick={() => void runtime.startRole().catch(() => {})}>
+            <button type="button" onClick={() => void roles.startRole().catch(() => {})}>
               {miner.phase === 'error' ? 'Try again' : 'Start mining'}
             </button>
-            <DeviceSelect runtime={runtime} />
+            <DeviceSelect roles={roles} />
           </div>
         </>
       )}
@@ -69,7 +65,7 @@ export function MinerPanel({ runtime }: { runtime: NodeRuntime }) {
             {miner.device === 'webgpu' ? 'WebGPU' : 'WASM (CPU)'}: {miner.deviceReason}
           </dd>
           <dt>status</dt>
-          <dd>{state.status === 'running' ? 'serving the network' : 'model ready; connecting to the network…'}</dd>
+          <dd>{status.status === 'running' ? 'serving the network' : 'model ready; connecting to the network…'}</dd>
           <dt>requests served</dt>
           <dd>{miner.served}</dd>
           <dt>tokens served</dt>

@@ -1,23 +1,26 @@
-import { useState, useSyncExternalStore } from 'react';
-import type { NodeRuntime } from './node/runtime.ts';
+import { useState } from 'react';
+import { encodeKey, importKeyFile } from '../../core/key-file.ts';
+import { useStore, type TabNode } from './shell/node-context.ts';
 
 const short = (id: string | null) => (id ? `${id.slice(0, 8)}…${id.slice(-6)}` : '—');
 
 /** This tab as a node: identity, relay, direct peers and the network's announce channel. */
-export function NetworkPanel({ runtime }: { runtime: NodeRuntime }) {
-  const state = useSyncExternalStore(
-    (notify) => {
-      runtime.addEventListener('change', notify);
-      return () => runtime.removeEventListener('change', notify);
-    },
-    () => runtime.state,
-  );
+export function NetworkPanel({ tab }: { tab: TabNode }) {
+  const { node } = tab;
+  const state = useStore(node.status, node.status.get());
+  const services = useStore(node.services, null);
+  const relay = useStore(services?.relay.state, null);
+  const peers = useStore(services?.peers.peers, []);
+  const refused = useStore(services?.rpc.refusals, {});
+  const messages = useStore(services?.announcements.messages, []);
   const [text, setText] = useState('');
   const [sendError, setSendError] = useState<string | null>(null);
   const [keyNote, setKeyNote] = useState<string | null>(null);
 
   function downloadKey() {
-    const url = URL.createObjectURL(runtime.exportKey());
+    if (!services) return;
+    const bytes = encodeKey(services.key) as Uint8Array<ArrayBuffer>;
+    const url = URL.createObjectURL(new Blob([bytes], { type: 'application/octet-stream' }));
     const a = document.createElement('a');
     a.href = url;
     a.download = `webtensor-${state.peerId?.slice(-8) ?? 'node'}.key`;
@@ -27,7 +30,8 @@ export function NetworkPanel({ runtime }: { runtime: NodeRuntime }) {
 
   async function uploadKey(file: File) {
     try {
-      const peerId = await runtime.importKey(new Uint8Array(await file.arrayBuffer()));
+      if (!services) throw new Error('Start the node first, then import a key into its slot.');
+      const peerId = await importKeyFile(services.identity, new Uint8Array(await file.arrayBuffer()));
       setKeyNote(`Imported. Reload the page to become ${short(peerId)}.`);
     } catch (err) {
       setKeyNote((err as Error).message);
@@ -43,7 +47,7 @@ export function NetworkPanel({ runtime }: { runtime: NodeRuntime }) {
             Start this tab as a node: it gets a persistent identity, reserves a slot on the relay and connects directly
             to other tabs over WebRTC.
           </p>
-          <button type="button" onClick={() => void runtime.start()}>
+          <button type="button" onClick={() => void node.start().catch(() => {})}>
             Start node
           </button>
         </>
@@ -54,7 +58,7 @@ export function NetworkPanel({ runtime }: { runtime: NodeRuntime }) {
           {state.error}
         </p>
       )}
-      {state.peerId && (
+      {state.peerId && relay && (
         <dl className="facts">
           <dt>peer id</dt>
           <dd>
@@ -89,19 +93,19 @@ export function NetworkPanel({ runtime }: { runtime: NodeRuntime }) {
           </dd>
           <dt>relay</dt>
           <dd data-testid="relay-status">
-            {state.relay.reserved
+            {relay.reserved
               ? 'connected, reserved'
-              : state.relay.connected
+              : relay.connected
                 ? 'connected, reserving…'
                 : 'not connected, retrying…'}
-            {state.relay.reconnects > 0 && ` (reconnected ${state.relay.reconnects}×)`}
+            {relay.reconnects > 0 && ` (reconnected ${relay.reconnects}×)`}
           </dd>
         </dl>
       )}
       {state.status === 'running' && (
         <>
-          <h3>Peers ({state.peers.filter((p) => p.direct).length} direct)</h3>
-          {state.peers.length === 0 ? (
+          <h3>Peers ({peers.filter((p) => p.direct).length} direct)</h3>
+          {peers.length === 0 ? (
             <p className="muted">
               No other tabs yet. Open this page in another tab or browser to see a direct connection appear.
             </p>
@@ -117,14 +121,14 @@ export function NetworkPanel({ runtime }: { runtime: NodeRuntime }) {
                   </tr>
                 </thead>
                 <tbody>
-                  {state.peers.map((p) => (
+                  {peers.map((p) => (
                     <tr key={p.peerId}>
                       <td>
                         <code title={p.peerId}>{short(p.peerId)}</code>
                       </td>
-                      <td>{p.direct ? 'direct WebRTC' : 'via relay'}</td>
+                      <td>{p.direct ? 'direct' : 'via relay'}</td>
                       <td>{p.rttMs === null ? '…' : `${p.rttMs.toFixed(0)} ms`}</td>
-                      <td>{state.refused[p.peerId] ?? 0}</td>
+                      <td>{refused[p.peerId] ?? 0}</td>
                     </tr>
                   ))}
                 </tbody>
@@ -138,7 +142,7 @@ export function NetworkPanel({ runtime }: { runtime: NodeRuntime }) {
               e.preventDefault();
               if (!text.trim()) return;
               setSendError(null);
-              runtime.publish(text.trim()).then(
+              services!.announcements.publish(text.trim()).then(
                 () => setText(''),
                 (err: Error) => setSendError(`Could not publish: ${err.message}`),
               );
@@ -158,7 +162,7 @@ export function NetworkPanel({ runtime }: { runtime: NodeRuntime }) {
           </form>
           {sendError && <p className="error">{sendError}</p>}
           <ul className="messages">
-            {state.messages
+            {messages
               .slice(-5)
               .reverse()
               .map((m) => (

@@ -7,23 +7,22 @@ import type { SyntheticSpec } from '../../shared/yuma/synthetic.ts';
 import type { RpcRequest } from '../../shared/p2p/messages.ts';
 import { RpcError } from '../../shared/p2p/messages.ts';
 import type { Json } from '../../shared/p2p/rpc.ts';
-import {
-  idleMiner,
-  type GossipMessage,
-  type MinerState,
-  type NodeRuntime,
-  type NodeState,
-  type PeerView,
-} from './node/runtime.ts';
-import { yumaWorker } from './yuma-client.ts';
-import type { EpochAgreement, LedgerView } from './node/ledger-node.ts';
+import { PROTOCOLS } from '../../shared/names.ts';
+import { NodeError } from '../../shared/errors.ts';
 import type { ClosedEpoch } from '../../shared/ledger/replay.ts';
 import { recordId, type RecordKind } from '../../shared/ledger/records.ts';
-import type { ValidatorState } from './node/validator.ts';
-import { embed, generate, loadModel } from './inference-client.ts';
-import type { Generation, Loaded } from '../../worker/inference.worker.ts';
-import type { DevicePreference } from '../../worker/device.ts';
+import type { DevicePreference, Generation, Loaded } from '../../shared/inference/engine.ts';
 import type { GenerateParams, GenerateResult } from '../../shared/inference/protocol.ts';
+import { embed, workerInferenceEngine, yumaWorker } from '../../core/browser/workers.ts';
+import type { NodeServices, NodeStatus } from '../../core/node.ts';
+import type { EpochAgreement } from '../../core/services/agreement.ts';
+import type { Announcement } from '../../core/services/announce.ts';
+import { idleMiner, type MinerState } from '../../core/services/miner.ts';
+import type { PeerView } from '../../core/services/peers.ts';
+import type { RegistrationState } from '../../core/services/registration.ts';
+import type { RelayState } from '../../core/services/relay-link.ts';
+import type { ValidatorState } from '../../core/services/validator.ts';
+import type { TabNode } from './shell/node-context.ts';
 
 /** Options of a generation besides model, prompt and budget. */
 export type GenerationExtras = Pick<GenerateParams, 'sampling' | 'stop'>;
@@ -37,15 +36,15 @@ export interface WebtensorAutomation {
   start(): Promise<void>;
   /** Resolves when the node is up (after start(), or at once with ?autostart=1). */
   ready: Promise<void>;
-  readonly status: NodeState['status'];
+  readonly status: NodeStatus['status'];
   readonly error: string | null;
   readonly peerId: string | null;
   readonly slot: number | null;
-  readonly relay: NodeState['relay'];
-  readonly peers: PeerView[];
+  readonly relay: Omit<RelayState, 'problem'>;
+  readonly peers: readonly PeerView[];
   /** Requests refused per peer (bad frames, signatures, replays...). */
   readonly refused: Record<string, number>;
-  readonly messages: GossipMessage[];
+  readonly messages: readonly Announcement[];
   /** The model this tab serves: {model, device, phase, progress, ready, served, tokensServed, tokensPerSecond, lastError}. */
   readonly miner: MinerState;
   rpc(peer: string, method: string, params: Json): Promise<Json>;
@@ -92,11 +91,11 @@ export interface WebtensorAutomation {
     /** Total stake on this node's hotkey. */
     readonly stake: string;
     readonly records: number;
-    readonly registration: LedgerView['registration'];
+    readonly registration: RegistrationState | null;
     /** Per closed epoch: its roots and the permitted validator stake that signed the same. */
-    readonly epochs: EpochAgreement[];
+    readonly epochs: readonly EpochAgreement[];
     /** Per closed epoch: the metagraph and where the emission went. */
-    readonly summaries: ClosedEpoch[];
+    readonly summaries: readonly ClosedEpoch[];
     /** Everything emission created so far, and the rounding dust kept aside. */
     readonly totals: { issued: string; dust: string } | null;
     /** Test networks: the faucet stakes `amount` rao on `hotkey` with a signed stake.add. */
@@ -126,53 +125,73 @@ declare global {
   }
 }
 
-export function installAutomation(runtime: NodeRuntime | null): void {
-  const need = () => {
-    if (!runtime) throw new Error('The node could not be configured; see the message on the page.');
-    return runtime;
+export function installAutomation(tab: TabNode | null): void {
+  const node = tab?.node ?? null;
+  const need = (): TabNode => {
+    if (!tab) throw new NodeError('bad-config', 'The node could not be configured; see the message on the page.');
+    return tab;
   };
+  /** The started node's services; throws a sentence before start. */
+  const started = (): NodeServices => {
+    const services = need().node.services.get();
+    if (!services) throw new NodeError('not-started', 'Start the node first.');
+    return services;
+  };
+  const ledgerOf = () => {
+    const ledger = started().ledger;
+    if (!ledger) throw new NodeError('no-network', 'This tab has no network config.');
+    return ledger;
+  };
+  const services = () => node?.services.get() ?? null;
+  const ledger = () => services()?.ledger ?? null;
+  const snapshot = () => ledger()?.consensus.snapshot.get() ?? null;
+  const hub = () => node?.config.hub;
+
   window.webtensor = {
-    version: '0.1.0',
-    start: () => need().start(),
-    ready: runtime ? runtime.ready : Promise.reject(new Error('no node')),
+    version: '0.2.0',
+    start: async () => void (await need().node.start()),
+    ready: node ? node.ready.then(() => undefined) : Promise.reject(new Error('no node')),
     get status() {
-      return runtime?.state.status ?? 'error';
+      return node?.status.get().status ?? 'error';
     },
     get error() {
-      return runtime ? runtime.state.error : 'The node could not be configured.';
+      return node ? node.status.get().error : 'The node could not be configured.';
     },
     get peerId() {
-      return runtime?.state.peerId ?? null;
+      return node?.status.get().peerId ?? null;
     },
     get slot() {
-      return runtime?.state.slot ?? null;
+      return node?.status.get().slot ?? null;
     },
     get relay() {
-      return runtime?.state.relay ?? { connected: false, reserved: false, address: null, reconnects: 0 };
+      const r = services()?.relay.state.get();
+      return r
+        ? { connected: r.connected, reserved: r.reserved, address: r.address, reconnects: r.reconnects }
+        : { connected: false, reserved: false, address: null, reconnects: 0 };
     },
     get peers() {
-      return runtime?.state.peers ?? [];
+      return services()?.peers.peers.get() ?? [];
     },
     get refused() {
-      return runtime?.state.refused ?? {};
+      return services()?.rpc.refusals.get() ?? {};
     },
     get messages() {
-      return runtime?.state.messages ?? [];
+      return services()?.announcements.messages.get() ?? [];
     },
     get miner() {
-      return runtime?.state.miner ?? idleMiner;
+      return services()?.miner?.state.get() ?? idleMiner;
     },
-    rpc: (peer, method, params) => need().rpc(peer, method, params),
-    publish: (text) => need().publish(text),
+    rpc: (peer, method, params) => started().rpc.call(peer, method, params, { protocol: PROTOCOLS.rpc }),
+    publish: (text) => started().announcements.publish(text),
     debug: {
-      signedRequest: (method, params) => need().signedRequest(method, params),
-      throughput: (peer, bytes) => need().throughput(peer, bytes),
-      connectivity: () => need().diagnostics(),
+      signedRequest: (method, params) => started().rpc.signedRequest(method, params),
+      throughput: (peer, bytes) => started().diagnostics.throughput(peer, bytes),
+      connectivity: () => started().discovery.describe(),
       async sendFrames(peer, frames, id) {
         const encoder = new TextEncoder();
         const bytes = frames.map((f) => (typeof f === 'string' ? encoder.encode(f) : new Uint8Array(f.zeroBytes)));
         try {
-          return { ok: true, result: await need().exchangeFrames(peer, bytes, id) };
+          return { ok: true, result: await started().rpc.exchangeFrames(peer, bytes, id, { protocol: PROTOCOLS.rpc }) };
         } catch (err) {
           const e = err instanceof RpcError ? err : new RpcError('internal', (err as Error).message);
           return { ok: false, code: e.code, message: e.message };
@@ -180,34 +199,34 @@ export function installAutomation(runtime: NodeRuntime | null): void {
       },
     },
     inference: {
-      load: (modelId, device) => loadModel(modelId, undefined, device, runtime?.hubHost),
+      load: (modelId, device) => workerInferenceEngine.load(modelId, undefined, device, hub()),
       async loadWithProgress(modelId) {
         const phases: string[] = [];
         const downloaded = new Map<string, number>();
-        const loaded = await loadModel(
+        const loaded = await workerInferenceEngine.load(
           modelId,
           (p) => {
             if (phases.at(-1) !== p.phase) phases.push(p.phase);
             if (p.phase === 'download') downloaded.set(p.file, p.loaded);
           },
           'auto',
-          runtime?.hubHost,
+          hub(),
         );
         return { loaded, phases, downloadedBytes: [...downloaded.values()].reduce((a, b) => a + b, 0) };
       },
-      generate: (prompt, maxNewTokens, extras) => generate({ prompt, maxNewTokens, ...extras }),
+      generate: (prompt, maxNewTokens, extras) => workerInferenceEngine.generate({ prompt, maxNewTokens, ...extras }),
       async embedHex(text) {
         const v = await embed(text);
         return Array.from(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), (b) =>
           b.toString(16).padStart(2, '0'),
         ).join('');
       },
-      serve: (modelId) => need().serveModel(modelId),
+      serve: (modelId) => need().roles.serveModel(modelId),
       async remote(peer, model, prompt, maxNewTokens, extras = {}) {
         const { cancelAfterPieces, ...rest } = extras;
         const streamed: string[] = [];
         const cancel = new AbortController();
-        const result = await need().infer(
+        const result = await started().client.infer(
           peer,
           { model, prompt, maxNewTokens, ...rest },
           {
@@ -223,64 +242,53 @@ export function installAutomation(runtime: NodeRuntime | null): void {
     },
     ledger: {
       get network() {
-        const c = runtime?.ledger?.config;
+        const c = ledger()?.network;
         return c
           ? { networkId: c.networkId, profile: c.profile, blockMs: c.blockMs, tempo: c.subnets[0]!.tempo }
           : null;
       },
       get block() {
-        return runtime?.ledger?.block ?? null;
+        return ledger()?.consensus.currentBlock() ?? null;
       },
       get uid() {
-        const subnet = runtime?.subnet;
-        return subnet ? runtime!.ledger!.uidOn(subnet.netuid) : null;
+        const subnet = tab?.roles.subnet();
+        const s = services();
+        return subnet && s?.ledger ? s.ledger.consensus.uidOf(subnet.netuid, s.peerId) : null;
       },
       get stake() {
-        const id = runtime?.state.peerId;
-        return (id && runtime?.ledger?.view.snapshot?.stakes[id]?.toString()) || '0';
+        const id = node?.status.get().peerId;
+        return (id && snapshot()?.stakes[id]?.toString()) || '0';
       },
       get records() {
-        return runtime?.ledger?.view.records ?? 0;
+        return ledger()?.book.state.get().records ?? 0;
       },
       get registration() {
-        return runtime?.ledger?.view.registration ?? null;
+        return ledger()?.registration.state.get() ?? null;
       },
       get epochs() {
-        return runtime?.ledger?.view.agreement ?? [];
+        return ledger()?.agreement.epochs.get() ?? [];
       },
       get summaries() {
-        return runtime?.ledger?.view.snapshot?.epochs ?? [];
+        return snapshot()?.epochs ?? [];
       },
       get totals() {
-        const s = runtime?.ledger?.view.snapshot;
+        const s = snapshot();
         return s ? { issued: s.issued.toString(), dust: s.dust.toString() } : null;
       },
-      async faucetStake(hotkey, amount) {
-        const ledger = need().ledger;
-        if (!ledger) throw new Error('This tab has no network config.');
-        await ledger.faucetStake(hotkey, BigInt(amount));
-      },
+      faucetStake: (hotkey, amount) => ledgerOf().faucetStake(hotkey, BigInt(amount)),
       async publish(kind, body) {
-        const ledger = need().ledger;
-        if (!ledger) throw new Error('This tab has no network config.');
-        return recordId(await ledger.publish(kind as RecordKind, body as never));
+        return recordId(await ledgerOf().book.publish(kind as RecordKind, body as never));
       },
       debug: {
-        importRecords: (records) => {
-          const ledger = need().ledger;
-          if (!ledger) throw new Error('This tab has no network config.');
-          return ledger.importRecords(records);
-        },
+        importRecords: (records) => ledgerOf().book.importRecords(records),
         async replay() {
-          const ledger = need().ledger;
-          if (!ledger) throw new Error('This tab has no network config.');
-          const s = await ledger.replayNow();
+          const s = await ledgerOf().consensus.replayNow();
           return { ms: s.ms, records: s.records, epochs: s.epochs.length };
         },
       },
     },
     get validator() {
-      return runtime?.state.validator ?? null;
+      return tab?.roles.validator.get()?.state.get() ?? null;
     },
     yuma: {
       runCase: (data, opts) => yumaWorker().runCase(data, opts),

@@ -1,33 +1,39 @@
 import { StrictMode } from 'react';
 import { createRoot } from 'react-dom/client';
 import { createBrowserRouter, RouterProvider } from 'react-router';
+import { createBrowserPlatform } from '../../core/browser/platform.ts';
+import { WebtensorNode } from '../../core/node.ts';
+import { Roles } from '../../core/roles.ts';
 import { installAutomation } from './automation.ts';
-import { ConfigError, readNodeConfig } from './node/config.ts';
-import { NodeRuntime } from './node/runtime.ts';
+import { ConfigError, readNodeConfig } from './url-config.ts';
 import { AskPage } from './pages/AskPage.tsx';
 import { DashboardPage } from './pages/DashboardPage.tsx';
 import { MinePage } from './pages/MinePage.tsx';
 import { ValidatePage } from './pages/ValidatePage.tsx';
 import { Layout } from './shell/Layout.tsx';
-import { NodeContext } from './shell/node-context.ts';
+import { NodeContext, type TabNode } from './shell/node-context.ts';
 import './styles.css';
 
-// One node per tab, whatever page is shown. /validate makes Start (and autostart) a validator unless ?role= says.
-let runtime: NodeRuntime | null = null;
+// One node per tab, whatever page is shown. /validate makes Start (and autostart) a validator unless ?role= says;
+// /dashboard and /ask join the network as a client at once, to watch and ask (no model, no registration).
+let tab: TabNode | null = null;
 let configError: string | null = null;
 try {
   const params = new URLSearchParams(location.search);
+  const watchPage = /^\/(dashboard|ask)/.test(location.pathname);
   if (!params.has('role') && location.pathname.startsWith('/validate')) params.set('role', 'validator');
-  if (!params.has('role') && /^\/(dashboard|ask)/.test(location.pathname)) params.set('role', 'client');
+  if (!params.has('role') && watchPage) params.set('role', 'client');
   const config = readNodeConfig(`?${params}`, location);
-  runtime = new NodeRuntime(config);
-  if (config.autostart) void runtime.startRole().catch(() => {});
+  const node = new WebtensorNode(config, createBrowserPlatform({ iceServers: config.iceServers }));
+  tab = { node, roles: new Roles(node) };
+  if (config.autostart) void tab.roles.startRole().catch(() => {});
+  else if (watchPage) void node.start().catch(() => {});
 } catch (err) {
   if (!(err instanceof ConfigError)) throw err;
   configError = err.message;
 }
 
-installAutomation(runtime);
+installAutomation(tab);
 
 const router = createBrowserRouter([
   {
@@ -44,7 +50,7 @@ const router = createBrowserRouter([
 
 createRoot(document.getElementById('root')!).render(
   <StrictMode>
-    <NodeContext value={{ runtime, configError }}>
+    <NodeContext value={{ tab, configError }}>
       <RouterProvider router={router} />
     </NodeContext>
   </StrictMode>,

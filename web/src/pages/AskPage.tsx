@@ -1,7 +1,6 @@
 import { shortId } from '../format.ts';
 import { useState } from 'react';
-import { RpcError } from '../../../shared/p2p/messages.ts';
-import { useNodeState, useRuntime } from '../shell/node-context.ts';
+import { useStore, useTab } from '../shell/node-context.ts';
 
 interface Answer {
   text: string;
@@ -14,44 +13,22 @@ interface Answer {
   done: boolean;
 }
 
-/** Ask (`/ask`): a prompt goes to the miner with the most incentive (falling back down the list) and streams back. */
+/** Ask (`/ask`): the client service sends the prompt to the miner with the most incentive (falling back down the list). */
 export function AskPage() {
-  const runtime = useRuntime();
-  const state = useNodeState();
+  const tab = useTab();
+  const services = useStore(tab?.node.services, null);
+  const status = useStore(tab?.node.status, null);
   const [prompt, setPrompt] = useState('Once upon a time');
   const [tokens, setTokens] = useState(48);
   const [netuid, setNetuid] = useState<number | null>(null);
   const [answer, setAnswer] = useState<Answer | null>(null);
-  if (!runtime || !state) return null;
-  const subnets = runtime.ledger?.config.subnets ?? [];
-  const subnet = subnets.find((s) => s.netuid === netuid) ?? runtime.subnet;
-
-  /** Miners of the subnet this tab reaches directly, highest incentive first (UIDs new since the last epoch last). */
-  function candidates(): { uid: number; hotkey: string }[] {
-    const snapshot = state!.ledger?.snapshot;
-    const sub = snapshot?.subnets.find((s) => s.netuid === subnet?.netuid);
-    const last = snapshot?.epochs.filter((e) => e.netuid === subnet?.netuid).at(-1);
-    const direct = new Set(state!.peers.filter((p) => p.direct).map((p) => p.peerId));
-    const incentive = (uid: number, hotkey: string) =>
-      last?.uids[uid]?.hotkey === hotkey ? last.uids[uid]!.incentive : -1;
-    return (sub?.uids ?? [])
-      .map((u, uid) => ({ uid, hotkey: u.hotkey, role: u.role }))
-      .filter((u) => u.role === 'miner' && direct.has(u.hotkey))
-      .sort((a, b) => incentive(b.uid, b.hotkey) - incentive(a.uid, a.hotkey));
-  }
+  if (!tab || !status) return null;
+  const subnets = services?.ledger?.network.subnets ?? [];
+  const subnet = subnets.find((s) => s.netuid === netuid) ?? tab.roles.subnet();
 
   async function ask() {
-    if (!runtime || !subnet) return;
-    if (state!.status === 'idle') {
-      try {
-        runtime.setRole('client');
-      } catch {
-        /* keep the role this tab already has */
-      }
-      await runtime.start().catch(() => {});
-    }
-    const list = candidates();
-    const a: Answer = {
+    if (!tab || !subnet) return;
+    const blank: Answer = {
       text: '',
       miner: null,
       uid: null,
@@ -61,47 +38,33 @@ export function AskPage() {
       error: null,
       done: false,
     };
-    setAnswer({ ...a });
-    if (list.length === 0) {
-      setAnswer({
-        ...a,
-        done: true,
-        error: 'No miner of this subnet is connected to this tab yet. Wait a few seconds, or open a miner tab.',
-      });
-      return;
-    }
-    for (const m of list) {
-      const start = performance.now();
-      let text = '';
-      setAnswer({ ...a, miner: m.hotkey, uid: m.uid });
-      try {
-        const result = await runtime.infer(
-          m.hotkey,
-          { model: subnet.model, prompt: prompt.trim(), maxNewTokens: tokens },
-          {
-            timeoutMs: 20_000,
-            onText: (t) => {
-              text += t;
-              setAnswer({ ...a, miner: m.hotkey, uid: m.uid, text });
-            },
-          },
-        );
-        const ms = performance.now() - start;
+    setAnswer(blank);
+    const tried = (t: { miner: { hotkey: string }; reason: string }[]) =>
+      t.map((x) => `${shortId(x.miner.hotkey)}: ${x.reason}`);
+    try {
+      const { client } = await tab.node.start();
+      const result = await client.ask(subnet, prompt.trim(), tokens, (p) =>
         setAnswer({
-          ...a,
-          text: result.text,
-          miner: m.hotkey,
-          uid: m.uid,
-          latencyMs: ms,
-          tokensPerSecond: (result.tokenIds.length * 1000) / ms,
-          done: true,
-        });
-        return;
-      } catch (err) {
-        a.tried.push(`${shortId(m.hotkey)}: ${err instanceof RpcError ? err.code : (err as Error).message}`);
-      }
+          ...blank,
+          text: p.text,
+          miner: p.miner?.hotkey ?? null,
+          uid: p.miner?.uid ?? null,
+          tried: tried(p.tried),
+        }),
+      );
+      setAnswer({
+        ...blank,
+        text: result.text,
+        miner: result.miner!.hotkey,
+        uid: result.miner!.uid,
+        latencyMs: result.latencyMs,
+        tokensPerSecond: result.tokensPerSecond,
+        tried: tried(result.tried),
+        done: true,
+      });
+    } catch (err) {
+      setAnswer({ ...blank, done: true, error: (err as Error).message });
     }
-    setAnswer({ ...a, done: true, error: `Every connected miner failed: ${a.tried.join('; ')}.` });
   }
 
   const busy = answer !== null && !answer.done;
@@ -155,7 +118,7 @@ export function AskPage() {
               {busy ? 'Answering…' : 'Ask'}
             </button>
           </div>
-          {!subnet && <p className="muted">Waiting for the network config from the relay…</p>}
+          {!subnet && status.status !== 'error' && <p className="muted">Joining the network…</p>}
         </form>
       </section>
       {answer && (

@@ -1,22 +1,23 @@
-import { shortId, u16Ratio, units } from '../format.ts';
+import { shortId, tao, u16Ratio, units } from '../format.ts';
 import { useMemo, useState } from 'react';
-import { useLiveQuery } from 'dexie-react-hooks';
 import { Chart, type ChartOption } from '../charts/Chart.tsx';
 import { ConsensusLab } from '../ConsensusLab.tsx';
-import { useNodeState, useRuntime } from '../shell/node-context.ts';
-import type { EpochRow } from '../../../shared/ledger/db.ts';
+import { useStore, useTab } from '../shell/node-context.ts';
+import type { ClosedEpoch } from '../../../shared/ledger/replay.ts';
 
 export interface MetagraphRow {
   uid: number;
   hotkey: string;
   role: string;
-  stake: number;
+  /** Rao. */
+  stake: bigint;
   validatorPermit: boolean;
   validatorTrust: number;
   consensus: number;
   incentive: number;
   dividends: number;
-  emission: number;
+  /** Rao. */
+  emission: bigint;
   lastUpdate: number;
   active: boolean;
   latencyMs: number | null;
@@ -27,13 +28,13 @@ const columns: { key: keyof MetagraphRow; label: string; format?: (r: MetagraphR
   { key: 'uid', label: 'uid' },
   { key: 'hotkey', label: 'hotkey', format: (r) => shortId(r.hotkey) },
   { key: 'role', label: 'role' },
-  { key: 'stake', label: 'stake', format: (r) => r.stake.toFixed(4) },
+  { key: 'stake', label: 'stake', format: (r) => tao(r.stake) },
   { key: 'validatorPermit', label: 'permit', format: (r) => (r.validatorPermit ? 'yes' : '') },
   { key: 'validatorTrust', label: 'vtrust', format: (r) => r.validatorTrust.toFixed(3) },
   { key: 'consensus', label: 'consensus', format: (r) => r.consensus.toFixed(3) },
   { key: 'incentive', label: 'incentive', format: (r) => r.incentive.toFixed(3) },
   { key: 'dividends', label: 'dividends', format: (r) => r.dividends.toFixed(3) },
-  { key: 'emission', label: 'emission', format: (r) => r.emission.toFixed(4) },
+  { key: 'emission', label: 'emission', format: (r) => tao(r.emission) },
   { key: 'lastUpdate', label: 'last update' },
   { key: 'active', label: 'active', format: (r) => (r.active ? 'yes' : 'no') },
   { key: 'latencyMs', label: 'latency', format: (r) => (r.latencyMs === null ? '—' : `${r.latencyMs.toFixed(0)} ms`) },
@@ -46,38 +47,33 @@ const columns: { key: keyof MetagraphRow; label: string; format?: (r: MetagraphR
 
 /** Dashboard (`/dashboard`): the metagraph, charts over epochs, weights, peers, agreement and the ledger itself. */
 export function DashboardPage() {
-  const runtime = useRuntime();
-  const state = useNodeState();
-  const ledger = runtime?.ledger ?? null;
-  const network = ledger?.config.networkId ?? '';
-  const netuid = runtime?.subnet?.netuid ?? 0;
-  // Closed epochs and the latest records come straight from IndexedDB as live queries.
-  const epochs = useLiveQuery(
-    async () =>
-      ledger
-        ? (await ledger.db.epochs.where('network').equals(network).toArray())
-            .filter((e) => e.netuid === netuid)
-            .sort((a, b) => a.epoch - b.epoch)
-        : [],
-    [ledger, network, netuid],
-    [] as EpochRow[],
-  );
-  const records = useLiveQuery(
-    async () => (ledger ? await ledger.db.records.where('network').equals(network).reverse().sortBy('receivedAt') : []),
-    [ledger, network],
-    [],
-  );
+  const tab = useTab();
+  const status = useStore(tab?.node.status, null);
+  const services = useStore(tab?.node.services, null);
+  const ledger = services?.ledger ?? null;
+  const netuid = tab?.roles.subnet()?.netuid ?? 0;
+  const snapshot = useStore(ledger?.consensus.snapshot, null);
+  const records = useStore(ledger?.book.recent, []);
+  const book = useStore(ledger?.book.state, null);
+  const agreement = useStore(ledger?.agreement.epochs, []);
+  const peers = useStore(services?.peers.peers, []);
+  const validatorService = useStore(tab?.roles.validator, null);
+  const validator = useStore(validatorService?.state, null);
   const [sortKey, setSortKey] = useState<keyof MetagraphRow>('uid');
   const [descending, setDescending] = useState(false);
   const [filter, setFilter] = useState('');
 
-  const snapshot = state?.ledger?.snapshot ?? null;
+  // Every closed epoch of this subnet, from the latest replay (which runs from genesis).
+  const epochs: ClosedEpoch[] = useMemo(
+    () => (snapshot?.epochs ?? []).filter((e) => e.netuid === netuid).sort((a, b) => a.epoch - b.epoch),
+    [snapshot, netuid],
+  );
   const last = epochs.at(-1);
   const rows: MetagraphRow[] = useMemo(() => {
     const sub = snapshot?.subnets.find((s) => s.netuid === netuid);
     if (!sub) return [];
-    const rtt = new Map((state?.peers ?? []).map((p) => [p.peerId, p.rttMs]));
-    const scores = new Map((state?.validator?.scores ?? []).map((s) => [s.hotkey, s]));
+    const rtt = new Map(peers.map((p) => [p.peerId, p.rttMs]));
+    const scores = new Map((validator?.scores ?? []).map((s) => [s.hotkey, s]));
     return sub.uids.map((u, uid) => {
       const e = last?.uids[uid]?.hotkey === u.hotkey ? last.uids[uid] : undefined;
       const score = scores.get(u.hotkey);
@@ -85,20 +81,20 @@ export function DashboardPage() {
         uid,
         hotkey: u.hotkey,
         role: u.role,
-        stake: Number(snapshot!.stakes[u.hotkey] ?? 0n) / 1e9,
+        stake: snapshot!.stakes[u.hotkey] ?? 0n,
         validatorPermit: e?.validatorPermit ?? false,
         validatorTrust: u16Ratio(e?.validatorTrust ?? 0),
         consensus: u16Ratio(e?.consensus ?? 0),
         incentive: u16Ratio(e?.incentive ?? 0),
         dividends: u16Ratio(e?.dividends ?? 0),
-        emission: e ? units(e.emission) : 0,
+        emission: e ? BigInt(e.emission) : 0n,
         lastUpdate: u.lastUpdate,
         active: e?.active ?? true,
         latencyMs: rtt.get(u.hotkey) ?? null,
         tokensPerSecond: score?.latencyMs ? (16 * 1000) / score.latencyMs : null,
       };
     });
-  }, [snapshot, netuid, last, state?.peers, state?.validator]);
+  }, [snapshot, netuid, last, peers, validator]);
 
   const shown = useMemo(() => {
     const f = filter.trim().toLowerCase();
@@ -115,7 +111,7 @@ export function DashboardPage() {
     () => [...new Set(epochs.flatMap((e) => e.uids.map((u) => u.uid)))].sort((a, b) => a - b),
     [epochs],
   );
-  const perUid = (pick: (u: EpochRow['uids'][number]) => number, name: string): ChartOption => ({
+  const perUid = (pick: (u: ClosedEpoch['uids'][number]) => number, name: string): ChartOption => ({
     grid: { left: 45, right: 10, top: 35, bottom: 30 },
     tooltip: { trigger: 'axis' },
     legend: { top: 0, type: 'scroll' },
@@ -135,9 +131,13 @@ export function DashboardPage() {
       grid: { left: 60, right: 10, top: 30, bottom: 30 },
       tooltip: { trigger: 'axis' },
       xAxis: { type: 'category', name: 'epoch', data: epochs.map((e) => e.epoch) },
-      yAxis: { type: 'value', name: 'total stake' },
+      yAxis: { type: 'value', name: 'total stake (τ)' },
       series: [
-        { type: 'line', name: 'total stake', data: epochs.map((e) => e.uids.reduce((s, u) => s + units(u.stake), 0)) },
+        {
+          type: 'line',
+          name: 'total stake (τ)',
+          data: epochs.map((e) => units(e.uids.reduce((s, u) => s + BigInt(u.stake), 0n))),
+        },
       ],
     }),
     [epochs],
@@ -148,7 +148,7 @@ export function DashboardPage() {
       tooltip: { trigger: 'axis' },
       legend: { top: 0 },
       xAxis: { type: 'category', name: 'epoch', data: epochs.map((e) => e.epoch) },
-      yAxis: { type: 'value', name: 'emission' },
+      yAxis: { type: 'value', name: 'emission (τ)' },
       series: [
         { type: 'bar', stack: 'e', name: 'owner cut', data: epochs.map((e) => units(e.ownerCut)) },
         {
@@ -186,8 +186,7 @@ export function DashboardPage() {
     };
   }, [snapshot, netuid]);
   const peerGraph: ChartOption = useMemo(() => {
-    const self = state?.peerId ?? 'this tab';
-    const peers = state?.peers ?? [];
+    const self = services?.peerId ?? 'this tab';
     return {
       tooltip: {},
       series: [
@@ -213,10 +212,9 @@ export function DashboardPage() {
         },
       ],
     };
-  }, [state?.peerId, state?.peers]);
+  }, [services?.peerId, peers]);
 
-  if (!runtime || !state) return <ConsensusLab />;
-  const agreement = state.ledger?.agreement ?? [];
+  if (!tab || !status) return <ConsensusLab />;
   const refused = snapshot?.refused ?? {};
 
   return (
@@ -227,13 +225,14 @@ export function DashboardPage() {
           The network as this tab replays it: every UID, how the epochs went, who weights whom, who this tab is
           connected to, whether the tabs agree, and the signed records everything is computed from.
         </p>
-        {state.status === 'idle' && (
-          <button type="button" onClick={() => void runtime.start().catch(() => {})}>
-            Join the network (watch only)
-          </button>
+        {status.status === 'starting' && <p className="muted">Joining the network to watch it…</p>}
+        {status.error && (
+          <p role="alert" className="error">
+            {status.error}
+          </p>
         )}
       </section>
-      {!ledger && state.status === 'running' && (
+      {!ledger && status.status === 'running' && (
         <p className="card muted">This relay serves no network config, so there is no ledger to show.</p>
       )}
       {ledger && (
@@ -296,7 +295,9 @@ export function DashboardPage() {
           <section className="card" aria-labelledby="charts-title">
             <h2 id="charts-title">Over epochs</h2>
             {epochs.length === 0 ? (
-              <p className="muted">No epoch has closed yet; the first one closes at block {runtime.subnet?.tempo}.</p>
+              <p className="muted">
+                No epoch has closed yet; the first one closes at block {tab.roles.subnet()?.tempo}.
+              </p>
             ) : (
               <div className="chart-grid" data-epochs={epochs.length}>
                 <div>
@@ -376,7 +377,7 @@ export function DashboardPage() {
           <section className="card" aria-labelledby="explorer-title">
             <h2 id="explorer-title">Ledger explorer</h2>
             <p className="muted">
-              {records.length} records held; the newest 50 below.{' '}
+              {book?.records ?? 0} records held; the newest {records.length} below.{' '}
               {Object.keys(refused).length > 0 && `${Object.keys(refused).length} refused on replay.`}
             </p>
             <div className="table-wrap">
@@ -391,7 +392,7 @@ export function DashboardPage() {
                   </tr>
                 </thead>
                 <tbody>
-                  {records.slice(0, 50).map((r) => (
+                  {records.map((r) => (
                     <tr key={r.id}>
                       <td>{r.kind}</td>
                       <td>

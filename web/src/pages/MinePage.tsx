@@ -3,21 +3,26 @@ import { MinerPanel } from '../MinerPanel.tsx';
 import { NetworkPanel } from '../NetworkPanel.tsx';
 import { DeviceSelect } from '../DeviceSelect.tsx';
 import { catalogue, hubCatalogue } from '../../../shared/inference/catalogue.ts';
-import { useNodeState, useRuntime } from '../shell/node-context.ts';
+import { idleMiner } from '../../../core/services/miner.ts';
+import { useStore, useTab } from '../shell/node-context.ts';
 
 /** Mine (`/`): what webtensor is and one Start button for a newcomer; then this tab's mining, economy and peers. */
 export function MinePage() {
-  const runtime = useRuntime();
-  const state = useNodeState();
-  if (!runtime || !state) return null;
-  const fresh = state.status === 'idle' && state.miner.phase === 'idle';
+  const tab = useTab();
+  const status = useStore(tab?.node.status, null);
+  const services = useStore(tab?.node.services, null);
+  const miner = useStore(services?.miner?.state, idleMiner);
+  const settings = useStore(tab?.roles.settings, null);
+  if (!tab || !status || !settings) return null;
+  const { roles } = tab;
+  const fresh = status.status === 'idle' && miner.phase === 'idle';
   const start = () => {
     try {
-      runtime.setRole(runtime.role === 'client' ? 'miner' : runtime.role);
+      roles.setRole(settings.role === 'client' ? 'miner' : settings.role);
     } catch {
       /* already working in another role: Start just starts it */
     }
-    void runtime.startRole().catch(() => {});
+    void roles.startRole().catch(() => {});
   };
   return (
     <>
@@ -41,10 +46,7 @@ export function MinePage() {
               </button>
               <label>
                 Model{' '}
-                <select
-                  value={runtime.modelPreference ?? ''}
-                  onChange={(e) => runtime.setModel(e.target.value || null)}
-                >
+                <select value={settings.model ?? ''} onChange={(e) => roles.setModel(e.target.value || null)}>
                   <option value="">automatic (the network&apos;s model)</option>
                   {catalogue
                     .filter((m) => m.task === 'text-generation')
@@ -62,19 +64,19 @@ export function MinePage() {
                     ))}
                 </select>
               </label>
-              <DeviceSelect runtime={runtime} />
+              <DeviceSelect roles={roles} />
             </div>
           </div>
         )}
       </section>
-      {state.error && (
+      {status.error && (
         <p role="alert" className="error card">
-          {state.error}
+          {status.error}
         </p>
       )}
-      {!fresh && (runtime.role === 'miner' || state.miner.phase !== 'idle') && <MinerPanel runtime={runtime} />}
-      {!fresh && <LedgerPanel runtime={runtime} />}
-      {!fresh && <NetworkPanel runtime={runtime} />}
+      {!fresh && (settings.role === 'miner' || miner.phase !== 'idle') && <MinerPanel tab={tab} />}
+      {!fresh && services?.ledger && <LedgerPanel tab={tab} />}
+      {!fresh && <NetworkPanel tab={tab} />}
     </>
   );
 }

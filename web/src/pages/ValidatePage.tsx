@@ -1,15 +1,21 @@
-import { shortId, u16Ratio, units } from '../format.ts';
+import { rao, shortId, tao, u16Ratio } from '../format.ts';
 import { useMemo, useState } from 'react';
 import { Chart, type ChartOption } from '../charts/Chart.tsx';
-import { useNodeState, useRuntime } from '../shell/node-context.ts';
+import { idleMiner } from '../../../core/services/miner.ts';
+import { useStore, useTab } from '../shell/node-context.ts';
 
 const u16 = (v: number) => u16Ratio(v).toFixed(3);
 
 /** Validate (`/validate`): the validator's loop, its scores per miner and their history, its weights and earnings. */
 export function ValidatePage() {
-  const runtime = useRuntime();
-  const state = useNodeState();
-  const validator = state?.validator ?? null;
+  const tab = useTab();
+  const status = useStore(tab?.node.status, null);
+  const services = useStore(tab?.node.services, null);
+  const settings = useStore(tab?.roles.settings, null);
+  const miner = useStore(services?.miner?.state, idleMiner);
+  const snapshot = useStore(services?.ledger?.consensus.snapshot, null);
+  const validatorService = useStore(tab?.roles.validator, null);
+  const validator = useStore(validatorService?.state, null);
   const [roleError, setRoleError] = useState<string | null>(null);
   const history: ChartOption = useMemo(
     () => ({
@@ -27,20 +33,23 @@ export function ValidatePage() {
     }),
     [validator],
   );
-  if (!runtime || !state) return null;
-  const netuid = runtime.subnet?.netuid;
-  const uid = netuid === undefined ? null : (runtime.ledger?.uidOn(netuid) ?? null);
-  const last = state.ledger?.snapshot?.epochs.filter((e) => e.netuid === netuid).at(-1);
+  if (!tab || !status || !settings) return null;
+  const { roles } = tab;
+  const ledger = services?.ledger ?? null;
+  const netuid = roles.subnet()?.netuid;
+  const uid = netuid === undefined || !services ? null : (ledger?.consensus.uidOf(netuid, services.peerId) ?? null);
+  const last = snapshot?.epochs.filter((e) => e.netuid === netuid).at(-1);
   const mine = uid === null ? undefined : last?.uids[uid];
+  const mining = settings.role === 'miner' && miner.phase !== 'idle';
 
   const start = () => {
     try {
-      runtime.setRole('validator');
+      roles.setRole('validator');
     } catch (err) {
       setRoleError((err as Error).message);
       return;
     }
-    void runtime.startRole().catch(() => {});
+    void roles.startRole().catch((err: Error) => setRoleError(err.message));
   };
 
   return (
@@ -54,17 +63,10 @@ export function ValidatePage() {
         </p>
         {!validator && (
           <div className="row">
-            <button
-              type="button"
-              className="big"
-              onClick={start}
-              disabled={runtime.role === 'miner' && state.miner.phase !== 'idle'}
-            >
+            <button type="button" className="big" onClick={start} disabled={mining}>
               Start validating
             </button>
-            {runtime.role === 'miner' && state.miner.phase !== 'idle' && (
-              <span className="muted">This tab is mining; open another tab to validate.</span>
-            )}
+            {mining && <span className="muted">This tab is mining; open another tab to validate.</span>}
           </div>
         )}
         {validator && (
@@ -72,29 +74,29 @@ export function ValidatePage() {
             <button
               type="button"
               className="secondary"
-              onClick={() => (validator.running ? runtime.validator?.stop() : runtime.validator?.start())}
+              onClick={() => (validator.running ? validatorService?.stop() : validatorService?.start())}
             >
               {validator.running ? 'Stop' : 'Resume'}
             </button>
-            {runtime.ledger?.config.profile === 'test' && uid !== null && !mine?.validatorPermit && (
+            {ledger?.network.profile === 'test' && services && uid !== null && !mine?.validatorPermit && (
               <button
                 type="button"
                 className="secondary"
                 onClick={() =>
-                  void runtime
-                    .ledger!.faucetStake(state.peerId!, 1_000_000_000_000n)
+                  void ledger
+                    .faucetStake(services.peerId, 1_000_000_000_000n)
                     .catch((err: Error) => setRoleError(`The faucet refused: ${err.message}`))
                 }
               >
-                Get 1000 test stake from the faucet
+                Get 1,000 τ of test stake from the faucet
               </button>
             )}
           </div>
         )}
       </section>
-      {(state.error ?? roleError) && (
+      {(status.error ?? roleError) && (
         <p role="alert" className="error card">
-          {state.error ?? roleError}
+          {status.error ?? roleError}
         </p>
       )}
       {validator && (
@@ -104,7 +106,7 @@ export function ValidatePage() {
             <dt>UID</dt>
             <dd>{uid ?? 'registering…'}</dd>
             <dt>stake</dt>
-            <dd>{mine ? units(mine.stake).toLocaleString() : '—'}</dd>
+            <dd title={mine ? rao(mine.stake) : undefined}>{mine ? tao(mine.stake) : '—'}</dd>
             <dt>in flight</dt>
             <dd>
               {validator.inFlight
@@ -126,7 +128,7 @@ export function ValidatePage() {
             <dt>validator trust</dt>
             <dd>{mine ? u16(mine.validatorTrust) : '—'}</dd>
             <dt>dividends (last epoch)</dt>
-            <dd>{mine ? `${u16(mine.dividends)} (${units(mine.emission).toFixed(4)} earned)` : '—'}</dd>
+            <dd>{mine ? `${u16(mine.dividends)} (${tao(mine.emission)} earned)` : '—'}</dd>
           </dl>
           {validator.lastError && <p className="error">{validator.lastError}</p>}
           <h3>Scores per miner</h3>

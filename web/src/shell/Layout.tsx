@@ -1,7 +1,8 @@
 import { shortId } from '../format.ts';
 import { useContext, useEffect, useState } from 'react';
 import { NavLink, Outlet } from 'react-router';
-import { NodeContext, useNodeState, useRuntime } from './node-context.ts';
+import { NodeContext, useStore, useTab } from './node-context.ts';
+import { idleMiner } from '../../../core/services/miner.ts';
 
 type Theme = 'light' | 'dark';
 
@@ -25,31 +26,38 @@ function useTheme(): [Theme, () => void] {
 
 /** The status bar: relay, peers, block, role, device and identity, always in view. */
 function StatusBar() {
-  const state = useNodeState();
-  const runtime = useRuntime();
+  const tab = useTab();
+  const status = useStore(tab?.node.status, null);
+  const services = useStore(tab?.node.services, null);
+  const relayState = useStore(services?.relay.state, null);
+  const peers = useStore(services?.peers.peers, []);
+  const block = useStore(services?.ledger?.consensus.block, null);
+  const miner = useStore(services?.miner?.state, idleMiner);
+  const settings = useStore(tab?.roles.settings, null);
   const [copied, setCopied] = useState(false);
-  if (!state || !runtime) return null;
-  const relay = state.relay.reserved
+  if (!tab || !status || !settings) return null;
+  const relay = relayState?.reserved
     ? 'relay: connected'
-    : state.relay.connected
+    : relayState?.connected
       ? 'relay: reserving…'
       : 'relay: offline';
-  const direct = state.peers.filter((p) => p.direct).length;
+  const direct = peers.filter((p) => p.direct).length;
+  const peerId = status.peerId;
   return (
     <div className="status-bar" role="status" aria-label="node status" data-testid="status-bar">
-      <span className={state.relay.reserved ? 'ok' : 'warn'}>{state.status === 'idle' ? 'not started' : relay}</span>
+      <span className={relayState?.reserved ? 'ok' : 'warn'}>{status.status === 'idle' ? 'not started' : relay}</span>
       <span>{direct} direct peers</span>
-      <span>block {state.ledger?.block ?? '—'}</span>
-      <span>role: {runtime.role}</span>
-      <span>device: {state.miner.device ?? '—'}</span>
-      {state.peerId && (
+      <span>block {block ?? '—'}</span>
+      <span>role: {settings.role}</span>
+      <span>device: {miner.device ?? '—'}</span>
+      {peerId && (
         <span>
-          <code title={state.peerId}>{shortId(state.peerId)}</code>{' '}
+          <code title={peerId}>{shortId(peerId)}</code>{' '}
           <button
             type="button"
             className="secondary small"
             onClick={() =>
-              void navigator.clipboard?.writeText(state.peerId!).then(
+              void navigator.clipboard?.writeText(peerId).then(
                 () => setCopied(true),
                 () => setCopied(false),
               )

@@ -1,28 +1,32 @@
-/** The tab's node, shared with every page through React context, and a hook that re-renders on its events. */
+/**
+ * The tab's node, given to every page through React context, and the hook that subscribes a page to one of
+ * the node's typed stores. Pages render stores and call intents; they never reach into storage or the network.
+ */
 import { createContext, useContext, useSyncExternalStore } from 'react';
-import type { NodeRuntime, NodeState } from '../node/runtime.ts';
+import type { WebtensorNode } from '../../../core/node.ts';
+import type { Roles } from '../../../core/roles.ts';
+import type { ReadableStore } from '../../../core/store.ts';
 
-export const NodeContext = createContext<{ runtime: NodeRuntime | null; configError: string | null }>({
-  runtime: null,
+export interface TabNode {
+  node: WebtensorNode;
+  roles: Roles;
+}
+
+export const NodeContext = createContext<{ tab: TabNode | null; configError: string | null }>({
+  tab: null,
   configError: null,
 });
 
-export function useRuntime(): NodeRuntime | null {
-  return useContext(NodeContext).runtime;
+/** The tab's node and its roles, or null when the URL's settings were refused. */
+export function useTab(): TabNode | null {
+  return useContext(NodeContext).tab;
 }
 
-const noop = () => () => {};
+const never = () => () => {};
 
-/** The node's state, updated on its 'change' events (no polling). */
-export function useNodeState(): NodeState | null {
-  const runtime = useRuntime();
-  return useSyncExternalStore(
-    runtime
-      ? (notify) => {
-          runtime.addEventListener('change', notify);
-          return () => runtime.removeEventListener('change', notify);
-        }
-      : noop,
-    () => runtime?.state ?? null,
+/** The current value of `store`, re-rendering on every change; `fallback` while there is no store (yet). */
+export function useStore<T>(store: ReadableStore<T> | null | undefined, fallback: T): T {
+  return useSyncExternalStore(store ? (notify) => store.subscribe(notify) : never, () =>
+    store ? store.get() : fallback,
   );
 }

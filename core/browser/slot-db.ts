@@ -1,6 +1,7 @@
 /**
- * One Dexie database per identity slot. Today it holds the node's key; the ledger tables join it in #5.
- * Quota and other storage errors surface as sentences that say what to do.
+ * One Dexie database per identity slot, holding the node's key (the ledger has its own database, declared in
+ * shared/ledger/db.ts because the consensus worker reads it too). Storage errors become sentences that say what
+ * to do.
  */
 import Dexie, { type Table } from 'dexie';
 

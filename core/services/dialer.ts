@@ -9,6 +9,8 @@ export interface DialerOptions {
   /** Dial one peer directly; resolves when connected, rejects on failure. */
   dial: (peer: string, signal: AbortSignal) => Promise<void>;
   isConnected: (peer: string) => boolean;
+  /** Whether this node is the one to dial `peer`; default: the lower peer id dials. */
+  shouldDial?: (peer: string) => boolean;
   timeoutMs?: number;
   now?: () => number;
 }
@@ -40,7 +42,7 @@ export class Dialer {
   /** Offer the current peer list; dials the ones this node is responsible for. */
   offer(peers: readonly string[]): void {
     for (const peer of peers) {
-      if (peer === this.options.self || !(this.options.self < peer)) continue;
+      if (peer === this.options.self || !(this.options.shouldDial?.(peer) ?? this.options.self < peer)) continue;
       if (this.options.isConnected(peer) || this.inFlight.has(peer) || this.queue.includes(peer)) continue;
       if ((this.backoff.get(peer)?.until ?? 0) > this.now()) continue;
       this.queue.push(peer);

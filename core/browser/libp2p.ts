@@ -2,22 +2,20 @@
  * The tab's libp2p node: WebSockets to the relay, circuit relay for signalling, WebRTC for direct connections
  * between tabs; noise, yamux, identify, ping, gossipsub. Settings from ../shared/notes/P2P.md.
  */
-import { createLibp2p, type Libp2p } from 'libp2p';
+import { createLibp2p } from 'libp2p';
 import { circuitRelayTransport } from '@libp2p/circuit-relay-v2';
-import { gossipsub, type GossipSub } from '@libp2p/gossipsub';
+import { gossipsub } from '@libp2p/gossipsub';
 import { createPeerScoreParams } from '@libp2p/gossipsub/score';
-import { identify, type Identify } from '@libp2p/identify';
+import { identify } from '@libp2p/identify';
 import type { PrivateKey } from '@libp2p/interface';
 import { noise } from '@libp2p/noise';
-import { ping, type Ping } from '@libp2p/ping';
+import { ping } from '@libp2p/ping';
 import { webRTC } from '@libp2p/webrtc';
 import { webSockets } from '@libp2p/websockets';
 import { yamux } from '@libp2p/yamux';
+import type { Libp2pNode } from '../platform.ts';
 
-export type TabServices = { identify: Identify; ping: Ping; pubsub: GossipSub };
-export type TabNode = Libp2p<TabServices>;
-
-export function createTabNode(privateKey: PrivateKey, iceServers: RTCIceServer[]): Promise<TabNode> {
+export function createTabLibp2p(privateKey: PrivateKey, iceServers: RTCIceServer[]): Promise<Libp2pNode> {
   return createLibp2p({
     privateKey,
     addresses: { listen: ['/p2p-circuit', '/webrtc'] },
@@ -43,9 +41,4 @@ export function createTabNode(privateKey: PrivateKey, iceServers: RTCIceServer[]
       }),
     },
   });
-}
-
-/** A connection is direct when it is WebRTC and not a limited (relayed) one. P2P.md pitfall 6. */
-export function isDirect(connection: { limits?: unknown; remoteAddr: { toString(): string } }): boolean {
-  return connection.limits == null && connection.remoteAddr.toString().includes('/webrtc');
 }

@@ -3,39 +3,29 @@
  * validated; a bad value is an error that names the parameter. Without `relay=`, the node asks the relay's HTTP
  * port on this page's host where to dial; without `network=`, it reads the network config beside it.
  */
-import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
-import { findModel } from '../../../shared/inference/catalogue.ts';
-import type { DevicePreference } from '../../../worker/device.ts';
+import { multiaddr } from '@multiformats/multiaddr';
+import { findModel } from '../../shared/inference/catalogue.ts';
+import { NodeError } from '../../shared/errors.ts';
+import { FAULTS as faults, type Fault, type NodeConfig } from '../../core/config.ts';
 
-export interface NodeConfig {
-  /** A relay multiaddr to dial, or the URL of a relay's /healthz to ask for one. */
-  relay: { multiaddr: Multiaddr } | { healthUrl: string };
+/** What a tab's URL says: the node's settings, plus tab-only ones (autostart, ICE servers). */
+export interface TabConfig extends NodeConfig {
   autostart: boolean;
   iceServers: RTCIceServer[];
-  /** The model to mine with; null: the best one the server has (stories260K, else the generated tiny Llama). */
-  model: string | null;
-  device: DevicePreference;
-  /** What the tab does once started: mine (serve a model), validate miners, or only take part as a client. */
-  role: 'miner' | 'validator' | 'client';
-  /** Where the network config comes from: a URL, or null for the relay's /network beside its /healthz. */
-  network: string | null;
-  /** Test networks only: make this node misbehave so tests can show that scoring works. */
-  fault: Fault | null;
-  /** Where hub models come from (`hub=`): https://huggingface.co/ unless a mirror is given. */
-  hub: string;
 }
 
-export const faults = ['wrong-output', 'slow', 'drop', 'copy-weights'] as const;
-export type Fault = (typeof faults)[number];
-
-export class ConfigError extends Error {
+/** A URL parameter was refused; the message names it. */
+export class ConfigError extends NodeError {
   override name = 'ConfigError';
+  constructor(message: string) {
+    super('bad-config', message);
+  }
 }
 
-export function readNodeConfig(search: string, location: { hostname: string; protocol: string }): NodeConfig {
+export function readNodeConfig(search: string, location: { hostname: string; protocol: string }): TabConfig {
   const params = new URLSearchParams(search);
   const relayParam = params.get('relay');
-  let relay: NodeConfig['relay'];
+  let relay: TabConfig['relay'];
   if (relayParam === null || relayParam === '') {
     relay = { healthUrl: `${location.protocol === 'https:' ? 'https' : 'http'}://${location.hostname}:9091/healthz` };
   } else if (/^https?:\/\//.test(relayParam)) {

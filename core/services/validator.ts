@@ -1,22 +1,18 @@
 /**
- * The validator loop (DESIGN §5): challenge the subnet's miners one at a time with seeded prompts, check each
+ * The validator loop (docs/validator.md): challenge the subnet's miners one at a time with seeded prompts, check each
  * answer against this tab's own run of the pinned model (token ids, and the model hash), score correctness x
  * speed x availability with an EMA, and once per epoch commit the weights (first half) and reveal them (second
  * half). `copy-weights` (test profile only) makes it copy another validator's last revealed weights instead.
  */
-import type { SubnetConfig } from '../../../shared/ledger/config.ts';
-import { weightsCommitHash } from '../../../shared/ledger/state.ts';
-import type { GenerateParams, GenerateResult } from '../../../shared/inference/protocol.ts';
-import { RpcError } from '../../../shared/p2p/messages.ts';
-import {
-  answerScore,
-  challengePrompt,
-  ema,
-  weightsFromScores,
-  type Outcome,
-} from '../../../shared/validator/scoring.ts';
-import type { Generation } from '../../../worker/inference.worker.ts';
-import type { LedgerNode } from './ledger-node.ts';
+import type { SubnetConfig } from '../../shared/ledger/config.ts';
+import { weightsCommitHash } from '../../shared/ledger/state.ts';
+import type { Generation } from '../../shared/inference/engine.ts';
+import type { GenerateParams, GenerateResult } from '../../shared/inference/protocol.ts';
+import { RpcError } from '../../shared/p2p/messages.ts';
+import { answerScore, challengePrompt, ema, weightsFromScores, type Outcome } from '../../shared/validator/scoring.ts';
+import { Store } from '../store.ts';
+import type { Consensus } from './consensus.ts';
+import type { RecordBook } from './record-book.ts';
 
 export const CHALLENGE_TOKENS = 16;
 export const CHALLENGE_DEADLINE_MS = 8000;
@@ -43,10 +39,11 @@ export interface ValidatorState {
   lastError: string | null;
 }
 
-export interface ValidatorDeps {
-  ledger: LedgerNode;
+export interface ValidatorComponents {
+  consensus: Pick<Consensus, 'snapshot' | 'uidOf' | 'currentBlock'>;
+  book: Pick<RecordBook, 'publish' | 'self'>;
   subnet: SubnetConfig;
-  self: string;
+  /** Test networks only: copy another validator's weights instead of scoring. */
   fault: 'copy-weights' | null;
   infer(peer: string, params: GenerateParams, opts: { timeoutMs: number }): Promise<GenerateResult>;
   generateLocally(params: GenerateParams): Promise<Generation>;
@@ -55,17 +52,16 @@ export interface ValidatorDeps {
 const randomSalt = () =>
   Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, '0')).join('');
 
-export class Validator extends EventTarget {
-  state: ValidatorState;
+export class Validator {
+  readonly state: Store<ValidatorState>;
   private timer: ReturnType<typeof setInterval> | null = null;
   private busy = false;
   private next = 0;
   private counter = 0;
   private pending: { epoch: number; uids: number[]; values: number[]; salt: string } | null = null;
 
-  constructor(private readonly deps: ValidatorDeps) {
-    super();
-    this.state = {
+  constructor(private readonly deps: ValidatorComponents) {
+    this.state = new Store<ValidatorState>({
       running: false,
       netuid: deps.subnet.netuid,
       scores: [],
@@ -74,12 +70,15 @@ export class Validator extends EventTarget {
       committed: null,
       revealed: null,
       lastError: null,
-    };
+    });
   }
 
   private update(patch: Partial<ValidatorState>) {
-    this.state = { ...this.state, ...patch };
-    this.dispatchEvent(new Event('change'));
+    this.state.update(patch);
+  }
+
+  get self(): string {
+    return this.deps.book.self;
   }
 
   start() {
@@ -108,15 +107,15 @@ export class Validator extends EventTarget {
   }
 
   private miners(): { uid: number; hotkey: string }[] {
-    const sub = this.deps.ledger.view.snapshot?.subnets.find((s) => s.netuid === this.deps.subnet.netuid);
+    const sub = this.deps.consensus.snapshot.get()?.subnets.find((s) => s.netuid === this.deps.subnet.netuid);
     return (sub?.uids ?? [])
       .map((u, uid) => ({ uid, hotkey: u.hotkey, role: u.role }))
-      .filter((u) => u.role === 'miner' && u.hotkey !== this.deps.self);
+      .filter((u) => u.role === 'miner' && u.hotkey !== this.self);
   }
 
   private async challengeNext() {
     const miners = this.miners();
-    if (miners.length === 0 || this.deps.ledger.uidOn(this.deps.subnet.netuid) === null) return;
+    if (miners.length === 0 || this.deps.consensus.uidOf(this.deps.subnet.netuid, this.self) === null) return;
     const target = miners[this.next++ % miners.length]!;
     const seed = (Date.now() & 0x7fffffff) ^ this.counter++;
     const prompt = challengePrompt(seed);
@@ -137,7 +136,7 @@ export class Validator extends EventTarget {
     }
     const latencyMs = performance.now() - start;
     const sample = answerScore(outcome, latencyMs, CHALLENGE_DEADLINE_MS);
-    const scores = this.state.scores.filter((s) => !(s.uid === target.uid && s.hotkey !== target.hotkey));
+    const scores = this.state.get().scores.filter((s) => !(s.uid === target.uid && s.hotkey !== target.hotkey));
     const prev = scores.find((s) => s.uid === target.uid);
     const next: MinerScore = {
       uid: target.uid,
@@ -151,7 +150,7 @@ export class Validator extends EventTarget {
     };
     this.update({
       inFlight: null,
-      challenges: this.state.challenges + 1,
+      challenges: this.state.get().challenges + 1,
       scores: [...scores.filter((s) => s.uid !== target.uid), next].sort((a, b) => a.uid - b.uid),
     });
   }
@@ -159,19 +158,19 @@ export class Validator extends EventTarget {
   /** Commit in an epoch's first half, reveal the same weights in its second half. */
   private async weightsDuty() {
     const { tempo, netuid } = this.deps.subnet;
-    const block = this.deps.ledger.block;
+    const block = this.deps.consensus.currentBlock();
     const epoch = Math.floor(block / tempo);
     const offset = block % tempo;
-    if (this.deps.ledger.uidOn(netuid) === null) return;
+    if (this.deps.consensus.uidOf(netuid, this.self) === null) return;
     // Leave a block of margin at each window's edge, so the record lands in the window on every node.
     if (offset >= 1 && offset < tempo / 2 - 1 && this.pending?.epoch !== epoch) {
       // Weights only once every current miner has been challenged: otherwise an unseen miner would get nothing.
-      const seen = new Set(this.state.scores.map((m) => `${m.uid}/${m.hotkey}`));
+      const seen = new Set(this.state.get().scores.map((m) => `${m.uid}/${m.hotkey}`));
       if (!this.miners().every((m) => seen.has(`${m.uid}/${m.hotkey}`))) return;
       const weights = this.deps.fault === 'copy-weights' ? this.copiedWeights() : this.ownWeights();
       if (!weights || weights.uids.length === 0) return;
       const salt = randomSalt();
-      await this.deps.ledger.publish('weights.commit', {
+      await this.deps.book.publish('weights.commit', {
         netuid,
         hash: weightsCommitHash({ netuid, uids: weights.uids, values: weights.values, salt }),
       });
@@ -179,8 +178,8 @@ export class Validator extends EventTarget {
       this.update({ committed: { epoch, ...weights } });
     } else if (offset > tempo / 2 && offset < tempo - 1 && this.pending?.epoch === epoch) {
       const { uids, values, salt } = this.pending;
-      if (this.state.revealed?.epoch === epoch) return;
-      await this.deps.ledger.publish('weights.reveal', { netuid, uids, values, salt });
+      if (this.state.get().revealed?.epoch === epoch) return;
+      await this.deps.book.publish('weights.reveal', { netuid, uids, values, salt });
       this.update({ revealed: { epoch, uids, values } });
     }
   }
@@ -188,19 +187,22 @@ export class Validator extends EventTarget {
   private ownWeights() {
     const live = new Set(this.miners().map((m) => `${m.uid}/${m.hotkey}`));
     const scores = new Map(
-      this.state.scores.filter((s) => live.has(`${s.uid}/${s.hotkey}`)).map((s) => [s.uid, s.score] as const),
+      this.state
+        .get()
+        .scores.filter((s) => live.has(`${s.uid}/${s.hotkey}`))
+        .map((s) => [s.uid, s.score] as const),
     );
     return weightsFromScores(scores);
   }
 
   /** The weight copier: the highest-stake other validator's last revealed weights, as the ledger shows them. */
   private copiedWeights() {
-    const snap = this.deps.ledger.view.snapshot;
+    const snap = this.deps.consensus.snapshot.get();
     const sub = snap?.subnets.find((s) => s.netuid === this.deps.subnet.netuid);
     if (!snap || !sub) return null;
     const others = sub.uids
       .map((u, uid) => ({ uid, hotkey: u.hotkey, w: sub.weights[uid], stake: snap.stakes[u.hotkey] ?? 0n }))
-      .filter((u) => u.hotkey !== this.deps.self && u.w)
+      .filter((u) => u.hotkey !== this.self && u.w)
       .sort((a, b) => (a.stake === b.stake ? 0 : a.stake > b.stake ? -1 : 1));
     const w = others[0]?.w;
     return w ? { uids: [...w.uids], values: [...w.values] } : null;

@@ -1,0 +1,54 @@
+/**
+ * The ledger in IndexedDB (Dexie): one database per identity slot (schema in shared/ledger/db.ts, which the
+ * consensus worker opens too), rows of one network per store. Quota errors become sentences.
+ */
+import Dexie from 'dexie';
+import { LedgerDb, type StoredRecordRow } from '../../shared/ledger/db.ts';
+import { NodeError } from '../../shared/errors.ts';
+import type { LedgerStore } from '../platform.ts';
+import { storageErrorSentence } from './slot-db.ts';
+
+export class DexieLedgerStore implements LedgerStore {
+  private readonly db: LedgerDb;
+
+  constructor(
+    slot: number,
+    private readonly networkId: string,
+  ) {
+    this.db = new LedgerDb(slot);
+  }
+
+  count(): Promise<number> {
+    return this.db.records.where('network').equals(this.networkId).count();
+  }
+
+  async get(ids: readonly string[]): Promise<(StoredRecordRow | undefined)[]> {
+    const rows = await this.db.records.bulkGet([...ids]);
+    return rows.map((r) => (r && r.network === this.networkId ? r : undefined));
+  }
+
+  async put(rows: readonly StoredRecordRow[]): Promise<void> {
+    try {
+      await this.db.records.bulkPut([...rows]);
+    } catch (err) {
+      throw new NodeError('storage', storageErrorSentence(err), { cause: err });
+    }
+  }
+
+  all(): Promise<StoredRecordRow[]> {
+    return this.db.records.where('network').equals(this.networkId).toArray();
+  }
+
+  byAuthor(author: string): Promise<StoredRecordRow[]> {
+    return this.db.records.where('[network+author]').equals([this.networkId, author]).toArray();
+  }
+
+  recent(limit: number): Promise<StoredRecordRow[]> {
+    return this.db.records
+      .where('[network+receivedAt]')
+      .between([this.networkId, Dexie.minKey], [this.networkId, Dexie.maxKey])
+      .reverse()
+      .limit(limit)
+      .toArray();
+  }
+}

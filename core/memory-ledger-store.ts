@@ -1,0 +1,35 @@
+/**
+ * A ledger store in memory: for Node processes that keep no history of their own (a client, a test node).
+ * It loses everything when the process ends; durable stores implement the same interface.
+ */
+import type { StoredRecordRow } from '../shared/ledger/db.ts';
+import type { LedgerStore } from './platform.ts';
+
+export class MemoryLedgerStore implements LedgerStore {
+  private readonly rows = new Map<string, StoredRecordRow>();
+
+  async count(): Promise<number> {
+    return this.rows.size;
+  }
+
+  async get(ids: readonly string[]): Promise<(StoredRecordRow | undefined)[]> {
+    return ids.map((id) => this.rows.get(id));
+  }
+
+  async put(rows: readonly StoredRecordRow[]): Promise<void> {
+    for (const row of rows) if (!this.rows.has(row.id)) this.rows.set(row.id, row);
+  }
+
+  async all(): Promise<StoredRecordRow[]> {
+    return [...this.rows.values()];
+  }
+
+  async byAuthor(author: string): Promise<StoredRecordRow[]> {
+    return [...this.rows.values()].filter((r) => r.author === author);
+  }
+
+  async recent(limit: number): Promise<StoredRecordRow[]> {
+    // Map order is insertion order, i.e. arrival.
+    return [...this.rows.values()].slice(-limit).reverse();
+  }
+}

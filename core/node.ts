@@ -1,0 +1,162 @@
+/**
+ * A webtensor node, the same in a tab and in Node: it claims an identity, starts libp2p and the services in
+ * dependency order (each gets what it needs at construction), and stops them in reverse. Pages and the CLI read
+ * its stores and call its intents; nothing reaches into a service's internals.
+ *
+ *   identity → libp2p → rpc · peers · relay link → discovery · diagnostics · announcements · client
+ *            → network config → ledger (book, gossip, sync, consensus, agreement, registration)
+ *            → miner (where the platform has an inference engine) → validator (on demand)
+ */
+import type { PrivateKey } from '@libp2p/interface';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import { NodeError } from '../shared/errors.ts';
+import type { NodeConfig } from './config.ts';
+import { LedgerServices } from './ledger.ts';
+import { loadNetworkConfig } from './network-config.ts';
+import type { Identity, Libp2pNode, Platform } from './platform.ts';
+import { Announcements } from './services/announce.ts';
+import { Client } from './services/client.ts';
+import { Diagnostics } from './services/diagnostics.ts';
+import { Discovery } from './services/discovery.ts';
+import { Miner } from './services/miner.ts';
+import { PeerTable } from './services/peers.ts';
+import { RelayLink, resolveRelay } from './services/relay-link.ts';
+import { RpcRouter } from './services/rpc.ts';
+import { Store } from './store.ts';
+
+export interface NodeStatus {
+  status: 'idle' | 'starting' | 'running' | 'error';
+  /** What went wrong, as a sentence; null when nothing did. */
+  error: string | null;
+  slot: number | null;
+  peerId: string | null;
+}
+
+/** Everything a started node runs. `ledger` is null when the relay serves no network config. */
+export interface NodeServices {
+  peerId: string;
+  identity: Identity;
+  key: PrivateKey;
+  libp2p: Libp2pNode;
+  rpc: RpcRouter;
+  peers: PeerTable;
+  relay: RelayLink;
+  discovery: Discovery;
+  diagnostics: Diagnostics;
+  announcements: Announcements;
+  client: Client;
+  ledger: LedgerServices | null;
+  /** Null where the platform cannot run models. */
+  miner: Miner | null;
+}
+
+export class WebtensorNode {
+  readonly status = new Store<NodeStatus>({ status: 'idle', error: null, slot: null, peerId: null });
+  /** Null until `start` has built them. */
+  readonly services = new Store<NodeServices | null>(null);
+  /** Resolves once the node holds a relay reservation, whoever started it; rejects if starting failed. */
+  readonly ready: Promise<NodeServices>;
+  private starting: Promise<NodeServices> | null = null;
+  private readonly settle: { resolve(s: NodeServices): void; reject(err: unknown): void };
+
+  constructor(
+    readonly config: NodeConfig,
+    readonly platform: Platform,
+  ) {
+    let settle!: typeof this.settle;
+    this.ready = new Promise<NodeServices>((resolve, reject) => (settle = { resolve, reject }));
+    this.settle = settle;
+    this.ready.catch(() => {}); // reported through `status`; callers that await it see the error
+  }
+
+  /** Start the node; resolves once it holds a relay reservation. Safe to call more than once. */
+  start(): Promise<NodeServices> {
+    this.starting ??= this.build().then(
+      (services) => {
+        this.settle.resolve(services);
+        return services;
+      },
+      (err: unknown) => {
+        this.status.update({ status: 'error', error: (err as Error).message });
+        this.settle.reject(err);
+        throw err;
+      },
+    );
+    return this.starting;
+  }
+
+  private async build(): Promise<NodeServices> {
+    const { config, platform } = this;
+    this.status.update({ status: 'starting' });
+    const identity = await platform.claimIdentity();
+    const key = await identity.loadOrCreateKey();
+    const peerId = peerIdFromPrivateKey(key).toString();
+    this.status.update({ slot: identity.slot, peerId });
+    const relayAddress = await resolveRelay(config.relay);
+    const network = await loadNetworkConfig(config);
+    if (config.fault && network?.profile !== 'test')
+      throw new NodeError(
+        'bad-config',
+        `fault=${config.fault} is only allowed on a test network; this is ${network?.networkId ?? 'no network'}.`,
+      );
+    const libp2p = await platform.createLibp2p(key);
+    const clock = platform.clock;
+    const rpc = new RpcRouter({ libp2p, key, clock });
+    const relay = new RelayLink({ libp2p }, relayAddress);
+    const peers = new PeerTable({ libp2p, relayPeer: relay.peer });
+    const discovery = new Discovery({ libp2p, relay, peers, platform });
+    const diagnostics = new Diagnostics({ libp2p, rpc, peers, slot: identity.slot });
+    const announcements = new Announcements({ libp2p, rpc, clock });
+    let ledger: LedgerServices | null = null;
+    if (network) {
+      const { store, consensus: engine } = await platform.openLedger(identity, network.networkId);
+      ledger = new LedgerServices({ libp2p, key, network, store, engine, clock, rpc, peers });
+    }
+    const client = new Client({ rpc, peers, snapshot: ledger?.consensus.snapshot ?? null });
+    const miner = platform.inference
+      ? new Miner(
+          { engine: platform.inference, rpc, key, availableModels: () => platform.availableModels() },
+          { fault: config.fault, hub: config.hub },
+        )
+      : null;
+
+    await diagnostics.start();
+    await miner?.start();
+    peers.start();
+    announcements.start();
+    relay.start();
+    discovery.start();
+    await ledger?.start();
+    const services: NodeServices = {
+      peerId,
+      identity,
+      key,
+      libp2p,
+      rpc,
+      peers,
+      relay,
+      discovery,
+      diagnostics,
+      announcements,
+      client,
+      ledger,
+      miner,
+    };
+    this.services.set(services);
+    await relay.reserved();
+    this.status.update({ status: 'running', error: null });
+    return services;
+  }
+
+  async stop(): Promise<void> {
+    const s = this.services.get();
+    if (!s) return;
+    s.ledger?.stop();
+    s.discovery.stop();
+    s.relay.stop();
+    s.announcements.stop();
+    s.peers.stop();
+    await s.libp2p.stop();
+    this.status.update({ status: 'idle' });
+  }
+}

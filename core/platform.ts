@@ -1,0 +1,94 @@
+/**
+ * What differs between a browser tab and a Node process, as small interfaces. The node core (`core/services`)
+ * only ever talks to these; `core/browser` implements them with Dexie, Web Workers and Web Locks, `core/nodejs`
+ * with files, the process itself and a WebSocket listener. Everything else is the same code in both places.
+ */
+import type { GossipSub } from '@libp2p/gossipsub';
+import type { Identify } from '@libp2p/identify';
+import type { PrivateKey } from '@libp2p/interface';
+import type { Ping } from '@libp2p/ping';
+import type { Multiaddr } from '@multiformats/multiaddr';
+import type { Libp2p } from 'libp2p';
+import type { InferenceEngine } from '../shared/inference/engine.ts';
+import type { NetworkConfig } from '../shared/ledger/config.ts';
+import type { StoredRecordRow } from '../shared/ledger/db.ts';
+import type { PowProgress } from '../shared/ledger/pow.ts';
+import type { LedgerSnapshot } from '../shared/ledger/snapshot.ts';
+
+export type NodeLibp2pServices = { identify: Identify; ping: Ping; pubsub: GossipSub };
+export type Libp2pNode = Libp2p<NodeLibp2pServices>;
+
+/** Milliseconds since the epoch; the block clock is derived from it. Tests may hand in their own. */
+export interface Clock {
+  now(): number;
+}
+
+/** Where this node's identity lives: a tab's slot (Web Locks + IndexedDB) or a data directory (a key file). */
+export interface Identity {
+  /** The tab's slot number, or null outside a browser. */
+  readonly slot: number | null;
+  /** The node's Ed25519 key, created on first use and the same on every later start. */
+  loadOrCreateKey(): Promise<PrivateKey>;
+  /** Replace the stored key (takes effect on the next start). */
+  saveKey(key: PrivateKey): Promise<void>;
+}
+
+/** The records of one network this node holds, and the epochs its replays closed. */
+export interface LedgerStore {
+  count(): Promise<number>;
+  /** The rows with these ids, in order (undefined where not held). */
+  get(ids: readonly string[]): Promise<(StoredRecordRow | undefined)[]>;
+  /** Store rows that passed every check; ids already held are kept as they are. */
+  put(rows: readonly StoredRecordRow[]): Promise<void>;
+  all(): Promise<StoredRecordRow[]>;
+  byAuthor(author: string): Promise<StoredRecordRow[]>;
+  /** The newest rows by arrival, newest first. */
+  recent(limit: number): Promise<StoredRecordRow[]>;
+}
+
+export interface RegistrationPuzzle {
+  network: string;
+  netuid: number;
+  author: string;
+  block: number;
+  difficulty: number;
+}
+
+/** Replay and proof of work, off the thread that talks to peers where the platform has one. */
+export interface ConsensusEngine {
+  /** Replay the store's records for `config` and close every epoch through block `closeThrough`. */
+  computeLedger(config: NetworkConfig, closeThrough: number): Promise<LedgerSnapshot>;
+  solveRegistration(
+    puzzle: RegistrationPuzzle,
+    onProgress?: (p: PowProgress) => void,
+  ): Promise<{ nonce: string; hashes: number; ms: number }>;
+}
+
+/** Where to reach a peer: its id, the relay both hold reservations on, and any addresses it listens on. */
+export interface DialTarget {
+  peer: string;
+  relay: Multiaddr;
+  addrs: readonly string[];
+}
+
+export interface Platform {
+  readonly kind: 'browser' | 'node';
+  readonly clock: Clock;
+  /** Claim this node's identity (a tab takes the first free slot; a process its data directory). */
+  claimIdentity(): Promise<Identity>;
+  createLibp2p(key: PrivateKey): Promise<Libp2pNode>;
+  /** Whether others can dial this node on an address of its own (a listener), not only through the relay. */
+  readonly listens: boolean;
+  /** Open a direct connection to a peer: WebRTC signalled through the relay, or the peer's own addresses. */
+  dialPeer(libp2p: Libp2pNode, target: DialTarget, signal: AbortSignal): Promise<void>;
+  /** Storage and replay for one network, for the identity claimed. */
+  openLedger(identity: Identity, networkId: string): Promise<{ store: LedgerStore; consensus: ConsensusEngine }>;
+  /** The inference engine, or null where this platform cannot run models (yet). */
+  readonly inference: InferenceEngine | null;
+  /** Models this machine can serve without downloading (best first is up to the caller). */
+  availableModels(): Promise<string[]>;
+}
+
+/** `addr` ending in `/p2p/<peer>`, so a dial checks it reached that peer. */
+export const withPeerId = (addr: string, peer: string): string =>
+  addr.includes('/p2p/') ? addr : `${addr}/p2p/${peer}`;

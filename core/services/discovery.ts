@@ -1,0 +1,124 @@
+/**
+ * Peer discovery: poll the relay's peer list, dial the peers this node is responsible for (through the Dialer:
+ * bounded, with timeouts and backoff), and hang up on peers that left the list and stopped answering pings.
+ */
+import { peerIdFromString } from '@libp2p/peer-id';
+import { lpStream } from '@libp2p/utils';
+import { decodeFrame, MAX_FRAME_BYTES, peerListSchema } from '../../shared/p2p/messages.ts';
+import { PROTOCOLS } from '../../shared/names.ts';
+import type { Libp2pNode, Platform } from '../platform.ts';
+import { Store } from '../store.ts';
+import { Dialer } from './dialer.ts';
+import type { PeerTable } from './peers.ts';
+import type { RelayLink } from './relay-link.ts';
+
+export interface DiscoveryState {
+  /** When the relay's list last arrived and how many peers it named. */
+  lastList: { at: number; count: number } | null;
+  lastError: string | null;
+  dialFailures: number;
+}
+
+export interface DiscoveryComponents {
+  libp2p: Libp2pNode;
+  relay: RelayLink;
+  peers: PeerTable;
+  platform: Pick<Platform, 'dialPeer' | 'listens' | 'clock'>;
+}
+
+export class Discovery {
+  readonly state = new Store<DiscoveryState>({ lastList: null, lastError: null, dialFailures: 0 });
+  private readonly dialer: Dialer;
+  /** Addresses the relay listed for peers that listen on their own. */
+  private addrs: Record<string, string[]> = {};
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private stopReserved: (() => void) | null = null;
+
+  constructor(private readonly components: DiscoveryComponents) {
+    const { libp2p, relay, peers, platform } = components;
+    const self = libp2p.peerId.toString();
+    this.dialer = new Dialer({
+      self,
+      isConnected: (peer) => peers.directConnection(peer) !== undefined,
+      // A peer with its own listener is dialled by those without one; among equals, the lower id dials.
+      shouldDial: (peer) => {
+        const theyListen = (this.addrs[peer]?.length ?? 0) > 0;
+        if (theyListen !== platform.listens) return theyListen;
+        return self < peer;
+      },
+      dial: (peer, signal) =>
+        platform.dialPeer(libp2p, { peer, relay: relay.address, addrs: this.addrs[peer] ?? [] }, signal),
+    });
+  }
+
+  start(): void {
+    this.timer = setInterval(() => void this.poll(), 2000);
+    // Ask at once whenever the reservation is (re)made.
+    this.stopReserved = this.components.relay.state.subscribe((s) => s.reserved && void this.poll());
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.stopReserved?.();
+  }
+
+  describe() {
+    const { lastList, lastError } = this.state.get();
+    return {
+      peerList: lastList ? { ageMs: this.components.platform.clock.now() - lastList.at, count: lastList.count } : null,
+      peerListError: lastError,
+      dials: this.dialer.describe(),
+    };
+  }
+
+  private async poll(): Promise<void> {
+    const { libp2p, relay, peers } = this.components;
+    if (!relay.state.get().reserved) return;
+    try {
+      const stream = await libp2p.dialProtocol(peerIdFromString(relay.peer), PROTOCOLS.peers, {
+        signal: AbortSignal.timeout(5000),
+      });
+      const bytes = await lpStream(stream, { maxDataLength: MAX_FRAME_BYTES }).read({
+        signal: AbortSignal.timeout(5000),
+      });
+      // Close our end: the relay's close waits for it, and open streams count against its limit.
+      await stream.close({ signal: AbortSignal.timeout(2000) }).catch(() => stream.abort(new Error('closing failed')));
+      const list = decodeFrame(bytes.subarray(), peerListSchema);
+      this.addrs = list.addrs ?? {};
+      this.dialer.offer(list.peers);
+      this.state.update({
+        lastList: { at: this.components.platform.clock.now(), count: list.peers.length },
+        lastError: null,
+        dialFailures: this.dialer.failures,
+      });
+      await this.pruneGone(new Set(list.peers), peers);
+    } catch (err) {
+      // The relay may be restarting; the relay link reconnects.
+      this.state.update({ lastError: (err as Error).message });
+    }
+  }
+
+  /**
+   * A tab that closed vanishes from the relay's list at once, while its connection can linger for many seconds.
+   * Drop a peer that is missing from the list *and* does not answer a ping: right after a relay restart the list
+   * is incomplete until every peer has re-reserved, but a live peer still answers. Only silence proves a peer
+   * gone; other ping failures (its one ping stream busy) are inconclusive and must not cut a connection.
+   */
+  private async pruneGone(listed: Set<string>, peers: PeerTable): Promise<void> {
+    const libp2p = this.components.libp2p;
+    await Promise.all(
+      peers.peers
+        .get()
+        .filter((view) => !listed.has(view.peerId))
+        .map(async (view) => {
+          const peer = peerIdFromString(view.peerId);
+          const silent = await libp2p.services.ping.ping(peer, { signal: AbortSignal.timeout(2000) }).then(
+            () => false,
+            (err: Error) => err.name === 'TimeoutError' || err.name === 'AbortError',
+          );
+          if (silent) await libp2p.hangUp(peer).catch(() => {});
+        }),
+    );
+  }
+}

@@ -1,0 +1,237 @@
+/**
+ * The miner: load a catalogue model in the inference engine and serve it to peers on `/webtensor/infer/1`,
+ * one generation at a time through a bounded queue (then "busy"), streaming text pieces and signing the final
+ * result. A caller that resets the stream cancels the work. Test networks may make it misbehave (faults).
+ */
+import type { PrivateKey } from '@libp2p/interface';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import { defaultGenerationPreference, findModel } from '../../shared/inference/catalogue.ts';
+import type { Generation, InferenceEngine, Loaded } from '../../shared/inference/engine.ts';
+import {
+  generateParamsSchema,
+  modelHash,
+  outputHash,
+  signResult,
+  type GenerateParams,
+  type GenerateResult,
+} from '../../shared/inference/protocol.ts';
+import { InferenceQueue } from '../../shared/inference/queue.ts';
+import { PROTOCOLS } from '../../shared/names.ts';
+import { NodeError } from '../../shared/errors.ts';
+import { RpcError } from '../../shared/p2p/messages.ts';
+import type { Json } from '../../shared/p2p/rpc.ts';
+import type { NodeConfig } from '../config.ts';
+import { Store } from '../store.ts';
+import type { RpcRouter } from './rpc.ts';
+
+/** Requests a miner holds at once (one running, the rest waiting) before it answers "busy". */
+export const MINER_QUEUE_CAPACITY = 4;
+
+export interface MinerState {
+  model: string | null;
+  device: 'wasm' | 'webgpu' | null;
+  /** Why that device: shown to the user. */
+  deviceReason: string | null;
+  phase: 'idle' | 'downloading' | 'verifying' | 'loading' | 'ready' | 'error';
+  /** Bytes verified or loaded so far, of total, in the current phase. */
+  progress: { loaded: number; total: number };
+  ready: boolean;
+  served: number;
+  tokensServed: number;
+  /** Tokens per second over the last request served. */
+  tokensPerSecond: number | null;
+  /** Requests waiting or running. */
+  queueDepth: number;
+  /** Requests refused because the queue was full. */
+  busyRefusals: number;
+  /** The last request this miner worked on: how many tokens it generated and why it ended. */
+  lastRequest: { tokens: number; finish: GenerateResult['finish'] } | null;
+  lastError: string | null;
+}
+
+/** A node that serves no model yet. */
+export const idleMiner: MinerState = {
+  model: null,
+  device: null,
+  deviceReason: null,
+  phase: 'idle',
+  progress: { loaded: 0, total: 0 },
+  ready: false,
+  served: 0,
+  tokensServed: 0,
+  tokensPerSecond: null,
+  queueDepth: 0,
+  busyRefusals: 0,
+  lastRequest: null,
+  lastError: null,
+};
+
+export interface MinerComponents {
+  engine: InferenceEngine;
+  rpc: RpcRouter;
+  key: PrivateKey;
+  /** Models this machine has, for the default choice. */
+  availableModels(): Promise<string[]>;
+}
+
+export interface MinerInit {
+  /** Test networks only (the caller checks): misbehave on purpose. */
+  fault: NodeConfig['fault'];
+  hub: string;
+}
+
+export class Miner {
+  readonly state = new Store<MinerState>(idleMiner);
+  private servingModel: string | null = null;
+  private servingHash = '';
+  private readonly self: string;
+  private readonly queue = new InferenceQueue(MINER_QUEUE_CAPACITY, (queueDepth) => this.state.update({ queueDepth }));
+
+  constructor(
+    private readonly components: MinerComponents,
+    private readonly init: MinerInit,
+  ) {
+    this.self = peerIdFromPrivateKey(components.key).toString();
+  }
+
+  async start(): Promise<void> {
+    await this.components.rpc.handle(
+      PROTOCOLS.infer,
+      {
+        'infer.generate': {
+          check: (p) => {
+            const r = generateParamsSchema.safeParse(p);
+            return r.success ? null : `${r.error.issues[0]!.path.join('.') || 'params'}: ${r.error.issues[0]!.message}`;
+          },
+          run: async (p, ctx) => {
+            const params = generateParamsSchema.parse(p);
+            if (params.model !== this.servingModel)
+              throw new RpcError(
+                'unsupported-model',
+                `this miner serves ${this.servingModel ?? 'no model yet'}, not ${params.model}`,
+              );
+            // A piece that cannot be sent means the caller left; the signal cancels the work.
+            const emit = (text: string) => ctx.emit({ text }).catch(() => {});
+            return (await this.serve(params, ctx.signal, emit, ctx.requestId)) as Json;
+          },
+        },
+      },
+      {
+        maxInboundStreams: 16,
+        onRefused: (_peer, code) => {
+          if (code === 'busy') this.state.update({ busyRefusals: this.state.get().busyRefusals + 1 });
+          return code !== 'busy' && code !== 'cancelled';
+        },
+      },
+    );
+  }
+
+  /** The model being served, or null. */
+  get model(): string | null {
+    return this.servingModel;
+  }
+
+  /** The best model this machine has: stories260K when present, else the one every install generates. */
+  async defaultModel(): Promise<string> {
+    const models: string[] = await this.components.availableModels().catch(() => []);
+    return defaultGenerationPreference.find((id) => models.includes(id)) ?? 'webtensor/tiny-llama';
+  }
+
+  /** Verify and load a catalogue model, then serve it. */
+  async serveModel(modelId: string | null, device: NodeConfig['device']): Promise<Loaded> {
+    const id = modelId ?? (await this.defaultModel());
+    const entry = findModel(id);
+    this.servingModel = null;
+    this.state.update({ model: id, phase: 'verifying', ready: false, lastError: null });
+    try {
+      if (!entry || entry.task !== 'text-generation')
+        throw new NodeError('bad-model', `"${id}" is not a text-generation model in the catalogue.`);
+      const phases = { download: 'downloading', verify: 'verifying', load: 'loading' } as const;
+      const loaded = await this.components.engine.load(
+        id,
+        (p) => this.state.update({ phase: phases[p.phase], progress: { loaded: p.loaded, total: p.total } }),
+        device,
+        this.init.hub,
+      );
+      this.servingHash = await modelHash(entry);
+      this.servingModel = id;
+      this.state.update({ phase: 'ready', ready: true, device: loaded.device, deviceReason: loaded.reason });
+      return loaded;
+    } catch (err) {
+      this.state.update({ phase: 'error', lastError: (err as Error).message });
+      throw err;
+    }
+  }
+
+  /** Generate on this node's own engine, queued with the requests it serves (validators check against it). */
+  async generateHere(params: GenerateParams, onText?: (text: string) => unknown, signal?: AbortSignal) {
+    const { value } = await this.queue.run(signal ?? new AbortController().signal, () =>
+      this.components.engine.generate(
+        { prompt: params.prompt, maxNewTokens: params.maxNewTokens, sampling: params.sampling, stop: params.stop },
+        onText,
+      ),
+    );
+    return value;
+  }
+
+  private async serve(
+    params: GenerateParams,
+    signal: AbortSignal,
+    onText: (text: string) => unknown,
+    requestId: string,
+  ): Promise<GenerateResult> {
+    const fault = this.init.fault;
+    if (fault === 'drop')
+      await new Promise((_, reject) =>
+        signal.addEventListener('abort', () => reject(new RpcError('cancelled', 'dropped'))),
+      );
+    if (fault === 'slow') await new Promise((r) => setTimeout(r, 10_000));
+    const { value: out, queuedMs } = await this.queue.run(signal, () =>
+      this.generateCancellable(params, signal, onText),
+    );
+    const m = this.state.get();
+    this.state.update({
+      served: m.served + (out.finish === 'cancelled' ? 0 : 1),
+      tokensServed: m.tokensServed + out.tokenIds.length,
+      tokensPerSecond: out.ms > 0 ? (out.tokenIds.length * 1000) / out.ms : null,
+      lastRequest: { tokens: out.tokenIds.length, finish: out.finish },
+    });
+    if (out.finish === 'cancelled') throw new RpcError('cancelled', 'the caller cancelled the request');
+    // A miner that makes things up: other token ids, consistently signed and hashed, so only a check catches it.
+    if (fault === 'wrong-output') out.tokenIds = out.tokenIds.map((t) => (t * 7 + 3) % 300);
+    return signResult(this.components.key, {
+      requestId,
+      miner: this.self,
+      model: params.model,
+      modelHash: this.servingHash,
+      text: out.text,
+      tokenIds: out.tokenIds,
+      outputHash: await outputHash(out.tokenIds),
+      promptTokens: out.promptTokens,
+      finish: out.finish,
+      queueMs: Math.round(queuedMs),
+      inferMs: Math.round(out.ms),
+    });
+  }
+
+  private async generateCancellable(
+    params: GenerateParams,
+    signal: AbortSignal,
+    onText: (text: string) => unknown,
+  ): Promise<Generation> {
+    const { engine } = this.components;
+    const onAbort = () => void engine.cancel();
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      return await engine.generate(
+        { prompt: params.prompt, maxNewTokens: params.maxNewTokens, sampling: params.sampling, stop: params.stop },
+        onText,
+      );
+    } catch (err) {
+      this.state.update({ lastError: (err as Error).message });
+      throw err;
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+}

@@ -1,0 +1,142 @@
+/**
+ * Anti-entropy sync (`/webtensor/sync/1`): every few seconds, compare bucket digests with a random direct peer,
+ * list the ids in the buckets that differ, and fetch the records this node lacks. Serves the same three methods
+ * to peers, each bounded (200 buckets or ids per request, ids in chunks of 500, records in chunks of 40).
+ */
+import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToHex } from '@noble/hashes/utils.js';
+import { z } from 'zod';
+import { SYNC_BUCKET_BLOCKS, type StoredRecordRow } from '../../shared/ledger/db.ts';
+import { PROTOCOLS } from '../../shared/names.ts';
+import type { Json } from '../../shared/p2p/rpc.ts';
+import type { LedgerStore } from '../platform.ts';
+import { Store } from '../store.ts';
+import type { PeerTable } from './peers.ts';
+import type { RecordBook } from './record-book.ts';
+import type { RpcRouter } from './rpc.ts';
+
+export interface SyncComponents {
+  store: LedgerStore;
+  book: RecordBook;
+  rpc: RpcRouter;
+  peers: Pick<PeerTable, 'direct'>;
+}
+
+export interface SyncInit {
+  /** How often to sync with a random direct peer. */
+  intervalMs?: number;
+}
+
+const bucketsParams = z.object({ buckets: z.array(z.number().int().nonnegative()).max(200) });
+const idsParams = z.object({ ids: z.array(z.string().regex(/^[0-9a-f]{64}$/)).max(200) });
+const digestsReply = z.object({ buckets: z.record(z.string().regex(/^\d+$/), z.string()) });
+const idsChunk = z.array(z.string().regex(/^[0-9a-f]{64}$/)).max(500);
+
+/** sha256 of the sorted ids in each bucket of SYNC_BUCKET_BLOCKS blocks. */
+export function bucketDigests(rows: readonly StoredRecordRow[]): Record<string, string> {
+  const buckets = new Map<number, string[]>();
+  for (const r of rows) {
+    const b = Math.floor(r.block / SYNC_BUCKET_BLOCKS);
+    const ids = buckets.get(b) ?? [];
+    ids.push(r.id);
+    buckets.set(b, ids);
+  }
+  const out: Record<string, string> = {};
+  for (const [b, ids] of buckets) out[String(b)] = bytesToHex(sha256(new TextEncoder().encode(ids.sort().join('\n'))));
+  return out;
+}
+
+export class Sync {
+  /** Completed syncs. */
+  readonly syncs = new Store(0);
+  private timer: ReturnType<typeof setInterval> | null = null;
+  private readonly syncing = new Set<string>();
+
+  constructor(
+    private readonly components: SyncComponents,
+    private readonly init: SyncInit = {},
+  ) {}
+
+  async start(): Promise<void> {
+    const { store, rpc } = this.components;
+    await rpc.handle(
+      PROTOCOLS.sync,
+      {
+        'sync.digests': { run: async () => ({ buckets: bucketDigests(await store.all()) }) },
+        'sync.ids': {
+          check: (p) =>
+            bucketsParams.safeParse(p).success ? null : 'params must be {buckets: number[] (at most 200)}',
+          run: async (p, ctx) => {
+            const wanted = new Set(bucketsParams.parse(p).buckets);
+            const ids = (await store.all())
+              .filter((r) => wanted.has(Math.floor(r.block / SYNC_BUCKET_BLOCKS)))
+              .map((r) => r.id);
+            for (let k = 0; k < ids.length; k += 500) await ctx.emit(ids.slice(k, k + 500));
+            return ids.length;
+          },
+        },
+        'sync.records': {
+          check: (p) => (idsParams.safeParse(p).success ? null : 'params must be {ids: sha256 hex[] (at most 200)}'),
+          run: async (p, ctx) => {
+            const rows = (await store.get(idsParams.parse(p).ids)).filter((r): r is StoredRecordRow => !!r);
+            for (let k = 0; k < rows.length; k += 40)
+              await ctx.emit(rows.slice(k, k + 40).map((r) => r.record) as unknown as Json);
+            return rows.length;
+          },
+        },
+      },
+      { maxInboundStreams: 8 },
+    );
+    this.timer = setInterval(() => void this.syncWithSomeone(), this.init.intervalMs ?? 3000);
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  private async syncWithSomeone(): Promise<void> {
+    const peers = this.components.peers.direct();
+    if (peers.length > 0) await this.syncWith(peers[Math.floor(Math.random() * peers.length)]!);
+  }
+
+  /** Compare bucket digests with a peer, then fetch and check the records we lack. Returns how many were new. */
+  async syncWith(peer: string): Promise<number> {
+    if (this.syncing.has(peer)) return 0;
+    this.syncing.add(peer);
+    const { store, book, rpc } = this.components;
+    const call = (method: string, params: Json, onChunk?: (c: Json) => void) =>
+      rpc.call(peer, method, params, { protocol: PROTOCOLS.sync, timeoutMs: 20_000, ...(onChunk ? { onChunk } : {}) });
+    try {
+      const theirs = digestsReply.parse(await call('sync.digests', null)).buckets;
+      const ours = bucketDigests(await store.all());
+      const differing = Object.keys(theirs)
+        .filter((b) => theirs[b] !== ours[b])
+        .map(Number)
+        .slice(0, 200);
+      if (differing.length === 0) return 0;
+      const theirIds: string[] = [];
+      await call('sync.ids', { buckets: differing }, (c) => {
+        const ids = idsChunk.safeParse(c);
+        if (ids.success) theirIds.push(...ids.data);
+      });
+      const held = await store.get(theirIds);
+      const missing = theirIds.filter((_, k) => !held[k]);
+      let added = 0;
+      for (let k = 0; k < missing.length; k += 200) {
+        const batch: unknown[] = [];
+        await call('sync.records', { ids: missing.slice(k, k + 200) }, (c) => {
+          if (Array.isArray(c)) batch.push(...c.slice(0, 40));
+        });
+        added += await book.accept(batch, `sync:${peer}`);
+      }
+      this.syncs.set(this.syncs.get() + 1);
+      return added;
+    } catch (err) {
+      console.warn(`sync with ${peer} failed: ${(err as Error).message}`);
+      return 0;
+    } finally {
+      this.syncing.delete(peer);
+    }
+  }
+}

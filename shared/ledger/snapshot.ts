@@ -1,0 +1,42 @@
+/**
+ * What a node keeps of a replay: closed epochs, balances, stake per hotkey and the subnets' UIDs. Built the same
+ * way whether the replay ran in a tab's consensus worker or in Node, so both show the same numbers.
+ */
+import type { ClosedEpoch, Replay } from './replay.ts';
+import { totalStake, type SubnetState } from './state.ts';
+
+export interface LedgerSnapshot {
+  closeThrough: number;
+  records: number;
+  refused: Replay['refused'];
+  epochs: ClosedEpoch[];
+  balances: Record<string, bigint>;
+  stakes: Record<string, bigint>;
+  subnets: SubnetState[];
+  issued: bigint;
+  dust: bigint;
+  ms: number;
+}
+
+export function snapshotOf(result: Replay, records: number, closeThrough: number, ms: number): LedgerSnapshot {
+  const stakes: Record<string, bigint> = {};
+  for (const hotkey of Object.keys(result.state.stakes)) stakes[hotkey] = totalStake(result.state, hotkey);
+  return {
+    closeThrough,
+    records,
+    refused: result.refused,
+    epochs: result.epochs,
+    balances: result.state.balances,
+    stakes,
+    subnets: result.state.subnets,
+    issued: result.state.issued,
+    dust: result.state.dust,
+    ms,
+  };
+}
+
+/** The UID `hotkey` holds on subnet `netuid` in `snapshot`, or null. */
+export function uidOf(snapshot: LedgerSnapshot | null, netuid: number, hotkey: string): number | null {
+  const uid = snapshot?.subnets.find((s) => s.netuid === netuid)?.uids.findIndex((u) => u.hotkey === hotkey) ?? -1;
+  return uid < 0 ? null : uid;
+}
