@@ -4,6 +4,7 @@
  * with data once an epoch has closed, Ask streams an answer from a remote miner, no tab logs an error, and
  * screenshots of every page at 1280x800 and 375x812 are saved with the test's results.
  */
+import { webrtcPermissions } from '../scripts/chromium.ts';
 import { expect, test, type Page } from '@playwright/test';
 import { RelayProcess } from '../relay/testing/relay-process.ts';
 import { openTabs } from './support/tabs.ts';
@@ -143,6 +144,28 @@ test('Mine, Validate, Dashboard and Ask work against a live network', async ({ b
   await expect(first.getByRole('button', { name: 'Start', exact: true })).toBeVisible();
   await screenshots(first, 'first-run');
   await fresh.close();
+
+  // A newcomer who opens the dashboard or Ask directly (no autostart, no button) joins as a watcher on its own:
+  // the metagraph fills in with amounts in τ, and Ask answers.
+  const watching = await browser.newContext({ permissions: webrtcPermissions });
+  const dash = await watching.newPage();
+  const dashErrors: string[] = [];
+  dash.on('pageerror', (e) => dashErrors.push(e.message));
+  await dash.goto(`/dashboard?relay=${encodeURIComponent(relay.healthUrl)}`);
+  await expect(dash.getByTestId('status-bar')).toContainText('relay: connected', { timeout: 30_000 });
+  await expect(dash.locator('[data-testid="metagraph"] tbody tr')).toHaveCount(3, { timeout: 60_000 });
+  await expect(dash.locator('[data-testid="metagraph"] [data-col="stake"]').first()).toContainText('τ');
+  expect(await dash.evaluate(() => window.webtensor.status)).toBe('running');
+  const ask = await watching.newPage();
+  await ask.goto(`/ask?relay=${encodeURIComponent(relay.healthUrl)}`);
+  await expect(ask.getByRole('button', { name: 'Ask' })).toBeEnabled({ timeout: 30_000 });
+  await expect
+    .poll(() => ask.evaluate(() => window.webtensor.peers.filter((p) => p.direct).length), { timeout: 60_000 })
+    .toBeGreaterThanOrEqual(2);
+  await ask.getByRole('button', { name: 'Ask' }).click();
+  await expect(ask.getByTestId('answer-facts')).toContainText('tokens/s', { timeout: 30_000 });
+  expect(dashErrors).toEqual([]);
+  await watching.close();
 
   expect(consoleErrors).toEqual([]);
   for (const t of tabs) expect(t.errors).toEqual([]);

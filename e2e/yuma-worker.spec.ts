@@ -15,7 +15,7 @@ test('every vector case: Chromium worker output equals Node output bit for bit',
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
   page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
-  await page.goto('/dashboard');
+  await page.goto('/lab');
   await page.waitForFunction(() => window.webtensor !== undefined);
   for (const c of vectors) {
     for (const replay of [false, true]) {
@@ -45,7 +45,7 @@ test('every vector case: Chromium worker output equals Node output bit for bit',
 
 test('the Consensus Lab runs the cabal example and reports bad input as a sentence', async ({ page }) => {
   await page.setViewportSize({ width: 1280, height: 800 });
-  await page.goto('/dashboard');
+  await page.goto('/lab');
   await page.getByRole('button', { name: 'Run epoch' }).click();
   const table = page.getByTestId('metagraph');
   await expect(table.locator('tbody tr')).toHaveCount(7);

@@ -10,7 +10,7 @@ import { PROTOCOLS } from '../../shared/names.ts';
 import { NodeError } from '../../shared/errors.ts';
 import { encodeFrame, RpcError } from '../../shared/p2p/messages.ts';
 import type { Json } from '../../shared/p2p/rpc.ts';
-import type { ReadableStore } from '../store.ts';
+import { waitFor, type ReadableStore } from '../store.ts';
 import type { PeerTable } from './peers.ts';
 import type { RpcRouter } from './rpc.ts';
 
@@ -43,7 +43,7 @@ export interface AskResult extends AskProgress {
 
 export interface ClientComponents {
   rpc: RpcRouter;
-  peers: Pick<PeerTable, 'direct'>;
+  peers: Pick<PeerTable, 'direct' | 'peers'>;
   /** The latest replay (null on a node without a network). */
   snapshot: ReadableStore<LedgerSnapshot | null> | null;
 }
@@ -86,14 +86,31 @@ export class Client {
     return rankMiners(this.components.snapshot?.get() ?? null, subnet.netuid, new Set(this.components.peers.direct()));
   }
 
+  /**
+   * Resolve with the candidates for `subnet` once there is at least one, waiting up to `waitMs` (a node that
+   * just joined learns the miners from its first sync and connects to them within seconds).
+   */
+  async awaitCandidates(subnet: SubnetConfig, waitMs: number): Promise<MinerCandidate[]> {
+    const now = this.candidates(subnet);
+    if (now.length > 0 || waitMs <= 0 || !this.components.snapshot) return now;
+    const signal = AbortSignal.timeout(waitMs);
+    const some = () => this.candidates(subnet).length > 0;
+    await Promise.race([
+      waitFor(this.components.snapshot, some, signal),
+      waitFor(this.components.peers.peers, some, signal),
+    ]).catch(() => {});
+    return this.candidates(subnet);
+  }
+
   /** Ask the subnet's best reachable miner, falling back down the list. */
   async ask(
     subnet: SubnetConfig,
     prompt: string,
     maxNewTokens: number,
     onProgress: (p: AskProgress) => void = () => {},
+    options: { waitForMinersMs?: number } = {},
   ): Promise<AskResult> {
-    const list = this.candidates(subnet);
+    const list = await this.awaitCandidates(subnet, options.waitForMinersMs ?? 10_000);
     if (list.length === 0)
       throw new NodeError(
         'no-miner',

@@ -19,7 +19,7 @@ export interface SyncComponents {
   store: LedgerStore;
   book: RecordBook;
   rpc: RpcRouter;
-  peers: Pick<PeerTable, 'direct'>;
+  peers: Pick<PeerTable, 'direct' | 'peers'>;
 }
 
 export interface SyncInit {
@@ -51,6 +51,9 @@ export class Sync {
   readonly syncs = new Store(0);
   private timer: ReturnType<typeof setInterval> | null = null;
   private readonly syncing = new Set<string>();
+  /** Direct peers already synced with on connecting. */
+  private readonly greeted = new Set<string>();
+  private stopWatching: (() => void) | null = null;
 
   constructor(
     private readonly components: SyncComponents,
@@ -88,11 +91,20 @@ export class Sync {
       { maxInboundStreams: 8 },
     );
     this.timer = setInterval(() => void this.syncWithSomeone(), this.init.intervalMs ?? 3000);
+    // A node that just joined (or a peer that just connected) catches up at once, not at the next random pick.
+    this.stopWatching = this.components.peers.peers.subscribe((peers) => {
+      for (const p of peers)
+        if (p.direct && !this.greeted.has(p.peerId)) {
+          this.greeted.add(p.peerId);
+          void this.syncWith(p.peerId);
+        }
+    });
   }
 
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    this.stopWatching?.();
   }
 
   private async syncWithSomeone(): Promise<void> {

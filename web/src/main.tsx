@@ -8,6 +8,7 @@ import { installAutomation } from './automation.ts';
 import { ConfigError, readNodeConfig } from './url-config.ts';
 import { AskPage } from './pages/AskPage.tsx';
 import { DashboardPage } from './pages/DashboardPage.tsx';
+import { LabPage } from './pages/LabPage.tsx';
 import { MinePage } from './pages/MinePage.tsx';
 import { ValidatePage } from './pages/ValidatePage.tsx';
 import { Layout } from './shell/Layout.tsx';
@@ -43,6 +44,7 @@ const router = createBrowserRouter([
       { path: '/validate', element: <ValidatePage /> },
       { path: '/dashboard', element: <DashboardPage /> },
       { path: '/ask', element: <AskPage /> },
+      { path: '/lab', element: <LabPage /> },
       { path: '*', element: <MinePage /> },
     ],
   },

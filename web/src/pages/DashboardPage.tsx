@@ -1,7 +1,7 @@
 import { shortId, tao, u16Ratio, units } from '../format.ts';
 import { useMemo, useState } from 'react';
 import { Chart, type ChartOption } from '../charts/Chart.tsx';
-import { ConsensusLab } from '../ConsensusLab.tsx';
+import { Link } from 'react-router';
 import { useStore, useTab } from '../shell/node-context.ts';
 import type { ClosedEpoch } from '../../../shared/ledger/replay.ts';
 
@@ -112,7 +112,7 @@ export function DashboardPage() {
     [epochs],
   );
   const perUid = (pick: (u: ClosedEpoch['uids'][number]) => number, name: string): ChartOption => ({
-    grid: { left: 45, right: 10, top: 35, bottom: 30 },
+    grid: { left: 45, right: 10, top: 55, bottom: 30 },
     tooltip: { trigger: 'axis' },
     legend: { top: 0, type: 'scroll' },
     xAxis: { type: 'category', name: 'epoch', data: epochs.map((e) => e.epoch) },
@@ -144,7 +144,7 @@ export function DashboardPage() {
   );
   const emissionOption: ChartOption = useMemo(
     () => ({
-      grid: { left: 50, right: 10, top: 35, bottom: 30 },
+      grid: { left: 50, right: 10, top: 55, bottom: 30 },
       tooltip: { trigger: 'axis' },
       legend: { top: 0 },
       xAxis: { type: 'category', name: 'epoch', data: epochs.map((e) => e.epoch) },
@@ -214,7 +214,7 @@ export function DashboardPage() {
     };
   }, [services?.peerId, peers]);
 
-  if (!tab || !status) return <ConsensusLab />;
+  if (!tab || !status) return null;
   const refused = snapshot?.refused ?? {};
 
   return (
@@ -409,7 +409,10 @@ export function DashboardPage() {
           </section>
         </>
       )}
-      <ConsensusLab />
+      <p className="muted">
+        To see how Yuma turns weights into incentive and dividends on a case of your own, open the{' '}
+        <Link to="/lab">Consensus lab</Link>.
+      </p>
     </>
   );
 }
