@@ -61,5 +61,17 @@ export const NODE_ERROR_CODES = [
   'bad-model',
   'no-miner',
   'unreachable',
+  'cancelled',
 ] as const;
 export type NodeErrorCode = (typeof NODE_ERROR_CODES)[number];
+
+/** Error codes of model loading and generation (the inference engine). */
+export const INFERENCE_ERROR_CODES = [
+  'unknown-model',
+  'model-file',
+  'hub-unreachable',
+  'no-model-loaded',
+  'worker-busy',
+  'bad-params',
+] as const;
+export type InferenceErrorCode = (typeof INFERENCE_ERROR_CODES)[number];

@@ -19,7 +19,8 @@ import ortWasm from 'onnxruntime-web/ort-wasm-simd-threaded.asyncify.wasm?url';
 import ortMjs from 'onnxruntime-web/ort-wasm-simd-threaded.asyncify.mjs?url';
 import { findModel, modelBasePath, type HubModelEntry, type ServedModelEntry } from '../shared/inference/catalogue.ts';
 import { checkHubFile, hubTreeSchema, type HubTree } from '../shared/inference/hub.ts';
-import { checkModelFile } from '../shared/inference/verify.ts';
+import { checkModelFile, ModelFileError } from '../shared/inference/verify.ts';
+import { InferenceError } from '../shared/errors.ts';
 import type {
   DeviceChoice,
   DevicePreference,
@@ -56,7 +57,8 @@ async function verify(entry: ServedModelEntry, base: string, onProgress?: (p: Lo
   for (const file of entry.files) {
     const res = await fetch(`${base}${entry.id}/${file.path}`);
     if (!res.ok)
-      throw new Error(
+      throw new InferenceError(
+        'model-file',
         `The server has no ${file.path} for ${entry.id} (HTTP ${res.status}). ${
           entry.source === 'generated'
             ? 'Run `npm install` again: it generates this model.'
@@ -84,7 +86,8 @@ async function prepareHub(entry: HubModelEntry, host: string, onProgress?: (p: L
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     tree = hubTreeSchema.parse(await res.json());
   } catch (err) {
-    throw new Error(
+    throw new InferenceError(
+      'hub-unreachable',
       `The Hugging Face hub is not reachable from this browser (${(err as Error).message}), so ${entry.id} cannot be downloaded. Pick a model this server provides.`,
       { cause: err },
     );
@@ -117,7 +120,7 @@ async function prepareHub(entry: HubModelEntry, host: string, onProgress?: (p: L
       at += c.byteLength;
     }
     const problem = await checkHubFile(tree, entry.id, path, bytes);
-    if (problem) throw new Error(problem);
+    if (problem) throw new ModelFileError(problem);
     onProgress?.({ phase: 'verify', file: path, loaded, total: loaded });
     return new Response(bytes, { status: 200, headers: { 'content-length': String(loaded) } });
   };
@@ -175,7 +178,7 @@ let interrupt: InterruptableStoppingCriteria | null = null;
 const api: InferenceWorkerApi = {
   async load(modelId, onProgress, preference = 'auto', hubHost = 'https://huggingface.co/') {
     const entry = findModel(modelId);
-    if (!entry) throw new Error(`"${modelId}" is not in the model catalogue.`);
+    if (!entry) throw new InferenceError('unknown-model', `"${modelId}" is not in the model catalogue.`);
     const start = performance.now();
     const choice: DeviceChoice =
       entry.task === 'text-generation'
@@ -221,17 +224,20 @@ const api: InferenceWorkerApi = {
   },
 
   async embed(text) {
-    if (!embedder) throw new Error('No feature-extraction model is loaded; load one first.');
-    if (text.length === 0 || text.length > 2000) throw new Error('text must be 1 to 2000 characters.');
+    if (!embedder)
+      throw new InferenceError('no-model-loaded', 'No feature-extraction model is loaded; load one first.');
+    if (text.length === 0 || text.length > 2000)
+      throw new InferenceError('bad-params', 'text must be 1 to 2000 characters.');
     const output = (await embedder(text, { pooling: 'mean', normalize: true })) as { data: Float32Array };
     return Float32Array.from(output.data);
   },
 
   async generate({ prompt, maxNewTokens, sampling, stop }, onToken) {
-    if (!generator) throw new Error('No model is loaded; load one first.');
-    if (interrupt) throw new Error('A generation is already running in this worker; queue requests.');
+    if (!generator) throw new InferenceError('no-model-loaded', 'No model is loaded; load one first.');
+    if (interrupt)
+      throw new InferenceError('worker-busy', 'A generation is already running in this worker; queue requests.');
     if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1 || maxNewTokens > 512)
-      throw new Error('maxNewTokens must be an integer from 1 to 512.');
+      throw new InferenceError('bad-params', 'maxNewTokens must be an integer from 1 to 512.');
     const start = performance.now();
     const tokenizer = generator.tokenizer;
     const inputs = tokenizer(prompt);

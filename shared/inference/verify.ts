@@ -1,4 +1,5 @@
 /** Checking model files against the catalogue. Pure: uses only Web Crypto, present in browsers and Node 20. */
+import { InferenceError } from '../errors.ts';
 import type { ModelEntry, ModelFile } from './catalogue.ts';
 
 export async function sha256Hex(bytes: ArrayBuffer | Uint8Array): Promise<string> {
@@ -6,8 +7,11 @@ export async function sha256Hex(bytes: ArrayBuffer | Uint8Array): Promise<string
   return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
-export class ModelFileError extends Error {
+export class ModelFileError extends InferenceError {
   override name = 'ModelFileError';
+  constructor(message: string) {
+    super('model-file', message);
+  }
 }
 
 /** Throws ModelFileError naming the file when its size or hash is not the catalogue's. */

@@ -3,6 +3,7 @@
  * with `difficulty` zero bits. Bound to all four, a proof cannot be reused by another key, subnet, network or
  * time; opening a tab literally mines its way into the subnet.
  */
+import { NodeError } from '../errors.ts';
 import { sha256 } from '@noble/hashes/sha2.js';
 
 const encoder = new TextEncoder();
@@ -55,7 +56,7 @@ export async function solveProofOfWork(
     if (hashes % 4096 === 0) {
       onProgress?.({ hashes, expected });
       await new Promise((r) => setTimeout(r, 0));
-      if (signal?.aborted) throw new Error('the proof of work was cancelled');
+      if (signal?.aborted) throw new NodeError('cancelled', 'The proof of work was cancelled.');
     }
   }
 }

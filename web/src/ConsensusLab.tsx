@@ -1,10 +1,10 @@
 import { useState } from 'react';
-import type { CaseOutput, EpochOutput } from '../../shared/yuma/index.ts';
+import { parseJsonExact, type CaseOutput, type EpochOutput } from '../../shared/yuma/index.ts';
 import { cabalExample } from '../../shared/yuma/examples.ts';
 import { yumaWorker } from '../../core/browser/workers.ts';
+import { tao } from './format.ts';
 
 const percent = (x: number) => `${(x * 100).toFixed(2)} %`;
-const tao = (rao: bigint) => (Number(rao) / 1e9).toFixed(6);
 
 /** Run one Yuma epoch in the consensus worker and show the metagraph it produces. */
 export function ConsensusLab() {
@@ -20,7 +20,8 @@ export function ConsensusLab() {
     try {
       let data: unknown;
       try {
-        data = JSON.parse(text);
+        // Stakes are u64 rao: read integers exactly (bigint beyond 2^53), never through a float.
+        data = parseJsonExact(text);
       } catch (e) {
         setError(`The case is not valid JSON (${(e as Error).message}). Fix the text and run again.`);
         return;
@@ -69,7 +70,7 @@ export function ConsensusLab() {
                 <th>incentive</th>
                 <th>dividends</th>
                 <th>validator trust</th>
-                <th>emission (τ)</th>
+                <th>emission</th>
                 <th>permit</th>
               </tr>
             </thead>
@@ -81,7 +82,7 @@ export function ConsensusLab() {
                   <td>{percent(epoch.incentive[uid]!)}</td>
                   <td>{percent(epoch.dividends[uid]!)}</td>
                   <td>{percent(epoch.validator_trust[uid]!)}</td>
-                  <td>{tao(epoch.emission[uid]!)}</td>
+                  <td>{tao(epoch.emission[uid]!, 6)}</td>
                   <td>{epoch.new_validator_permit[uid] ? 'yes' : 'no'}</td>
                 </tr>
               ))}

@@ -1,5 +1,6 @@
 import { useState } from 'react';
 import { encodeKey, importKeyFile } from '../../core/key-file.ts';
+import { NodeError } from '../../shared/errors.ts';
 import { useStore, type TabNode } from './shell/node-context.ts';
 
 const short = (id: string | null) => (id ? `${id.slice(0, 8)}…${id.slice(-6)}` : '—');
@@ -30,7 +31,7 @@ export function NetworkPanel({ tab }: { tab: TabNode }) {
 
   async function uploadKey(file: File) {
     try {
-      if (!services) throw new Error('Start the node first, then import a key into its slot.');
+      if (!services) throw new NodeError('not-started', 'Start the node first, then import a key into its slot.');
       const peerId = await importKeyFile(services.identity, new Uint8Array(await file.arrayBuffer()));
       setKeyNote(`Imported. Reload the page to become ${short(peerId)}.`);
     } catch (err) {

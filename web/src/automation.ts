@@ -150,7 +150,9 @@ export function installAutomation(tab: TabNode | null): void {
   window.webtensor = {
     version: '0.2.0',
     start: async () => void (await need().node.start()),
-    ready: node ? node.ready.then(() => undefined) : Promise.reject(new Error('no node')),
+    ready: node
+      ? node.ready.then(() => undefined)
+      : Promise.reject(new NodeError('bad-config', 'The node could not be configured.')),
     get status() {
       return node?.status.get().status ?? 'error';
     },
