@@ -78,7 +78,10 @@ export class Client {
     });
     const problem = await checkResult(raw, { miner: peer, requestId: req.id });
     if (problem) throw new RpcError('bad-frame', `the miner's answer was refused: ${problem}`);
-    return raw as GenerateResult;
+    const result = raw as GenerateResult;
+    if (result.model !== params.model)
+      throw new RpcError('bad-frame', `the miner answered with ${result.model}, not the ${params.model} asked for`);
+    return result;
   }
 
   /** The miners `ask` would try for `subnet`, in order. */
@@ -93,12 +96,16 @@ export class Client {
   async awaitCandidates(subnet: SubnetConfig, waitMs: number): Promise<MinerCandidate[]> {
     const now = this.candidates(subnet);
     if (now.length > 0 || waitMs <= 0 || !this.components.snapshot) return now;
-    const signal = AbortSignal.timeout(waitMs);
+    const done = new AbortController();
+    const timer = setTimeout(() => done.abort(), waitMs);
     const some = () => this.candidates(subnet).length > 0;
     await Promise.race([
-      waitFor(this.components.snapshot, some, signal),
-      waitFor(this.components.peers.peers, some, signal),
+      waitFor(this.components.snapshot, some, done.signal),
+      waitFor(this.components.peers.peers, some, done.signal),
     ]).catch(() => {});
+    // Whichever wait did not finish unsubscribes now.
+    clearTimeout(timer);
+    done.abort();
     return this.candidates(subnet);
   }
 

@@ -29,7 +29,7 @@ export class Consensus {
   private timer: ReturnType<typeof setInterval> | null = null;
   private dirty = true;
   private lastCloseThrough = -1;
-  private running: Promise<LedgerSnapshot> | null = null;
+  private running: Promise<unknown> | null = null;
   private stopListening: (() => void) | null = null;
 
   constructor(
@@ -76,7 +76,7 @@ export class Consensus {
 
   /** Replay now (waits for a replay already running, then runs a fresh one). */
   async replayNow(): Promise<LedgerSnapshot> {
-    while (this.running) await this.running.catch(() => {});
+    while (this.running) await this.running;
     return this.replay(this.closeThrough());
   }
 
@@ -95,7 +95,13 @@ export class Consensus {
         throw err;
       },
     );
-    this.running = run.finally(() => (this.running = null));
+    // The bookkeeping copy must not reject unobserved: the caller of `replay` handles the error.
+    this.running = run
+      .then(
+        (s) => s,
+        () => null,
+      )
+      .finally(() => (this.running = null));
     return run;
   }
 

@@ -50,6 +50,7 @@ export class RecordBook {
   private nextSeq = 1;
   private readonly storedListeners = new Set<Listener>();
   private readonly publishedListeners = new Set<Listener>();
+  private tail: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly components: RecordBookComponents) {
     this.self = peerIdFromPrivateKey(components.key).toString();
@@ -94,7 +95,14 @@ export class RecordBook {
    * Check records and store the new ones in one batch. Returns how many were new. Our own records throw their
    * refusal; a peer's count against it. `stale` applies the gossip age limit.
    */
-  async accept(raws: unknown[], source: RecordSource, stale = false): Promise<number> {
+  accept(raws: unknown[], source: RecordSource, stale = false): Promise<number> {
+    // One batch at a time: a record arriving by gossip and by sync at once must be new only once.
+    const run = this.tail.then(() => this.acceptNow(raws, source, stale));
+    this.tail = run.catch(() => {});
+    return run;
+  }
+
+  private async acceptNow(raws: unknown[], source: RecordSource, stale: boolean): Promise<number> {
     const { network, store, clock } = this.components;
     const at = { nowBlock: this.block, minBlock: stale ? this.minGossipBlock() : 0 };
     const checked: StoredRecordRow[] = [];

@@ -31,6 +31,7 @@ export interface RegistrationComponents {
 export class Registration {
   readonly state = new Store<RegistrationState | null>(null);
   private stopWatching: (() => void) | null = null;
+  private readonly pending = new Map<number, Promise<void>>();
 
   constructor(private readonly components: RegistrationComponents) {}
 
@@ -43,10 +44,23 @@ export class Registration {
   }
 
   /** Register on `netuid` unless this node already holds a UID there. */
-  async ensureRegistered(netuid: number, role: 'miner' | 'validator'): Promise<void> {
+  ensureRegistered(netuid: number, role: 'miner' | 'validator'): Promise<void> {
+    // Two Starts at once (autostart and a click) share one registration.
+    let pending = this.pending.get(netuid);
+    if (!pending) {
+      pending = this.registerUnlessRegistered(netuid, role).finally(() => this.pending.delete(netuid));
+      this.pending.set(netuid, pending);
+    }
+    return pending;
+  }
+
+  private async registerUnlessRegistered(netuid: number, role: 'miner' | 'validator'): Promise<void> {
     const { consensus, book } = this.components;
     await consensus.firstSnapshot();
     if (consensus.uidOf(netuid, book.self) !== null) return;
+    const reg = this.state.get();
+    // Published but not replayed yet: the UID shows up with the next replay.
+    if (reg?.netuid === netuid && reg.phase === 'published') return;
     await this.register(netuid, role);
   }
 

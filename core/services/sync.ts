@@ -145,7 +145,8 @@ export class Sync {
       this.syncs.set(this.syncs.get() + 1);
       return added;
     } catch (err) {
-      console.warn(`sync with ${peer} failed: ${(err as Error).message}`);
+      // A stopping node's syncs end with its streams; nothing to report then.
+      if (this.timer) console.warn(`sync with ${peer} failed: ${(err as Error).message}`);
       return 0;
     } finally {
       this.syncing.delete(peer);

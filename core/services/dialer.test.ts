@@ -1,0 +1,125 @@
+/** The dialer: who dials whom, how many at once, and what happens to a dial that fails or hangs. */
+import { describe, expect, it } from 'vitest';
+import { deferred, settle, type Deferred } from '../testing/fakes.ts';
+import { Dialer, type DialerOptions } from './dialer.ts';
+
+/** A dial function whose every call waits until the test settles it. */
+function controlledDials() {
+  const calls: { peer: string; signal: AbortSignal; result: Deferred<void> }[] = [];
+  const dial = (peer: string, signal: AbortSignal) => {
+    const result = deferred();
+    calls.push({ peer, signal, result });
+    return result.promise;
+  };
+  const peers = () => calls.map((c) => c.peer);
+  const call = (peer: string) => calls.filter((c) => c.peer === peer).at(-1)!;
+  return { calls, dial, peers, call };
+}
+
+function dialer(over: Partial<DialerOptions> & Pick<DialerOptions, 'dial'>) {
+  return new Dialer({ self: 'm', isConnected: () => false, ...over });
+}
+
+describe('Dialer', () => {
+  it('dials only the peers with a higher id than its own, never itself', () => {
+    const d = controlledDials();
+    dialer({ dial: d.dial }).offer(['a', 'm', 'x', 'z']);
+    expect(d.peers()).toEqual(['x', 'z']);
+  });
+
+  it('follows shouldDial instead of the id order when one is given', () => {
+    const d = controlledDials();
+    dialer({ dial: d.dial, shouldDial: (peer) => peer === 'a' }).offer(['a', 'x', 'm']);
+    expect(d.peers()).toEqual(['a']);
+  });
+
+  it('skips peers already connected, already being dialled or already queued', () => {
+    const d = controlledDials();
+    const dd = dialer({ dial: d.dial, isConnected: (peer) => peer === 'n', concurrency: 1 });
+    dd.offer(['n', 'o', 'p']);
+    dd.offer(['o', 'p']);
+    expect(d.peers()).toEqual(['o']);
+    expect(dd.describe()).toMatchObject({ inFlight: 1, queued: 1 });
+  });
+
+  it('runs at most `concurrency` dials at once and starts the next when one finishes', async () => {
+    const d = controlledDials();
+    const dd = dialer({ dial: d.dial, concurrency: 2 });
+    dd.offer(['n', 'o', 'p', 'q']);
+    expect(d.peers()).toEqual(['n', 'o']);
+    expect(dd.describe()).toMatchObject({ inFlight: 2, queued: 2 });
+
+    d.call('n').result.resolve();
+    await settle();
+    expect(d.peers()).toEqual(['n', 'o', 'p']);
+    expect(dd.describe()).toMatchObject({ inFlight: 2, queued: 1 });
+
+    d.call('o').result.reject(new Error('refused'));
+    await settle();
+    expect(d.peers()).toEqual(['n', 'o', 'p', 'q']);
+    expect(dd.describe()).toMatchObject({ inFlight: 2, queued: 0, failures: 1 });
+  });
+
+  it('frees the slot of a dial that hangs past its timeout, aborting its signal', async () => {
+    const d = controlledDials();
+    const secondDial = deferred();
+    const dd = dialer({
+      concurrency: 1,
+      timeoutMs: 5,
+      dial: (peer, signal) => {
+        if (peer === 'o') secondDial.resolve();
+        // Ignores its signal and never settles.
+        return d.dial(peer, signal);
+      },
+    });
+    dd.offer(['n', 'o']);
+    expect(d.peers()).toEqual(['n']);
+    await secondDial.promise;
+    expect(d.call('n').signal.aborted).toBe(true);
+    expect(dd.describe()).toMatchObject({ inFlight: 1, queued: 0, failures: 1, backingOff: 1 });
+  });
+
+  it('backs off a peer after a failed dial, doubling the wait on every further failure', async () => {
+    const d = controlledDials();
+    let now = 1_000_000;
+    const dd = dialer({ dial: d.dial, now: () => now });
+
+    dd.offer(['n']);
+    d.call('n').result.reject(new Error('unreachable'));
+    await settle();
+    expect(dd.describe()).toMatchObject({ inFlight: 0, backingOff: 1, failures: 1 });
+
+    // First failure: 1 s of backoff.
+    now += 999;
+    dd.offer(['n']);
+    expect(d.calls).toHaveLength(1);
+    now += 1;
+    dd.offer(['n']);
+    expect(d.calls).toHaveLength(2);
+
+    // Second failure: 2 s.
+    d.call('n').result.reject(new Error('unreachable'));
+    await settle();
+    now += 1999;
+    dd.offer(['n']);
+    expect(d.calls).toHaveLength(2);
+    now += 1;
+    dd.offer(['n']);
+    expect(d.calls).toHaveLength(3);
+
+    // A success forgets the backoff.
+    d.call('n').result.resolve();
+    await settle();
+    expect(dd.describe()).toMatchObject({ inFlight: 0, backingOff: 0, failures: 2 });
+  });
+
+  it('does not hold back other peers while one backs off', async () => {
+    const d = controlledDials();
+    const dd = dialer({ dial: d.dial, now: () => 0 });
+    dd.offer(['n']);
+    d.call('n').result.reject(new Error('unreachable'));
+    await settle();
+    dd.offer(['n', 'o']);
+    expect(d.peers()).toEqual(['n', 'o']);
+  });
+});

@@ -1,0 +1,266 @@
+/**
+ * Test fakes for the node core's services: only the components a service declares, and only the parts of them it
+ * touches. Keys, records, stores, replays and network profiles in the tests stay real; these stand in for the
+ * clock, the consensus engine's scheduling, libp2p's pubsub and the RPC transport.
+ */
+import type { PrivateKey } from '@libp2p/interface';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import type { NetworkConfig } from '../../shared/ledger/config.ts';
+import type { UidSummary } from '../../shared/ledger/epoch.ts';
+import { solveProofOfWork, type PowProgress } from '../../shared/ledger/pow.ts';
+import { testProfile } from '../../shared/ledger/profiles.ts';
+import { replay, type ClosedEpoch } from '../../shared/ledger/replay.ts';
+import { snapshotOf, type LedgerSnapshot } from '../../shared/ledger/snapshot.ts';
+import type { SubnetState, UidSlot } from '../../shared/ledger/state.ts';
+import type { Json, Method } from '../../shared/p2p/rpc.ts';
+import type { RpcRequest } from '../../shared/p2p/messages.ts';
+import type { Clock, ConsensusEngine, LedgerStore, Libp2pNode, RegistrationPuzzle } from '../platform.ts';
+import type { PeerView } from '../services/peers.ts';
+import { RpcRouter, type CallOptions, type HandleOptions } from '../services/rpc.ts';
+import { Store } from '../store.ts';
+
+/** A clock that moves only when told to. */
+export class FakeClock implements Clock {
+  constructor(public ms: number) {}
+
+  now(): number {
+    return this.ms;
+  }
+
+  advance(ms: number): void {
+    this.ms += ms;
+  }
+}
+
+/** Genesis of the test networks below: a fixed date, so block numbers are the same on every run. */
+export const GENESIS_MS = Date.UTC(2026, 0, 1);
+
+/** The real test profile (1 s blocks, tempo 20, grace 3) and a fake clock standing at `block`. */
+export function testNetwork(block = 100): { network: NetworkConfig; clock: FakeClock } {
+  const network = testProfile(GENESIS_MS);
+  return { network, clock: new FakeClock(GENESIS_MS + block * network.blockMs) };
+}
+
+export interface Deferred<T> {
+  promise: Promise<T>;
+  resolve(value: T): void;
+  reject(err: unknown): void;
+}
+
+export function deferred<T = void>(): Deferred<T> {
+  let resolve!: (value: T) => void;
+  let reject!: (err: unknown) => void;
+  const promise = new Promise<T>((res, rej) => ((resolve = res), (reject = rej)));
+  return { promise, resolve, reject };
+}
+
+/** Let every pending promise callback and zero-delay timer run. */
+export const settle = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
+/**
+ * A consensus engine that replays a real store with the real replay (as the Node platform does), counts its
+ * calls, and can be held (replays wait until released) or made to fail. Proofs of work are solved for real.
+ */
+export class FakeConsensusEngine implements ConsensusEngine {
+  /** The `closeThrough` of every replay asked for, in order. */
+  readonly replays: number[] = [];
+  readonly puzzles: RegistrationPuzzle[] = [];
+  /** Replays reject with this while set. */
+  replayFailure: Error | null = null;
+  /** Proofs of work reject with this while set. */
+  powFailure: Error | null = null;
+  private gate: Promise<void> | null = null;
+
+  constructor(private readonly store: LedgerStore | null = null) {}
+
+  /** Make replays wait until the returned function is called. */
+  hold(): () => void {
+    const gate = deferred();
+    this.gate = gate.promise;
+    return () => {
+      this.gate = null;
+      gate.resolve();
+    };
+  }
+
+  async computeLedger(config: NetworkConfig, closeThrough: number): Promise<LedgerSnapshot> {
+    this.replays.push(closeThrough);
+    if (this.gate) await this.gate;
+    if (this.replayFailure) throw this.replayFailure;
+    const rows = (await this.store?.all()) ?? [];
+    return snapshotOf(replay(config, rows, closeThrough), rows.length, closeThrough, 0);
+  }
+
+  async solveRegistration(puzzle: RegistrationPuzzle, onProgress?: (p: PowProgress) => void) {
+    this.puzzles.push(puzzle);
+    if (this.powFailure) throw this.powFailure;
+    onProgress?.({ hashes: 1, expected: 2 ** puzzle.difficulty });
+    return { ...(await solveProofOfWork(puzzle)), ms: 0 };
+  }
+}
+
+/** Just enough of libp2p's gossipsub for a service that subscribes, publishes and listens to one topic. */
+export class FakePubsub extends EventTarget {
+  readonly topics: string[] = [];
+  readonly published: { topic: string; data: Uint8Array }[] = [];
+
+  subscribe(topic: string): void {
+    this.topics.push(topic);
+  }
+
+  async publish(topic: string, data: Uint8Array) {
+    this.published.push({ topic, data });
+    return { recipients: [] };
+  }
+
+  /** A signed gossip message on `topic`, forwarded by `from`. */
+  deliver(topic: string, data: Uint8Array, from: string): void {
+    this.dispatchEvent(new CustomEvent('message', { detail: { topic, type: 'signed', data, from } }));
+  }
+}
+
+/** A libp2p node with a peer id and a pubsub service, and nothing else: a service touching more fails loudly. */
+export function fakeLibp2p(key: PrivateKey, pubsub: FakePubsub = new FakePubsub()): Libp2pNode {
+  return { peerId: peerIdFromPrivateKey(key), services: { pubsub } } as unknown as Libp2pNode;
+}
+
+export type Answer = (peer: string, request: RpcRequest, options: CallOptions) => Promise<Json>;
+
+/**
+ * The real RPC router (it signs requests with the real key and counts refusals) without a transport: `handle`
+ * records the methods a service serves, and `exchangeFrames` hands the decoded request to `answer`.
+ */
+export class FakeRpcRouter extends RpcRouter {
+  readonly served = new Map<string, { methods: Record<string, Method>; options: HandleOptions }>();
+  answer: Answer = async (peer) => {
+    throw new Error(`no route to ${peer}`);
+  };
+
+  constructor(key: PrivateKey, clock: Clock) {
+    super({ libp2p: fakeLibp2p(key), key, clock });
+  }
+
+  override async handle(protocol: string, methods: Record<string, Method>, options: HandleOptions = {}) {
+    this.served.set(protocol, { methods, options });
+  }
+
+  override async exchangeFrames(peer: string, frames: Uint8Array[], _id: string, options: CallOptions) {
+    const request = JSON.parse(new TextDecoder().decode(frames[0])) as RpcRequest;
+    return this.answer(peer, request, options);
+  }
+}
+
+/** The peer table's two views (the store and `direct()`), with peers connected and dropped by hand. */
+export class FakePeerTable {
+  readonly peers = new Store<readonly PeerView[]>([]);
+
+  constructor(direct: readonly string[] = []) {
+    this.connect(...direct);
+  }
+
+  direct(): string[] {
+    return this.peers
+      .get()
+      .filter((p) => p.direct)
+      .map((p) => p.peerId);
+  }
+
+  /** Add direct connections to these peers. */
+  connect(...peers: string[]): void {
+    this.peers.set([...this.peers.get(), ...peers.map((peerId) => ({ peerId, direct: true, rttMs: 1 }))]);
+  }
+
+  disconnectAll(): void {
+    this.peers.set([]);
+  }
+}
+
+/** A UID slot as the ledger state holds it. */
+export const uidSlot = (hotkey: string, role: UidSlot['role']): UidSlot => ({
+  hotkey,
+  role,
+  registeredAt: 0,
+  lastUpdate: 0,
+});
+
+/** One UID of a closed epoch; everything not given is zero. */
+export function uidSummary(over: Partial<UidSummary> & Pick<UidSummary, 'uid' | 'hotkey'>): UidSummary {
+  return {
+    role: 'miner',
+    stake: '0',
+    validatorPermit: false,
+    active: true,
+    consensus: 0,
+    incentive: 0,
+    dividends: 0,
+    validatorTrust: 0,
+    emission: '0',
+    lastUpdate: 0,
+    registeredAt: 0,
+    ...over,
+  };
+}
+
+/** A closed epoch of subnet `netuid`; roots default to all-zero and all-one hex. */
+export function closedEpoch(over: Partial<ClosedEpoch> & Pick<ClosedEpoch, 'epoch' | 'uids'>): ClosedEpoch {
+  return {
+    netuid: 1,
+    block: (over.epoch + 1) * 20,
+    amount: '0',
+    ownerCut: '0',
+    paid: '0',
+    dust: '0',
+    records: 0,
+    recordsRoot: '0'.repeat(64),
+    stateRoot: '1'.repeat(64),
+    ...over,
+  };
+}
+
+/** A subnet's state with these UIDs (index = uid) and nothing else. */
+export const subnetWith = (netuid: number, uids: UidSlot[]): SubnetState => ({
+  netuid,
+  uids,
+  weights: uids.map(() => null),
+  commits: {},
+  bonds: uids.map(() => []),
+  lastEmission: uids.map(() => 0n),
+  epoch: 0,
+});
+
+/** A replay's snapshot with the given subnets and closed epochs, and nothing else. */
+export function snapshotWith(parts: { subnets?: SubnetState[]; epochs?: ClosedEpoch[] }): LedgerSnapshot {
+  return {
+    closeThrough: 0,
+    records: 0,
+    refused: {},
+    epochs: parts.epochs ?? [],
+    balances: {},
+    stakes: {},
+    subnets: parts.subnets ?? [],
+    issued: 0n,
+    dust: 0n,
+    ms: 0,
+  };
+}
+
+/**
+ * Run `body` with the process's unhandled-rejection listeners (the test runner's among them) set aside for one
+ * that records the reasons, and return those reasons: for code paths that may leave a rejected promise unhandled.
+ */
+export async function unhandledRejectionsDuring(body: () => Promise<void>): Promise<unknown[]> {
+  const previous = process.rawListeners('unhandledRejection') as NodeJS.UnhandledRejectionListener[];
+  const reasons: unknown[] = [];
+  process.removeAllListeners('unhandledRejection');
+  process.on('unhandledRejection', (reason) => reasons.push(reason));
+  try {
+    await body();
+    // Node reports unhandled rejections once the microtask queue has drained.
+    await settle();
+    await settle();
+  } finally {
+    process.removeAllListeners('unhandledRejection');
+    for (const listener of previous) process.on('unhandledRejection', listener);
+  }
+  return reasons;
+}
