@@ -4,10 +4,10 @@
  */
 import type { PrivateKey } from '@libp2p/interface';
 import type { NetworkConfig } from '../shared/ledger/config.ts';
-import { faucetKey } from '../shared/ledger/faucet.ts';
 import { NodeError } from '../shared/errors.ts';
 import type { Clock, ConsensusEngine, Libp2pNode, LedgerStore } from './platform.ts';
-import { Agreement } from './services/agreement.ts';
+import { Store } from './store.ts';
+import { Finality } from './services/finality.ts';
 import { Consensus } from './services/consensus.ts';
 import type { PeerTable } from './services/peers.ts';
 import { RecordBook } from './services/record-book.ts';
@@ -33,23 +33,38 @@ export class LedgerServices {
   readonly gossip: RecordGossip;
   readonly sync: Sync;
   readonly consensus: Consensus;
-  readonly agreement: Agreement;
+  readonly finality: Finality;
   readonly registration: Registration;
 
   constructor(c: LedgerComponents) {
     this.network = c.network;
     const countRefusal = (peer: string) => c.rpc.countRefusal(peer);
-    this.book = new RecordBook({ store: c.store, key: c.key, network: c.network, clock: c.clock, countRefusal });
-    this.gossip = new RecordGossip({ libp2p: c.libp2p, book: this.book, rpc: c.rpc });
-    this.sync = new Sync({ store: c.store, book: this.book, rpc: c.rpc, peers: c.peers });
-    this.consensus = new Consensus({ engine: c.engine, book: this.book, network: c.network, clock: c.clock });
-    this.agreement = new Agreement({
-      libp2p: c.libp2p,
+    // What the record book refuses depends on what the replay found final: one store carries it across.
+    const lastFinal = new Store(-1);
+    this.book = new RecordBook({
+      store: c.store,
       key: c.key,
       network: c.network,
-      snapshot: this.consensus.snapshot,
-      sync: this.sync,
+      clock: c.clock,
+      lastFinal,
+      countRefusal,
+    });
+    this.gossip = new RecordGossip({ libp2p: c.libp2p, book: this.book, rpc: c.rpc });
+    this.consensus = new Consensus({ engine: c.engine, book: this.book, network: c.network, clock: c.clock });
+    this.consensus.snapshot.subscribe((s) => s && lastFinal.set(s.lastVotedFinal));
+    this.sync = new Sync({
+      store: c.store,
+      book: this.book,
       rpc: c.rpc,
+      peers: c.peers,
+      snapshot: this.consensus.snapshot,
+    });
+    this.finality = new Finality({
+      book: this.book,
+      store: c.store,
+      snapshot: this.consensus.snapshot,
+      replayNow: () => this.consensus.replayNow(),
+      sync: this.sync,
     });
     this.registration = new Registration({
       key: c.key,
@@ -64,22 +79,26 @@ export class LedgerServices {
     this.gossip.start();
     await this.sync.start();
     this.consensus.start();
-    this.agreement.start();
+    this.finality.start();
     this.registration.start();
   }
 
   stop(): void {
     this.registration.stop();
-    this.agreement.stop();
+    this.finality.stop();
     this.consensus.stop();
     this.sync.stop();
     this.gossip.stop();
   }
 
-  /** Test networks only: the faucet stakes `amount` rao on `hotkey` (a real signed stake.add record). */
+  /**
+   * Test networks only: draw `amount` rao from the faucet with a signed `faucet.claim`, then stake it on `hotkey`
+   * (this node becomes its nominator, or stakes on itself).
+   */
   async faucetStake(hotkey: string, amount: bigint): Promise<void> {
-    if (this.network.profile !== 'test')
+    if (!this.network.faucet)
       throw new NodeError('no-network', `${this.network.networkId} has no faucet; only test networks do.`);
-    await this.book.publish('stake.add', { hotkey, amount: amount.toString() }, await faucetKey(this.network));
+    await this.book.publish('faucet.claim', { amount: amount.toString() });
+    await this.book.publish('stake.add', { hotkey, amount: amount.toString() });
   }
 }

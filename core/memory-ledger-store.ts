@@ -20,6 +20,10 @@ export class MemoryLedgerStore implements LedgerStore {
     for (const row of rows) if (!this.rows.has(row.id)) this.rows.set(row.id, row);
   }
 
+  async delete(ids: readonly string[]): Promise<void> {
+    for (const id of ids) this.rows.delete(id);
+  }
+
   async all(): Promise<StoredRecordRow[]> {
     return [...this.rows.values()];
   }

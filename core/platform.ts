@@ -40,6 +40,8 @@ export interface LedgerStore {
   get(ids: readonly string[]): Promise<(StoredRecordRow | undefined)[]>;
   /** Store rows that passed every check; ids already held are kept as they are. */
   put(rows: readonly StoredRecordRow[]): Promise<void>;
+  /** Remove rows (records a final checkpoint does not hold). */
+  delete(ids: readonly string[]): Promise<void>;
   all(): Promise<StoredRecordRow[]>;
   byAuthor(author: string): Promise<StoredRecordRow[]>;
   /** The newest rows by arrival, newest first. */

@@ -35,6 +35,11 @@ export class DexieLedgerStore implements LedgerStore {
     }
   }
 
+  async delete(ids: readonly string[]): Promise<void> {
+    const mine = (await this.get(ids)).filter((r): r is StoredRecordRow => !!r).map((r) => r.id);
+    await this.db.records.bulkDelete(mine);
+  }
+
   all(): Promise<StoredRecordRow[]> {
     return this.db.records.where('network').equals(this.networkId).toArray();
   }

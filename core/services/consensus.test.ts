@@ -6,6 +6,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { actor, make, registration, type Actor } from '../../shared/ledger/testing.ts';
 import { MemoryLedgerStore } from '../memory-ledger-store.ts';
+import { Store } from '../store.ts';
 import {
   FakeConsensusEngine,
   settle,
@@ -40,7 +41,14 @@ beforeEach(async () => {
   vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
   clock = testNetwork(100).clock;
   const store = new MemoryLedgerStore();
-  book = new RecordBook({ store, key: await generateKeyPair('Ed25519'), network, clock, countRefusal: () => {} });
+  book = new RecordBook({
+    store,
+    key: await generateKeyPair('Ed25519'),
+    network,
+    clock,
+    countRefusal: () => {},
+    lastFinal: new Store(-1),
+  });
   await book.start();
   engine = new FakeConsensusEngine(store);
   consensus = new Consensus({ engine, book, network, clock }, { tickMs: TICK_MS });

@@ -8,8 +8,10 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { NodeError } from '../../shared/errors.ts';
 import type { StoredRecordRow } from '../../shared/ledger/db.ts';
 import { RecordRefused, type LedgerRecord } from '../../shared/ledger/records.ts';
-import { actor, faucet, make, type Actor } from '../../shared/ledger/testing.ts';
+import { actor, make, type Actor } from '../../shared/ledger/testing.ts';
+import { recordId } from '../../shared/ledger/records.ts';
 import { MemoryLedgerStore } from '../memory-ledger-store.ts';
+import { Store } from '../store.ts';
 import { testNetwork, type FakeClock } from '../testing/fakes.ts';
 import { RecordBook } from './record-book.ts';
 
@@ -18,6 +20,8 @@ let clock: FakeClock;
 let key: PrivateKey;
 let store: MemoryLedgerStore;
 let refusals: string[];
+/** The last final epoch the book is told about (tests move it). */
+let lastFinal = new Store(-1);
 let alice: Actor;
 let bob: Actor;
 
@@ -28,11 +32,12 @@ function newBook(over: { store?: MemoryLedgerStore; key?: PrivateKey } = {}): Re
     network,
     clock,
     countRefusal: (peer) => refusals.push(peer),
+    lastFinal,
   });
 }
 
 /** A transfer from `who` to bob, signed for real, at `block`. */
-const transfer = async (who: Actor, block = 90, amount = '1') =>
+const transfer = async (who: Actor, block = 98, amount = '1') =>
   (await make(network, who, 'transfer', block, { to: bob.id, amount })).record;
 
 /** The same record with its signature replaced by someone else's. */
@@ -59,7 +64,7 @@ describe('RecordBook: records from peers', () => {
 
     expect(await store.count()).toBe(1);
     const [row] = await store.all();
-    expect(row).toMatchObject({ author: alice.id, kind: 'transfer', block: 90, source: `gossip:${bob.id}` });
+    expect(row).toMatchObject({ author: alice.id, kind: 'transfer', block: 98, source: `gossip:${bob.id}` });
     expect(row!.receivedAt).toBe(clock.now());
     expect(book.state.get()).toEqual({ records: 1, refused: 0, error: null });
     expect(refusals).toEqual([]);
@@ -132,16 +137,38 @@ describe('RecordBook: records from peers', () => {
     expect(refusals).toEqual([bob.id]);
   });
 
-  it('applies the gossip age limit only to stale arrivals', async () => {
+  it('takes by gossip only records within the gossip window, and from no path records of a final epoch', async () => {
     clock.ms = network.genesisMs + 200 * network.blockMs;
+    lastFinal = new Store(-1);
     const book = newBook();
     await book.start();
-    // Block 200: epochs through 8 are closed (grace 3), minus a reorg window of 2 epochs: blocks before 140 are final.
-    expect(book.minGossipBlock()).toBe(140);
-    const old = await transfer(alice, 139);
-    expect(await book.accept([old], `gossip:${bob.id}`, true)).toBe(0);
+    // Block 200, window 5: gossip refuses blocks before 195; sync takes them (the epoch is still open).
+    const old = await transfer(alice, 194);
+    expect(await book.accept([old], `gossip:${bob.id}`)).toBe(0);
     expect(refusals).toEqual([bob.id]);
     expect(await book.accept([old], `sync:${bob.id}`)).toBe(1);
+    // Once epoch 9 (blocks 180-199) is final, nothing of it comes in by sync either, and the peer is not blamed.
+    lastFinal.set(9);
+    const late = await transfer(bob, 185);
+    expect(await book.accept([late], `sync:${alice.id}`)).toBe(0);
+    expect(refusals).toEqual([bob.id]);
+    // ... except as part of a final checkpoint being adopted.
+    expect(await book.accept([late], `adopt:${alice.id}`)).toBe(1);
+    lastFinal = new Store(-1);
+  });
+
+  it('forgets records a final checkpoint does not hold', async () => {
+    const book = newBook();
+    await book.start();
+    const kept = await transfer(alice);
+    const dropped = await transfer(bob);
+    await book.accept([kept, dropped], `sync:${alice.id}`);
+    const stored: LedgerRecord[][] = [];
+    book.onStored((r) => stored.push(r));
+    await book.drop([recordId(dropped)]);
+    expect(book.state.get().records).toBe(1);
+    expect(book.recent.get().map((r) => r.id)).toEqual([recordId(kept)]);
+    expect(stored).toEqual([[]]); // the replay must run again
   });
 });
 
@@ -167,13 +194,19 @@ describe('RecordBook: records of this node', () => {
     await expect(refused).rejects.toBeInstanceOf(RecordRefused);
     await expect(refused).rejects.toMatchObject({ code: 'unknown-subnet' });
 
-    const notOurs = forged(await transfer(alice), await transfer(bob));
-    await expect(book.publishSigned(notOurs)).rejects.toMatchObject({ code: 'bad-signature' });
+    // A record bound to a block before its last one would break its chain: refused before signing.
+    clock.ms += 10 * network.blockMs;
+    await book.publish('transfer', { to: bob.id, amount: '1' }).catch(() => {});
 
-    expect(await store.count()).toBe(0);
-    expect(published).toEqual([]);
+    expect(await store.count()).toBe(1);
+    await expect(book.publish('transfer', { to: bob.id, amount: '1' }, book.block - 5)).rejects.toMatchObject({
+      code: 'backdated',
+    });
+    expect(await store.count()).toBe(1);
+    expect(published).toHaveLength(1);
     expect(refusals).toEqual([]);
-    expect(book.state.get()).toEqual({ records: 0, refused: 0, error: null });
+    // The refusals took no sequence number: the next record follows the last stored one.
+    expect((await book.publish('transfer', { to: bob.id, amount: '2' })).seq).toBe(2);
   });
 
   it('continues its sequence numbers after a restart over the same store', async () => {
@@ -186,7 +219,6 @@ describe('RecordBook: records of this node', () => {
     await after.start();
     expect(after.state.get().records).toBe(2);
     expect((await after.publish('transfer', { to: bob.id, amount: '3' })).seq).toBe(3);
-    expect(after.takeSeq()).toBe(4);
   });
 
   it('starts at sequence 1 for a new key, whatever else the store holds', async () => {
@@ -198,17 +230,13 @@ describe('RecordBook: records of this node', () => {
     expect((await other.publish('transfer', { to: bob.id, amount: '1' })).seq).toBe(1);
   });
 
-  it('gives records signed with another key it holds (the test faucet) a sequence number after that key’s last', async () => {
+  it('signs one record at a time: concurrent publishes get consecutive sequence numbers', async () => {
     const book = newBook();
     await book.start();
-    const tap = await faucet(network);
-    const record = await book.publish('stake.add', { hotkey: bob.id, amount: '10' }, tap.key);
-    expect(record.author).toBe(tap.id);
-    expect(record.seq).toBeGreaterThanOrEqual(clock.now());
-    const next = await book.publish('stake.add', { hotkey: bob.id, amount: '10' }, tap.key);
-    expect(next.seq).toBe(record.seq + 1);
-    // Our own sequence is untouched.
-    expect(book.takeSeq()).toBe(1);
+    const records = await Promise.all(
+      [1, 2, 3, 4].map((k) => book.publish('transfer', { to: bob.id, amount: String(k) })),
+    );
+    expect(records.map((r) => r.seq)).toEqual([1, 2, 3, 4]);
   });
 });
 

@@ -8,6 +8,7 @@ import type { PrivateKey } from '@libp2p/interface';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { blockAt, type NetworkConfig } from '../../shared/ledger/config.ts';
 import type { StoredRecordRow } from '../../shared/ledger/db.ts';
+import { arrivalContext } from '../../shared/ledger/finality.ts';
 import {
   checkRecord,
   RecordRefused,
@@ -18,7 +19,7 @@ import {
 } from '../../shared/ledger/records.ts';
 import { NodeError } from '../../shared/errors.ts';
 import type { Clock, LedgerStore } from '../platform.ts';
-import { Store } from '../store.ts';
+import { Store, type ReadableStore } from '../store.ts';
 
 export interface RecordBookState {
   /** Records held for the network. */
@@ -34,11 +35,16 @@ export interface RecordBookComponents {
   key: PrivateKey;
   network: NetworkConfig;
   clock: Clock;
+  /** The last final epoch as this node knows it (nothing in it or before may change). */
+  lastFinal: ReadableStore<number>;
   countRefusal(peer: string): void;
 }
 
-/** Where a record came from: ourselves, a bulk import, or a peer by gossip or sync. */
-export type RecordSource = 'self' | 'import' | `gossip:${string}` | `sync:${string}`;
+/**
+ * Where a record came from: ourselves, a bulk import, a peer by gossip or sync, or the record set of a final
+ * checkpoint this node adopts (`adopt:<peer>`, the only way in for a record of a final epoch).
+ */
+export type RecordSource = 'self' | 'import' | `gossip:${string}` | `sync:${string}` | `adopt:${string}`;
 
 type Listener = (records: LedgerRecord[]) => void;
 
@@ -48,9 +54,11 @@ export class RecordBook {
   readonly recent = new Store<readonly StoredRecordRow[]>([]);
   readonly self: string;
   private nextSeq = 1;
+  private lastBlock = 0;
   private readonly storedListeners = new Set<Listener>();
   private readonly publishedListeners = new Set<Listener>();
   private tail: Promise<unknown> = Promise.resolve();
+  private signing: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly components: RecordBookComponents) {
     this.self = peerIdFromPrivateKey(components.key).toString();
@@ -58,7 +66,9 @@ export class RecordBook {
 
   async start(): Promise<void> {
     const { store } = this.components;
-    this.nextSeq = (await this.lastSeq(this.self)) + 1;
+    const mine = await store.byAuthor(this.self);
+    this.nextSeq = Math.max(0, ...mine.map((r) => r.record.seq)) + 1;
+    this.lastBlock = Math.max(0, ...mine.map((r) => r.record.block));
     this.state.update({ records: await store.count() });
     this.recent.set(await store.recent(50));
   }
@@ -83,28 +93,24 @@ export class RecordBook {
     return () => this.publishedListeners.delete(listener);
   }
 
-  /** The oldest block a gossiped record may carry: epochs closed beyond the reorg window are final. */
-  minGossipBlock(): number {
-    const { network } = this.components;
-    const tempo = Math.min(...network.subnets.map((s) => s.tempo));
-    const closedEpochs = Math.floor((this.block - network.graceBlocks) / tempo);
-    return Math.max(0, (closedEpochs - network.reorgEpochs) * tempo);
-  }
-
   /**
    * Check records and store the new ones in one batch. Returns how many were new. Our own records throw their
-   * refusal; a peer's count against it. `stale` applies the gossip age limit.
+   * refusal; a peer's count against it. By gossip a record must be within the gossip window of this node's
+   * clock; by any way but adoption it must not be in a final epoch (`shared/ledger/finality.ts`).
    */
-  accept(raws: unknown[], source: RecordSource, stale = false): Promise<number> {
+  accept(raws: unknown[], source: RecordSource): Promise<number> {
     // One batch at a time: a record arriving by gossip and by sync at once must be new only once.
-    const run = this.tail.then(() => this.acceptNow(raws, source, stale));
+    const run = this.tail.then(() => this.acceptNow(raws, source));
     this.tail = run.catch(() => {});
     return run;
   }
 
-  private async acceptNow(raws: unknown[], source: RecordSource, stale: boolean): Promise<number> {
-    const { network, store, clock } = this.components;
-    const at = { nowBlock: this.block, minBlock: stale ? this.minGossipBlock() : 0 };
+  private async acceptNow(raws: unknown[], source: RecordSource): Promise<number> {
+    const { network, store, clock, lastFinal } = this.components;
+    const via = source.startsWith('gossip:') ? 'gossip' : source === 'self' ? 'self' : 'sync';
+    const at = source.startsWith('adopt:')
+      ? { nowBlock: this.block, minBlock: 0 }
+      : arrivalContext(network, this.block, lastFinal.get(), via);
     const checked: StoredRecordRow[] = [];
     let refused = 0;
     for (const raw of raws) {
@@ -115,8 +121,9 @@ export class RecordBook {
       } catch (err) {
         if (!(err instanceof RecordRefused) || source === 'self') throw err;
         refused++;
+        // A peer that syncs us a record from an epoch that became final meanwhile did nothing wrong.
         const peer = source.split(':')[1];
-        if (peer) this.components.countRefusal(peer);
+        if (peer && !(err.code === 'final' && source.startsWith('sync:'))) this.components.countRefusal(peer);
       }
     }
     const held = await store.get(checked.map((r) => r.id));
@@ -139,35 +146,45 @@ export class RecordBook {
     return fresh.length;
   }
 
-  /** Sign a record of ours (or of another key we hold, like the test faucet's), store it and announce it. */
-  async publish<K extends RecordKind>(kind: K, body: Body<K>, key = this.components.key): Promise<LedgerRecord> {
-    const author = key === this.components.key ? this.self : peerIdFromPrivateKey(key).toString();
-    // Other keys (the test faucet) may be used by several nodes at once: a time-based sequence keeps theirs apart.
-    const seq =
-      author === this.self ? this.nextSeq++ : Math.max((await this.lastSeq(author)) + 1, this.components.clock.now());
-    return this.publishSigned(
-      await signRecord(key, {
+  /**
+   * Sign a record of ours with the next sequence number of our chain, store it and announce it. Records are
+   * signed one at a time, so the chain never has two records with one number, nor a later one dated earlier.
+   */
+  publish<K extends RecordKind>(kind: K, body: Body<K>, block?: number): Promise<LedgerRecord> {
+    const run = this.signing.then(async () => {
+      // A record bound to an earlier block (a registration's proof of work) must not follow a later one.
+      const at = block ?? this.block;
+      if (at < this.lastBlock)
+        throw new RecordRefused(
+          'backdated',
+          `block ${at} is before block ${this.lastBlock} of this node's last record`,
+        );
+      const record = await signRecord(this.components.key, {
         v: 1,
         network: this.components.network.networkId,
         kind,
-        author,
-        seq,
-        block: this.block,
+        author: this.self,
+        seq: this.nextSeq,
+        block: at,
         body,
-      } as never),
-    );
+      } as never);
+      await this.accept([record], 'self');
+      this.nextSeq++;
+      this.lastBlock = at;
+      for (const listener of this.publishedListeners) listener([record]);
+      return record;
+    });
+    this.signing = run.catch(() => {});
+    return run;
   }
 
-  /** Take the next sequence number of ours (for records built elsewhere, like a registration). */
-  takeSeq(): number {
-    return this.nextSeq++;
-  }
-
-  /** Store a record this node signed, then tell the gossip service. Throws RecordRefused if our checks fail. */
-  async publishSigned(record: LedgerRecord): Promise<LedgerRecord> {
-    await this.accept([record], 'self');
-    for (const listener of this.publishedListeners) listener([record]);
-    return record;
+  /** Forget records (those a final checkpoint this node adopts does not hold). */
+  async drop(ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.components.store.delete(ids);
+    this.state.update({ records: await this.components.store.count() });
+    this.recent.set(await this.components.store.recent(50));
+    for (const listener of this.storedListeners) listener([]);
   }
 
   /** Check and store records handed over in bulk (diagnostics and benchmarks); counts what was accepted. */
@@ -176,10 +193,5 @@ export class RecordBook {
     let accepted = 0;
     for (let k = 0; k < raws.length; k += 500) accepted += await this.accept(raws.slice(k, k + 500), 'import');
     return { accepted, refused: raws.length - accepted, ms: performance.now() - start };
-  }
-
-  private async lastSeq(author: string): Promise<number> {
-    const rows = await this.components.store.byAuthor(author);
-    return Math.max(0, ...rows.map((r) => r.record.seq));
   }
 }

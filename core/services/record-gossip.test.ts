@@ -26,7 +26,7 @@ let bob: Actor;
 
 const encode = (record: unknown) => new TextEncoder().encode(JSON.stringify(record));
 const until = <T>(store: Store<T>, test: (value: T) => boolean) => waitFor(store, test, AbortSignal.timeout(2000));
-const transfer = async (block = 190) =>
+const transfer = async (block = 198) =>
   (await make(network, alice, 'transfer', block, { to: bob.id, amount: '1' })).record;
 
 beforeEach(async () => {
@@ -34,7 +34,7 @@ beforeEach(async () => {
   store = new MemoryLedgerStore();
   refused = new Store<string[]>([]);
   const countRefusal = (peer: string) => refused.set([...refused.get(), peer]);
-  book = new RecordBook({ store, key, network, clock, countRefusal });
+  book = new RecordBook({ store, key, network, clock, countRefusal, lastFinal: new Store(-1) });
   await book.start();
   pubsub = new FakePubsub();
   gossip = new RecordGossip({ libp2p: fakeLibp2p(key, pubsub), book, rpc: { countRefusal } });

@@ -32,7 +32,7 @@ export class RecordGossip {
       return;
     }
     // A storage failure is shown in the record book's state.
-    this.components.book.accept([raw], `gossip:${from}`, true).catch(() => {});
+    this.components.book.accept([raw], `gossip:${from}`).catch(() => {});
   };
 
   constructor(private readonly components: RecordGossipComponents) {

@@ -11,6 +11,7 @@ import { checkProofOfWork } from '../../shared/ledger/pow.ts';
 import type { LedgerRecord } from '../../shared/ledger/records.ts';
 import { actor, registration as registerRecord } from '../../shared/ledger/testing.ts';
 import { MemoryLedgerStore } from '../memory-ledger-store.ts';
+import { Store } from '../store.ts';
 import { FakeConsensusEngine, testNetwork } from '../testing/fakes.ts';
 import { Consensus } from './consensus.ts';
 import { RecordBook } from './record-book.ts';
@@ -29,7 +30,7 @@ let phases: RegistrationState['phase'][];
 beforeEach(async () => {
   key = await generateKeyPair('Ed25519');
   const store = new MemoryLedgerStore();
-  book = new RecordBook({ store, key, network, clock, countRefusal: () => {} });
+  book = new RecordBook({ store, key, network, clock, countRefusal: () => {}, lastFinal: new Store(-1) });
   await book.start();
   published = [];
   book.onPublished((records) => published.push(...records));

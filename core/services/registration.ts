@@ -4,7 +4,6 @@
  */
 import type { PrivateKey } from '@libp2p/interface';
 import { findSubnet } from '../../shared/ledger/config.ts';
-import { signRecord } from '../../shared/ledger/records.ts';
 import type { LedgerSnapshot } from '../../shared/ledger/snapshot.ts';
 import { NodeError } from '../../shared/errors.ts';
 import type { ConsensusEngine } from '../platform.ts';
@@ -66,7 +65,7 @@ export class Registration {
 
   /** Mine the proof of work (progress in `state`), then publish the record. */
   async register(netuid: number, role: 'miner' | 'validator'): Promise<void> {
-    const { book, engine, consensus, key } = this.components;
+    const { book, engine, consensus } = this.components;
     const subnet = findSubnet(book.network, netuid);
     if (!subnet) throw new NodeError('no-network', `This network has no subnet ${netuid}.`);
     const progress = (patch: Partial<RegistrationState>) => this.state.set({ ...this.state.get()!, ...patch });
@@ -90,16 +89,7 @@ export class Registration {
         },
         (p) => progress({ hashes: p.hashes }),
       );
-      const record = await signRecord(key, {
-        v: 1,
-        network: book.network.networkId,
-        kind: 'register',
-        author: book.self,
-        seq: book.takeSeq(),
-        block,
-        body: { netuid, nonce, role },
-      });
-      await book.publishSigned(record);
+      await book.publish('register', { netuid, nonce, role }, block);
       progress({ phase: 'published' });
       this.follow(consensus.snapshot.get());
     } catch (err) {

@@ -10,9 +10,12 @@ import { SYNC_BUCKET_BLOCKS, type StoredRecordRow } from '../../shared/ledger/db
 import { PROTOCOLS } from '../../shared/names.ts';
 import type { Json } from '../../shared/p2p/rpc.ts';
 import type { LedgerStore } from '../platform.ts';
-import { Store } from '../store.ts';
+import { Store, type ReadableStore } from '../store.ts';
 import type { PeerTable } from './peers.ts';
-import type { RecordBook } from './record-book.ts';
+import type { RecordBook, RecordSource } from './record-book.ts';
+import { checkpointIds, finalThrough } from '../../shared/ledger/finality.ts';
+import type { LedgerSnapshot } from '../../shared/ledger/snapshot.ts';
+import { RpcError } from '../../shared/p2p/messages.ts';
 import type { RpcRouter } from './rpc.ts';
 
 export interface SyncComponents {
@@ -20,6 +23,17 @@ export interface SyncComponents {
   book: RecordBook;
   rpc: RpcRouter;
   peers: Pick<PeerTable, 'direct' | 'peers'>;
+  /** The latest replay: which epochs are final (not synced), and this node's checkpoints (served to adopters). */
+  snapshot: ReadableStore<LedgerSnapshot | null>;
+}
+
+/** A checkpoint's body and the ids its recordsRoot covers, as a peer served them (check before use). */
+export interface CheckpointRecordSet {
+  epoch: number;
+  recordsRoot: string;
+  stateRoot: string;
+  previous: string;
+  ids: string[];
 }
 
 export interface SyncInit {
@@ -28,14 +42,19 @@ export interface SyncInit {
 }
 
 const bucketsParams = z.object({ buckets: z.array(z.number().int().nonnegative()).max(200) });
+const digestsParams = z.union([z.null(), z.object({ from: z.number().int().nonnegative() })]);
+const checkpointParams = z.object({ epoch: z.number().int().nonnegative() });
+const hex64 = z.string().regex(/^[0-9a-f]{64}$/);
+const checkpointReply = z.object({ epoch: z.number().int(), recordsRoot: hex64, stateRoot: hex64, previous: hex64 });
 const idsParams = z.object({ ids: z.array(z.string().regex(/^[0-9a-f]{64}$/)).max(200) });
 const digestsReply = z.object({ buckets: z.record(z.string().regex(/^\d+$/), z.string()) });
 const idsChunk = z.array(z.string().regex(/^[0-9a-f]{64}$/)).max(500);
 
-/** sha256 of the sorted ids in each bucket of SYNC_BUCKET_BLOCKS blocks. */
-export function bucketDigests(rows: readonly StoredRecordRow[]): Record<string, string> {
+/** sha256 of the sorted ids in each bucket of SYNC_BUCKET_BLOCKS blocks (from block `from` on). */
+export function bucketDigests(rows: readonly StoredRecordRow[], from = 0): Record<string, string> {
   const buckets = new Map<number, string[]>();
   for (const r of rows) {
+    if (r.block < from) continue;
     const b = Math.floor(r.block / SYNC_BUCKET_BLOCKS);
     const ids = buckets.get(b) ?? [];
     ids.push(r.id);
@@ -65,7 +84,22 @@ export class Sync {
     await rpc.handle(
       PROTOCOLS.sync,
       {
-        'sync.digests': { run: async () => ({ buckets: bucketDigests(await store.all()) }) },
+        'sync.digests': {
+          check: (p) => (digestsParams.safeParse(p).success ? null : 'params must be null or {from: block}'),
+          run: async (p) => ({ buckets: bucketDigests(await store.all(), digestsParams.parse(p)?.from ?? 0) }),
+        },
+        'sync.checkpoint': {
+          check: (p) => (checkpointParams.safeParse(p).success ? null : 'params must be {epoch: number}'),
+          run: async (p, ctx) => {
+            const { epoch } = checkpointParams.parse(p);
+            const snapshot = this.components.snapshot.get();
+            const mine = snapshot?.checkpoints.find((c) => c.epoch === epoch);
+            if (!snapshot || !mine) throw new RpcError('bad-params', `this node holds no checkpoint of epoch ${epoch}`);
+            const ids = checkpointIds(this.components.book.network, await store.all(), snapshot.refused, epoch);
+            for (let k = 0; k < ids.length; k += 500) await ctx.emit(ids.slice(k, k + 500));
+            return { epoch, recordsRoot: mine.recordsRoot, stateRoot: mine.stateRoot, previous: mine.previous };
+          },
+        },
         'sync.ids': {
           check: (p) =>
             bucketsParams.safeParse(p).success ? null : 'params must be {buckets: number[] (at most 200)}',
@@ -120,8 +154,10 @@ export class Sync {
     const call = (method: string, params: Json, onChunk?: (c: Json) => void) =>
       rpc.call(peer, method, params, { protocol: PROTOCOLS.sync, timeoutMs: 20_000, ...(onChunk ? { onChunk } : {}) });
     try {
-      const theirs = digestsReply.parse(await call('sync.digests', null)).buckets;
-      const ours = bucketDigests(await store.all());
+      // Final epochs are settled: compare only what came after them.
+      const from = finalThrough(book.network, this.components.snapshot.get()?.lastVotedFinal ?? -1);
+      const theirs = digestsReply.parse(await call('sync.digests', { from })).buckets;
+      const ours = bucketDigests(await store.all(), from);
       const differing = Object.keys(theirs)
         .filter((b) => theirs[b] !== ours[b])
         .map(Number)
@@ -151,5 +187,48 @@ export class Sync {
     } finally {
       this.syncing.delete(peer);
     }
+  }
+
+  /** Ask `peer` for its checkpoint of `epoch` and the ids it covers (the caller checks them against a vote). */
+  async fetchCheckpoint(peer: string, epoch: number): Promise<CheckpointRecordSet> {
+    const ids: string[] = [];
+    const body = checkpointReply.parse(
+      await this.components.rpc.call(
+        peer,
+        'sync.checkpoint',
+        { epoch },
+        {
+          protocol: PROTOCOLS.sync,
+          timeoutMs: 20_000,
+          onChunk: (c) => {
+            const chunk = idsChunk.safeParse(c);
+            if (chunk.success && ids.length + chunk.data.length <= 100_000) ids.push(...chunk.data);
+          },
+        },
+      ),
+    );
+    return { ...body, ids };
+  }
+
+  /** Fetch records by id from `peer` and hand them to the record book as `source`. Returns how many were new. */
+  async fetchRecords(peer: string, ids: readonly string[], source: RecordSource): Promise<number> {
+    let added = 0;
+    for (let k = 0; k < ids.length; k += 200) {
+      const batch: unknown[] = [];
+      await this.components.rpc.call(
+        peer,
+        'sync.records',
+        { ids: ids.slice(k, k + 200) },
+        {
+          protocol: PROTOCOLS.sync,
+          timeoutMs: 20_000,
+          onChunk: (c) => {
+            if (Array.isArray(c)) batch.push(...c.slice(0, 40));
+          },
+        },
+      );
+      added += await this.components.book.accept(batch, source);
+    }
+    return added;
   }
 }

@@ -58,7 +58,8 @@ export class Validator {
   private busy = false;
   private next = 0;
   private counter = 0;
-  private pending: { epoch: number; uids: number[]; values: number[]; salt: string } | null = null;
+  /** Commits by epoch, each revealed in the epoch after its own. */
+  private readonly pending = new Map<number, { uids: number[]; values: number[]; salt: string }>();
 
   constructor(private readonly deps: ValidatorComponents) {
     this.state = new Store<ValidatorState>({
@@ -156,14 +157,19 @@ export class Validator {
   }
 
   /** Commit in an epoch's first half, reveal the same weights in its second half. */
+  /**
+   * Commit in an epoch's first half; reveal that commit in the second half of the next epoch (by then the
+   * epoch that holds the commit is final, so nobody can commit a copy after seeing the reveal).
+   */
   private async weightsDuty() {
     const { tempo, netuid } = this.deps.subnet;
     const block = this.deps.consensus.currentBlock();
     const epoch = Math.floor(block / tempo);
     const offset = block % tempo;
-    if (this.deps.consensus.uidOf(netuid, this.self) === null) return;
+    const uid = this.deps.consensus.uidOf(netuid, this.self);
+    if (uid === null) return;
     // Leave a block of margin at each window's edge, so the record lands in the window on every node.
-    if (offset >= 1 && offset < tempo / 2 - 1 && this.pending?.epoch !== epoch) {
+    if (offset >= 1 && offset < tempo / 2 - 1 && !this.pending.has(epoch) && this.permitted(uid)) {
       // Weights only once every current miner has been challenged: otherwise an unseen miner would get nothing.
       const seen = new Set(this.state.get().scores.map((m) => `${m.uid}/${m.hotkey}`));
       if (!this.miners().every((m) => seen.has(`${m.uid}/${m.hotkey}`))) return;
@@ -174,14 +180,21 @@ export class Validator {
         netuid,
         hash: weightsCommitHash({ netuid, uids: weights.uids, values: weights.values, salt }),
       });
-      this.pending = { epoch, ...weights, salt };
+      this.pending.set(epoch, { ...weights, salt });
+      for (const e of this.pending.keys()) if (e < epoch - 1) this.pending.delete(e);
       this.update({ committed: { epoch, ...weights } });
-    } else if (offset > tempo / 2 && offset < tempo - 1 && this.pending?.epoch === epoch) {
-      const { uids, values, salt } = this.pending;
-      if (this.state.get().revealed?.epoch === epoch) return;
+    } else if (offset > tempo / 2 && offset < tempo - 1 && this.pending.has(epoch - 1)) {
+      const { uids, values, salt } = this.pending.get(epoch - 1)!;
+      this.pending.delete(epoch - 1);
       await this.deps.book.publish('weights.reveal', { netuid, uids, values, salt });
-      this.update({ revealed: { epoch, uids, values } });
+      this.update({ revealed: { epoch: epoch - 1, uids, values } });
     }
+  }
+
+  /** Whether this UID holds a validator permit (set when the last epoch closed). */
+  private permitted(uid: number): boolean {
+    const sub = this.deps.consensus.snapshot.get()?.subnets.find((s) => s.netuid === this.deps.subnet.netuid);
+    return sub?.permits[uid] ?? false;
   }
 
   private ownWeights() {

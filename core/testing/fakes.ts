@@ -225,6 +225,7 @@ export const subnetWith = (netuid: number, uids: UidSlot[]): SubnetState => ({
   commits: {},
   bonds: uids.map(() => []),
   lastEmission: uids.map(() => 0n),
+  permits: uids.map(() => false),
   epoch: 0,
 });
 
@@ -235,6 +236,10 @@ export function snapshotWith(parts: { subnets?: SubnetState[]; epochs?: ClosedEp
     records: 0,
     refused: {},
     epochs: parts.epochs ?? [],
+    checkpoints: [],
+    lastFinal: -1,
+    lastVotedFinal: -1,
+    frozen: {},
     balances: {},
     stakes: {},
     subnets: parts.subnets ?? [],

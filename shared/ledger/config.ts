@@ -61,10 +61,13 @@ export const networkConfigSchema = z
     clockSkewBlocks: z.number().int().min(0).max(100),
     /** Blocks after an epoch's end before it is computed (late records can still arrive). */
     graceBlocks: z.number().int().min(0).max(10_000),
-    /** How many closed epochs back a late record may still land (and trigger a recompute). */
-    reorgEpochs: z.number().int().min(0).max(100),
-    /** Test profile only: the faucet's key is derived from this public seed (so anyone can fund test nodes). */
-    faucetSeed: z.string().max(64).optional(),
+    /** Gossip accepts a record only if its block is at most this many blocks behind the receiver's clock. */
+    gossipWindowBlocks: z.number().int().min(1).max(1000),
+    /**
+     * Test profile only: an account anyone may draw test τ from with a `faucet.claim` record, at most `maxClaim`
+     * rao per claim (so tests and newcomers can stake without a shared key).
+     */
+    faucet: z.object({ account: peerId, maxClaim: raoString }).optional(),
     subnets: z.array(subnetConfigSchema).min(1).max(16),
   })
   .superRefine((c, ctx) => {
@@ -76,8 +79,23 @@ export const networkConfigSchema = z
       if (s.maxValidators > s.maxUids)
         ctx.addIssue({ code: 'custom', path: ['subnets', i, 'maxValidators'], message: 'exceeds maxUids' });
     });
-    if (c.faucetSeed !== undefined && c.profile !== 'test')
-      ctx.addIssue({ code: 'custom', path: ['faucetSeed'], message: 'a faucet is only allowed in the test profile' });
+    if (c.faucet !== undefined && c.profile !== 'test')
+      ctx.addIssue({ code: 'custom', path: ['faucet'], message: 'a faucet is only allowed in the test profile' });
+    // Checkpoints cover every subnet at once: all subnets close their epochs at the same blocks.
+    c.subnets.forEach((s, i) => {
+      if (s.tempo !== c.subnets[0]!.tempo)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['subnets', i, 'tempo'],
+          message: `every subnet must share one tempo (subnet ${c.subnets[0]!.netuid} has ${c.subnets[0]!.tempo})`,
+        });
+    });
+    if (c.graceBlocks + c.gossipWindowBlocks >= c.subnets[0]!.tempo / 2)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['gossipWindowBlocks'],
+        message: 'grace plus gossip window must be under half an epoch, so checkpoints can be final before reveals',
+      });
   });
 
 export type NetworkConfig = z.infer<typeof networkConfigSchema>;
@@ -113,3 +131,9 @@ export function blockEmission(config: NetworkConfig, block: number): bigint {
 export function findSubnet(config: NetworkConfig, netuid: number): SubnetConfig | undefined {
   return config.subnets.find((s) => s.netuid === netuid);
 }
+
+/** Blocks per epoch: every subnet shares one tempo, and checkpoints follow it. */
+export const epochBlocks = (config: NetworkConfig): number => config.subnets[0]!.tempo;
+
+/** The epoch a block belongs to. */
+export const epochOf = (config: NetworkConfig, block: number): number => Math.floor(block / epochBlocks(config));

@@ -86,7 +86,12 @@ export function closeEpoch(state: LedgerState, config: NetworkConfig, cfg: Subne
   const epoch = sub.epoch;
   const block = (epoch + 1) * cfg.tempo;
   sub.epoch = epoch + 1;
-  sub.commits = {}; // commits not revealed within their epoch expire
+  // A commit of epoch e may be revealed during e + 1; older ones expire now.
+  for (const [hotkey, list] of Object.entries(sub.commits)) {
+    const kept = list.filter((c) => c.epoch >= epoch);
+    if (kept.length > 0) sub.commits[hotkey] = kept;
+    else delete sub.commits[hotkey];
+  }
   const n = sub.uids.length;
   const summary: EpochSummary = {
     netuid: cfg.netuid,
@@ -99,12 +104,13 @@ export function closeEpoch(state: LedgerState, config: NetworkConfig, cfg: Subne
     uids: [],
   };
   if (n === 0) return summary; // nobody to pay: nothing is created
+  // The permits this epoch ran under were set when the previous one closed (new UIDs have none yet).
+  const permit = sub.uids.map((_, uid) => sub.permits[uid] ?? false);
 
   const amount = epochAmount(config, cfg, epoch);
   const ownerCut = (amount * BigInt(config.ownerCut)) / 65535n;
   const ownerUid = sub.uids.findIndex((u) => u.hotkey === config.owner);
   const stakes = sub.uids.map((u) => totalStake(state, u.hotkey));
-  const permit = permits(state, cfg);
   const weights: U16Row[] = sub.weights.map((w) => {
     if (!w) return [];
     const up = maxUpscale(w.values);
@@ -149,6 +155,8 @@ export function closeEpoch(state: LedgerState, config: NetworkConfig, cfg: Subne
   state.dust += dust;
   sub.bonds = toRows(result.bonds, n);
   sub.lastEmission = result.emission.slice();
+  // Permits for the next epoch, from stake after this epoch's payout.
+  sub.permits = permits(state, cfg);
 
   summary.amount = amount.toString();
   summary.ownerCut = ownerCut.toString();

@@ -61,7 +61,7 @@ export function productionProfile(genesisMs = Date.UTC(2026, 10, 1)): NetworkCon
     initialBalances: {},
     clockSkewBlocks: 2,
     graceBlocks: 5,
-    reorgEpochs: 2,
+    gossipWindowBlocks: 3,
     subnets: [subnet(1, 'karpathy/stories260K'), subnet(2, 'webtensor/tiny-llama')],
   };
 }
@@ -80,8 +80,8 @@ export function testProfile(genesisMs: number): NetworkConfig {
     initialBalances: { [TEST_FAUCET_PEER_ID]: '1000000000000000' },
     clockSkewBlocks: 3,
     graceBlocks: 3,
-    reorgEpochs: 2,
-    faucetSeed: TEST_FAUCET_SEED,
+    gossipWindowBlocks: 5,
+    faucet: { account: TEST_FAUCET_PEER_ID, maxClaim: '10000000000000' },
     subnets: [
       {
         netuid: 1,

@@ -33,6 +33,18 @@ export const bodySchemas = {
   'stake.add': z.object({ hotkey: peerId, amount: positiveRao }),
   'stake.remove': z.object({ hotkey: peerId, amount: positiveRao }),
   transfer: z.object({ to: peerId, amount: positiveRao }),
+  /** Test networks: draw test τ from the faucet account to the author's balance. */
+  'faucet.claim': z.object({ amount: positiveRao }),
+  /**
+   * A permitted validator's vote that epoch `epoch` closed with these roots, chained to the previous checkpoint
+   * (`previous` = checkpointHash of epoch - 1; the genesis hash for epoch 0). See docs/ledger.md, "Finality".
+   */
+  checkpoint: z.object({
+    epoch: z.number().int().nonnegative(),
+    recordsRoot: hex(64),
+    stateRoot: hex(64),
+    previous: hex(64),
+  }),
 } as const;
 export type RecordKind = keyof typeof bodySchemas;
 export const recordKinds = Object.keys(bodySchemas) as RecordKind[];
@@ -103,7 +115,16 @@ export type RefusalCode =
   | 'already-registered'
   | 'bad-reveal'
   | 'wrong-window'
-  | 'bad-weights';
+  | 'bad-weights'
+  // author chains and finality (docs/ledger.md, "Author chains", "Finality")
+  | 'sequence-gap'
+  | 'backdated'
+  | 'equivocation'
+  | 'equivocated-author'
+  | 'final'
+  | 'not-final'
+  | 'bad-checkpoint'
+  | 'no-faucet';
 
 export class RecordRefused extends WebtensorError<RefusalCode> {
   override name = 'RecordRefused';
@@ -112,8 +133,13 @@ export class RecordRefused extends WebtensorError<RefusalCode> {
 export interface ArrivalContext {
   /** The receiver's current block. */
   nowBlock: number;
-  /** Records older than this block are refused (their epochs are closed beyond the reorg window). */
+  /**
+   * Records before this block are refused: the first block after the last final epoch (nothing may change a
+   * final epoch), or, for gossip, the network's clock minus the gossip window if that is later.
+   */
   minBlock: number;
+  /** Why `minBlock` is what it is, for the refusal's code: the last final epoch, or the gossip window. */
+  minBlockReason?: 'final' | 'gossip-window';
 }
 
 /**
@@ -143,10 +169,12 @@ export async function checkRecord(
   if (record.block > at.nowBlock + config.clockSkewBlocks)
     throw new RecordRefused('future-block', `block ${record.block} is ahead of this node's block ${at.nowBlock}`);
   if (record.block < at.minBlock)
-    throw new RecordRefused(
-      'stale-block',
-      `block ${record.block} is in an epoch closed for good (before ${at.minBlock})`,
-    );
+    throw at.minBlockReason === 'final'
+      ? new RecordRefused('final', `block ${record.block} is in a final epoch (final through block ${at.minBlock - 1})`)
+      : new RecordRefused(
+          'stale-block',
+          `block ${record.block} is more than the gossip window behind this node's block ${at.nowBlock}`,
+        );
   if ('netuid' in record.body) {
     const subnet = findSubnet(config, record.body.netuid);
     if (!subnet) throw new RecordRefused('unknown-subnet', `there is no subnet ${record.body.netuid}`);

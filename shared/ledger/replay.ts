@@ -7,10 +7,22 @@
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
-import type { NetworkConfig } from './config.ts';
+import { epochBlocks, type NetworkConfig } from './config.ts';
 import { closeEpoch, type EpochSummary } from './epoch.ts';
 import { RecordRefused, type LedgerRecord, type RefusalCode } from './records.ts';
-import { applyRecord, initialState, stateRoot, subnetState, type LedgerState } from './state.ts';
+import {
+  applyRecord,
+  CHAIN_REFUSALS,
+  checkpointHash,
+  genesisHash,
+  initialState,
+  settleFinality,
+  stateRoot,
+  tallyOf,
+  totalStake,
+  type CheckpointTally,
+  type LedgerState,
+} from './state.ts';
 
 export interface StoredRecord {
   id: string;
@@ -18,18 +30,46 @@ export interface StoredRecord {
 }
 
 export interface ClosedEpoch extends EpochSummary {
+  /** The epoch's checkpoint roots (the same for every subnet: checkpoints cover the whole network). */
   recordsRoot: string;
   stateRoot: string;
-  /** How many records were accepted in the epoch's blocks. */
+  /** How many records took their place in their authors' chains in the epoch's blocks. */
   records: number;
+}
+
+/** A checkpoint as the replay left it: this node's roots, the votes on them, and whether the epoch is final. */
+export interface CheckpointView {
+  epoch: number;
+  recordsRoot: string;
+  stateRoot: string;
+  previous: string;
+  hash: string;
+  permittedStake: string;
+  agreeingStake: string;
+  /** Stake behind each other checkpoint hash voters signed (an outvoted node adopts one with over 2/3). */
+  otherVotes: { hash: string; stake: string; voters: string[] }[];
+  /** Who may vote on it, and who has. */
+  voters: string[];
+  voted: string[];
+  final: boolean;
+  finalAt: number | null;
 }
 
 export interface Replay {
   state: LedgerState;
   epochs: ClosedEpoch[];
+  /** The recent checkpoints (the last MAX_TALLIES), oldest first. */
+  checkpoints: CheckpointView[];
+  /** The last final epoch, or -1. */
+  lastFinal: number;
+  /** The last epoch made final by votes: nothing in it or before may arrive any more (see LedgerState). */
+  lastVotedFinal: number;
   /** Records the replay refused (valid signatures, but not valid against the state), by id. */
   refused: Record<string, { code: RefusalCode; message: string }>;
 }
+
+/** Checkpoint tallies kept (older ones are settled history; votes on them are refused). */
+export const MAX_TALLIES = 16;
 
 export function canonicalOrder(a: StoredRecord, b: StoredRecord): number {
   const x = a.record;
@@ -40,41 +80,96 @@ export function canonicalOrder(a: StoredRecord, b: StoredRecord): number {
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
 }
 
+/** Hotkeys with a permit on any subnet right now, with their stake: who may vote on the epoch that starts. */
+function currentVoters(state: LedgerState): Record<string, bigint> {
+  const voters: Record<string, bigint> = {};
+  for (const sub of state.subnets)
+    sub.uids.forEach((u, uid) => {
+      if (sub.permits[uid]) voters[u.hotkey] = totalStake(state, u.hotkey);
+    });
+  return voters;
+}
+
+function newTally(epoch: number, voters: Record<string, bigint>): CheckpointTally {
+  const permittedStake = Object.values(voters).reduce((a, b) => a + b, 0n);
+  return {
+    epoch,
+    recordsRoot: '',
+    stateRoot: '',
+    previous: '',
+    hash: '',
+    voters,
+    permittedStake,
+    votes: {},
+    agreeingStake: 0n,
+    final: false,
+    finalAt: null,
+  };
+}
+
+export function checkpointView(t: CheckpointTally): CheckpointView {
+  const others = new Map<string, { stake: bigint; voters: string[] }>();
+  for (const [voter, v] of Object.entries(t.votes)) {
+    if (v.hash === t.hash) continue;
+    const o = others.get(v.hash) ?? { stake: 0n, voters: [] };
+    o.stake += t.voters[voter] ?? 0n;
+    o.voters.push(voter);
+    others.set(v.hash, o);
+  }
+  return {
+    epoch: t.epoch,
+    recordsRoot: t.recordsRoot,
+    stateRoot: t.stateRoot,
+    previous: t.previous,
+    hash: t.hash,
+    permittedStake: t.permittedStake.toString(),
+    agreeingStake: t.agreeingStake.toString(),
+    otherVotes: [...others].map(([hash, o]) => ({ hash, stake: o.stake.toString(), voters: o.voters.sort() })),
+    voters: Object.keys(t.voters).sort(),
+    voted: Object.keys(t.votes).sort(),
+    final: t.final,
+    finalAt: t.finalAt,
+  };
+}
+
 /**
  * Replay `records` and close every epoch that ends at or before `closeThrough` (a block). Duplicate ids count
- * once. Pure: the same config, records and block give the same result on every node.
+ * once. Pure: the same config, records and block give the same result on every node. At each epoch's end every
+ * subnet closes, then the epoch's checkpoint is computed: the recordsRoot over the ids of the records that took
+ * their place in their authors' chains in the epoch's blocks (in canonical order), the stateRoot of the whole
+ * ledger after the close, and the hash of the previous checkpoint. Votes on it are records of later blocks.
  */
 export function replay(config: NetworkConfig, records: readonly StoredRecord[], closeThrough: number): Replay {
   const state = initialState(config);
   const unique = new Map(records.map((r) => [r.id, r]));
   const ordered = [...unique.values()].sort(canonicalOrder);
   const subnets = [...config.subnets].sort((a, b) => a.netuid - b.netuid);
+  const tempo = epochBlocks(config);
   const epochs: ClosedEpoch[] = [];
   const refused: Replay['refused'] = {};
-  const accepted: { block: number; id: string }[] = [];
+  const chained: { block: number; id: string }[] = [];
+  let closed = 0;
+  let previous = genesisHash(config);
+  // Nobody holds a permit at genesis: epoch 0 has no voters, and is final when it closes.
+  state.checkpoints.push(newTally(0, {}));
 
-  // Close, in block order (netuid order within a block), every epoch ending at or before `block`.
   const closeUpTo = (block: number) => {
-    for (;;) {
-      let next: (typeof subnets)[number] | null = null;
-      let nextEnd = Infinity;
-      for (const cfg of subnets) {
-        const end = (subnetState(state, cfg.netuid).epoch + 1) * cfg.tempo;
-        if (end <= block && end < nextEnd) {
-          next = cfg;
-          nextEnd = end;
-        }
-      }
-      if (!next) return;
-      const start = nextEnd - next.tempo;
-      const ids = accepted.filter((a) => a.block >= start && a.block < nextEnd).map((a) => a.id);
-      const summary = closeEpoch(state, config, next);
-      epochs.push({
-        ...summary,
-        records: ids.length,
-        recordsRoot: bytesToHex(sha256(new TextEncoder().encode(ids.join('\n')))),
-        stateRoot: stateRoot(state),
-      });
+    while ((closed + 1) * tempo <= block) {
+      const epoch = closed;
+      const end = (epoch + 1) * tempo;
+      const summaries = subnets.map((cfg) => closeEpoch(state, config, cfg));
+      const ids = chained.filter((a) => a.block >= epoch * tempo && a.block < end).map((a) => a.id);
+      const recordsRoot = bytesToHex(sha256(new TextEncoder().encode(ids.join('\n'))));
+      const root = stateRoot(state);
+      for (const summary of summaries) epochs.push({ ...summary, records: ids.length, recordsRoot, stateRoot: root });
+      const tally = tallyOf(state, epoch)!;
+      Object.assign(tally, { recordsRoot, stateRoot: root, previous });
+      tally.hash = previous = checkpointHash(config.networkId, tally);
+      // Who votes on the next epoch: the permits this close just set, with the stake they have now.
+      state.checkpoints.push(newTally(epoch + 1, currentVoters(state)));
+      if (state.checkpoints.length > MAX_TALLIES) state.checkpoints.shift();
+      settleFinality(state, end);
+      closed++;
     }
   };
 
@@ -82,12 +177,15 @@ export function replay(config: NetworkConfig, records: readonly StoredRecord[], 
     closeUpTo(record.block);
     try {
       applyRecord(state, config, record);
-      accepted.push({ block: record.block, id });
+      chained.push({ block: record.block, id });
     } catch (err) {
       if (!(err instanceof RecordRefused)) throw err;
       refused[id] = { code: err.code, message: err.message };
+      if (!CHAIN_REFUSALS.has(err.code)) chained.push({ block: record.block, id });
     }
   }
   closeUpTo(closeThrough);
-  return { state, epochs, refused };
+  // The tally of the running epoch has no roots yet; views show closed epochs only.
+  const checkpoints = state.checkpoints.filter((t) => t.hash !== '').map(checkpointView);
+  return { state, epochs, checkpoints, lastFinal: state.lastFinal, lastVotedFinal: state.lastVotedFinal, refused };
 }

@@ -2,7 +2,7 @@
  * What a node keeps of a replay: closed epochs, balances, stake per hotkey and the subnets' UIDs. Built the same
  * way whether the replay ran in a tab's consensus worker or in Node, so both show the same numbers.
  */
-import type { ClosedEpoch, Replay } from './replay.ts';
+import type { CheckpointView, ClosedEpoch, Replay } from './replay.ts';
 import { totalStake, type SubnetState } from './state.ts';
 
 export interface LedgerSnapshot {
@@ -10,6 +10,14 @@ export interface LedgerSnapshot {
   records: number;
   refused: Replay['refused'];
   epochs: ClosedEpoch[];
+  /** The recent checkpoints: this node's roots, the votes on them, finality. */
+  checkpoints: CheckpointView[];
+  /** The last final epoch, or -1. */
+  lastFinal: number;
+  /** The last epoch made final by votes: records of it or before are refused on arrival. */
+  lastVotedFinal: number;
+  /** Authors frozen for equivocating, with the sequence number they reused. */
+  frozen: Record<string, { seq: number; block: number }>;
   balances: Record<string, bigint>;
   stakes: Record<string, bigint>;
   subnets: SubnetState[];
@@ -26,6 +34,10 @@ export function snapshotOf(result: Replay, records: number, closeThrough: number
     records,
     refused: result.refused,
     epochs: result.epochs,
+    checkpoints: result.checkpoints,
+    lastFinal: result.lastFinal,
+    lastVotedFinal: result.lastVotedFinal,
+    frozen: result.state.frozen,
     balances: result.state.balances,
     stakes,
     subnets: result.state.subnets,

@@ -23,8 +23,10 @@ export interface SubnetState {
   uids: UidSlot[];
   /** Each UID's last accepted weights (uids ascending, raw u16 values as sent), or null. */
   weights: ({ uids: number[]; values: number[] } | null)[];
-  /** Open weight commits by hotkey. */
-  commits: Record<string, { hash: string; block: number }>;
+  /** Weight commits by hotkey, at most one per epoch; each is revealed in the epoch after its own. */
+  commits: Record<string, { epoch: number; hash: string; block: number }[]>;
+  /** Validator permits by uid, computed when the last epoch closed; they apply until the next close. */
+  permits: boolean[];
   /** Bonds per UID row from the last epoch, as [uid, u16] pairs. */
   bonds: [number, number][][];
   /** Each UID's emission in the last epoch (rao); registration replaces the lowest. */
@@ -38,8 +40,20 @@ export interface LedgerState {
   balances: Record<string, bigint>;
   /** Stake by hotkey, then by the account that staked it (the nominator; the hotkey itself for its own). */
   stakes: Record<string, Record<string, bigint>>;
-  /** Last accepted sequence number by author. */
-  seqs: Record<string, number>;
+  /** Each author's chain head: its last accepted record's sequence number and block. */
+  chains: Record<string, { seq: number; block: number }>;
+  /** Authors caught signing two records with one sequence number, from that record on: nothing more counts. */
+  frozen: Record<string, { seq: number; block: number }>;
+  /** Votes and finality of the recent checkpoints (not part of stateRoot: it follows from the records). */
+  checkpoints: CheckpointTally[];
+  /** The last final epoch, or -1 before the first. */
+  lastFinal: number;
+  /**
+   * The last epoch made final by votes (more than 2/3 of a non-zero permitted stake); epochs without voters are
+   * final at once, but only votes close the door to late records (a node that has not synced the stake yet
+   * sees no voters, and must still take the records that would show them).
+   */
+  lastVotedFinal: number;
   subnets: SubnetState[];
   /** Everything emission ever created, rao: equals what it paid out plus `dust`. */
   issued: bigint;
@@ -47,14 +61,46 @@ export interface LedgerState {
   dust: bigint;
 }
 
+/** One epoch's checkpoint as this replay computed it, who may vote on it, and the votes so far. */
+export interface CheckpointTally {
+  epoch: number;
+  recordsRoot: string;
+  stateRoot: string;
+  previous: string;
+  /** checkpointHash of the above: what a vote must name to agree. */
+  hash: string;
+  /** Hotkeys with a permit in the epoch (permits set when the previous epoch closed), and their stake. */
+  voters: Record<string, bigint>;
+  permittedStake: bigint;
+  /** Each voter's vote: the checkpoint hash it signed and the block of its record. */
+  votes: Record<string, { hash: string; block: number }>;
+  agreeingStake: bigint;
+  final: boolean;
+  /** The block of the vote that made it final (its close block when there were no voters). */
+  finalAt: number | null;
+}
+
 export function initialState(config: NetworkConfig): LedgerState {
   return {
     balances: Object.fromEntries(Object.entries(config.initialBalances).map(([k, v]) => [k, BigInt(v)])),
     stakes: {},
-    seqs: {},
+    chains: {},
+    frozen: {},
+    checkpoints: [],
+    lastFinal: -1,
+    lastVotedFinal: -1,
     subnets: [...config.subnets]
       .sort((a, b) => a.netuid - b.netuid)
-      .map((s) => ({ netuid: s.netuid, uids: [], weights: [], commits: {}, bonds: [], lastEmission: [], epoch: 0 })),
+      .map((s) => ({
+        netuid: s.netuid,
+        uids: [],
+        weights: [],
+        commits: {},
+        permits: [],
+        bonds: [],
+        lastEmission: [],
+        epoch: 0,
+      })),
     issued: 0n,
     dust: 0n,
   };
@@ -72,7 +118,7 @@ export function totalStake(state: LedgerState, hotkey: string): bigint {
 
 /**
  * Validator permits: the `maxValidators` UIDs with the most stake (ties to the lower uid), among those with
- * stake at or above the threshold. Permits take effect at once (subtensor applies them one epoch later).
+ * stake at or above the threshold. Computed when an epoch closes; they apply during the next one (as subtensor).
  */
 export function permits(state: LedgerState, cfg: SubnetConfig): boolean[] {
   const sub = subnetState(state, cfg.netuid);
@@ -106,10 +152,44 @@ function debit(map: Record<string, bigint>, key: string, amount: bigint, what: s
   if (have < amount) refuse('overspend', `${what} is ${have} rao; the record spends ${amount}`);
 }
 
-/** Apply one record (already through checkRecord) to `state`, or throw RecordRefused and leave it unchanged. */
+/**
+ * The author-chain rules, before anything else: an author's records count in sequence (each exactly one after
+ * its last), never with an earlier block than the one before, and not at all from an equivocation on. A record
+ * whose sequence number was already used by another record is an equivocation: it is refused and the author is
+ * frozen (docs/ledger.md, "Author chains"). Mutates only `frozen`, and only when it refuses.
+ */
+function checkChain(state: LedgerState, r: LedgerRecord): void {
+  const frozen = state.frozen[r.author];
+  if (frozen)
+    refuse('equivocated-author', `${r.author} signed two records with sequence ${frozen.seq}; nothing it signs counts`);
+  const head = state.chains[r.author] ?? { seq: 0, block: 0 };
+  if (r.seq <= head.seq) {
+    state.frozen[r.author] = { seq: r.seq, block: r.block };
+    refuse('equivocation', `sequence ${r.seq} of ${r.author} was already used by another record; the author is frozen`);
+  }
+  if (r.seq !== head.seq + 1)
+    refuse('sequence-gap', `sequence ${r.seq} does not follow ${head.seq}, the author's last (a record is missing)`);
+  if (r.block < head.block)
+    refuse('backdated', `block ${r.block} is before block ${head.block} of the author's previous record`);
+}
+
+/** Refusals that keep a record out of its author's chain (it takes no place there, and no root covers it). */
+export const CHAIN_REFUSALS: ReadonlySet<string> = new Set([
+  'equivocated-author',
+  'equivocation',
+  'sequence-gap',
+  'backdated',
+]);
+
+/**
+ * Apply one record (already through checkRecord) to `state`. A record that breaks its author's chain throws one
+ * of CHAIN_REFUSALS and changes nothing (but an equivocation freezes its author). A record that passes the chain
+ * takes its place there, like a nonce, even if what it does is then refused (overspend, no permit...): it
+ * throws RecordRefused having changed nothing else.
+ */
 export function applyRecord(state: LedgerState, config: NetworkConfig, r: LedgerRecord): void {
-  if (r.seq <= (state.seqs[r.author] ?? 0))
-    refuse('replay', `sequence ${r.seq} is not after ${state.seqs[r.author] ?? 0}, the author's last`);
+  checkChain(state, r);
+  state.chains[r.author] = { seq: r.seq, block: r.block };
   switch (r.kind) {
     case 'register':
       register(state, config, r);
@@ -144,8 +224,75 @@ export function applyRecord(state: LedgerState, config: NetworkConfig, r: Ledger
       state.balances[r.body.to] = (state.balances[r.body.to] ?? 0n) + amount;
       break;
     }
+    case 'faucet.claim': {
+      const faucet = config.faucet;
+      if (!faucet) refuse('no-faucet', `network ${config.networkId} has no faucet`);
+      const amount = BigInt(r.body.amount);
+      if (amount > BigInt(faucet!.maxClaim)) refuse('overspend', `a claim is at most ${faucet!.maxClaim} rao`);
+      debit(state.balances, faucet!.account, amount, "the faucet's balance");
+      state.balances[faucet!.account] = state.balances[faucet!.account]! - amount;
+      state.balances[r.author] = (state.balances[r.author] ?? 0n) + amount;
+      break;
+    }
+    case 'checkpoint':
+      voteCheckpoint(state, r);
+      break;
   }
-  state.seqs[r.author] = r.seq;
+}
+
+/** The hash a checkpoint vote names: sha256 of its domain-separated canonical body and network. */
+export function checkpointHash(
+  network: string,
+  c: { epoch: number; recordsRoot: string; stateRoot: string; previous: string },
+): string {
+  const text = canonicalize({
+    network,
+    epoch: c.epoch,
+    recordsRoot: c.recordsRoot,
+    stateRoot: c.stateRoot,
+    previous: c.previous,
+  })!;
+  return bytesToHex(sha256(new TextEncoder().encode(`webtensor/checkpoint/1\n${text}`)));
+}
+
+/** What checkpoint 0 chains to: the hash of the network config every node starts from. */
+export function genesisHash(config: NetworkConfig): string {
+  return bytesToHex(sha256(new TextEncoder().encode(`webtensor/genesis/1\n${canonicalize(config)!}`)));
+}
+
+export function tallyOf(state: LedgerState, epoch: number): CheckpointTally | undefined {
+  return state.checkpoints.find((c) => c.epoch === epoch);
+}
+
+/**
+ * A vote: counted if the author had a permit in that epoch and has not voted on it yet; it agrees when it names
+ * the same checkpoint this node computed. More than 2/3 of the permitted stake agreeing, with the previous
+ * checkpoint final, makes the epoch final.
+ */
+function voteCheckpoint(state: LedgerState, r: Extract<LedgerRecord, { kind: 'checkpoint' }>) {
+  const tally = tallyOf(state, r.body.epoch);
+  if (!tally || tally.hash === '')
+    refuse('bad-checkpoint', `epoch ${r.body.epoch} has not closed, or is too old to vote on`);
+  if (!(r.author in tally!.voters)) refuse('no-permit', `${r.author} had no validator permit in epoch ${r.body.epoch}`);
+  if (tally!.votes[r.author]) refuse('bad-checkpoint', `${r.author} already voted on epoch ${r.body.epoch}`);
+  const hash = checkpointHash(r.network, r.body);
+  tally!.votes[r.author] = { hash, block: r.block };
+  if (hash === tally!.hash) tally!.agreeingStake += tally!.voters[r.author]!;
+  settleFinality(state, r.block);
+}
+
+/** Mark every checkpoint final whose votes reach more than 2/3 and whose predecessor is final, in order. */
+export function settleFinality(state: LedgerState, block: number): void {
+  for (const t of state.checkpoints) {
+    if (t.final) continue;
+    if (t.hash === '' || t.epoch !== state.lastFinal + 1) return; // not closed yet, or its predecessor is not final
+    const enough = t.permittedStake === 0n || t.agreeingStake * 3n > t.permittedStake * 2n;
+    if (!enough) return;
+    t.final = true;
+    t.finalAt = block;
+    state.lastFinal = t.epoch;
+    if (t.permittedStake > 0n) state.lastVotedFinal = t.epoch;
+  }
 }
 
 function register(state: LedgerState, config: NetworkConfig, r: Extract<LedgerRecord, { kind: 'register' }>) {
@@ -159,6 +306,7 @@ function register(state: LedgerState, config: NetworkConfig, r: Extract<LedgerRe
     sub.weights.push(null);
     sub.bonds.push([]);
     sub.lastEmission.push(0n);
+    sub.permits.push(false);
     return;
   }
   // Full: replace the non-immune UID with the lowest emission (ties: the older registration, then the lower uid).
@@ -173,6 +321,7 @@ function register(state: LedgerState, config: NetworkConfig, r: Extract<LedgerRe
   delete sub.commits[sub.uids[victim]!.hotkey];
   sub.uids[victim] = slot;
   sub.weights[victim] = null;
+  sub.permits[victim] = false;
   sub.lastEmission[victim] = 0n;
   sub.bonds = sub.bonds.map((row, i) => (i === victim ? [] : row.filter(([j]) => j !== victim)));
 }
@@ -186,7 +335,8 @@ function setWeights(
   const sub = subnetState(state, cfg.netuid);
   const uid = sub.uids.findIndex((u) => u.hotkey === r.author);
   if (uid < 0) refuse('not-registered', `${r.author} holds no UID on subnet ${cfg.netuid}`);
-  if (!permits(state, cfg)[uid]) refuse('no-permit', `UID ${uid} has no validator permit on subnet ${cfg.netuid}`);
+  if (!sub.permits[uid])
+    refuse('no-permit', `UID ${uid} had no validator permit when the last epoch closed on subnet ${cfg.netuid}`);
   const epoch = Math.floor(r.block / cfg.tempo);
   const firstHalf = r.block % cfg.tempo < cfg.tempo / 2;
   if (r.kind === 'weights.set' && cfg.commitReveal)
@@ -195,29 +345,45 @@ function setWeights(
     refuse('wrong-window', `subnet ${cfg.netuid} does not use commit-reveal: send weights.set`);
   if (r.kind === 'weights.commit') {
     if (!firstHalf) refuse('wrong-window', 'weights are committed in the first half of an epoch');
-    sub.commits[r.author] = { hash: r.body.hash, block: r.block };
+    const kept = (sub.commits[r.author] ?? []).filter((c) => c.epoch !== epoch);
+    sub.commits[r.author] = [...kept, { epoch, hash: r.body.hash, block: r.block }];
     return;
   }
   const { uids, values } = r.body;
   if (uids.length !== values.length) refuse('bad-weights', `${uids.length} uids but ${values.length} values`);
   if (uids.some((u) => u >= sub.uids.length)) refuse('bad-weights', `a uid is beyond the subnet's ${sub.uids.length}`);
   if (r.kind === 'weights.reveal') {
-    const commit = sub.commits[r.author];
+    // Commit in epoch e, reveal in the second half of e + 1, and only if e was final before that half began:
+    // nobody can commit a copy of weights revealed by others once they are public (docs/ledger.md, "Finality").
     if (firstHalf) refuse('wrong-window', 'weights are revealed in the second half of an epoch');
-    if (!commit || Math.floor(commit.block / cfg.tempo) !== epoch)
-      refuse('bad-reveal', 'there is no commit from this epoch to reveal');
+    const commit = sub.commits[r.author]?.find((c) => c.epoch === epoch - 1);
+    if (!commit) refuse('bad-reveal', `there is no commit from epoch ${epoch - 1} to reveal`);
+    const revealOpens = epoch * cfg.tempo + Math.ceil(cfg.tempo / 2);
+    const committed = tallyOf(state, epoch - 1);
+    if (!committed?.final || committed.finalAt === null || committed.finalAt >= revealOpens)
+      refuse(
+        'not-final',
+        `epoch ${epoch - 1}, which holds the commit, was not final when reveals opened at ${revealOpens}`,
+      );
     if (weightsCommitHash({ netuid: cfg.netuid, uids, values, salt: r.body.salt }) !== commit!.hash)
       refuse('bad-reveal', 'the revealed weights do not match the commit');
-    delete sub.commits[r.author];
+    sub.commits[r.author] = sub.commits[r.author]!.filter((c) => c !== commit);
   }
   sub.weights[uid] = { uids: [...uids], values: [...values] };
   sub.uids[uid]!.lastUpdate = r.block;
 }
 
-/** Canonical JSON of the state (bigints as decimal strings), and its sha256: the stateRoot. */
+/**
+ * Canonical JSON of the state (bigints as decimal strings), and its sha256: the stateRoot. The checkpoint tallies
+ * are left out: they follow from the records (whose ids the recordsRoot covers) and name the roots themselves.
+ */
 export function stateRoot(state: LedgerState): string {
   const text = canonicalize(
-    JSON.parse(JSON.stringify(state, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))),
+    JSON.parse(
+      JSON.stringify(state, (k, v: unknown) =>
+        k === 'checkpoints' ? undefined : typeof v === 'bigint' ? v.toString() : v,
+      ),
+    ),
   )!;
   return bytesToHex(sha256(new TextEncoder().encode(text)));
 }

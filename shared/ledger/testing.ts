@@ -3,11 +3,10 @@ import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { PrivateKey } from '@libp2p/interface';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import type { NetworkConfig } from './config.ts';
-import { faucetKey } from './faucet.ts';
 import { testProfile } from './profiles.ts';
 import { solveProofOfWork } from './pow.ts';
 import { recordId, signRecord, type LedgerRecord, type RecordKind, type Body } from './records.ts';
-import type { StoredRecord } from './replay.ts';
+import { replay, type StoredRecord } from './replay.ts';
 import { weightsCommitHash } from './state.ts';
 
 export interface Actor {
@@ -26,8 +25,9 @@ export function smallConfig(over: Partial<NetworkConfig> = {}): NetworkConfig {
   return { ...base, subnets: base.subnets.map((s) => ({ ...s, registrationDifficulty: 4 })), ...over };
 }
 
-export async function faucet(config: NetworkConfig): Promise<Actor> {
-  return actor(await faucetKey(config));
+/** A faucet claim: `who` draws `amount` rao of test τ (test profile only). */
+export function claim(config: NetworkConfig, who: Actor, block: number, amount: bigint): Promise<StoredRecord> {
+  return make(config, who, 'faucet.claim', block, { amount: amount.toString() });
 }
 
 /** Sign a record of `kind` by `who` at `block` (next sequence number unless `seq` is given). */
@@ -63,7 +63,10 @@ export async function registration(
   return make(config, who, 'register', block, { netuid, nonce, role });
 }
 
-/** A commit in an epoch's first half and the matching reveal in its second half. */
+/**
+ * A commit in epoch `epoch`'s first half and the matching reveal in the second half of the next epoch (it counts
+ * only if `epoch` is final by then: see `votes`). The caller keeps each author's records in block order.
+ */
 export async function commitReveal(
   config: NetworkConfig,
   who: Actor,
@@ -77,6 +80,75 @@ export async function commitReveal(
   const hash = weightsCommitHash({ netuid, uids, values, salt });
   return [
     await make(config, who, 'weights.commit', epoch * tempo + 1, { netuid, hash }),
-    await make(config, who, 'weights.reveal', epoch * tempo + Math.ceil(tempo / 2) + 1, { netuid, uids, values, salt }),
+    await make(config, who, 'weights.reveal', (epoch + 1) * tempo + Math.ceil(tempo / 2) + 1, {
+      netuid,
+      uids,
+      values,
+      salt,
+    }),
   ];
+}
+
+/** Each voter's vote that `epoch` closed as a replay of `records` says, signed at `block` (after the epoch). */
+export async function votes(
+  config: NetworkConfig,
+  records: readonly StoredRecord[],
+  epoch: number,
+  voters: Actor[],
+  block: number,
+): Promise<StoredRecord[]> {
+  const view = replay(config, records, block).checkpoints.find((c) => c.epoch === epoch);
+  if (!view) throw new Error(`epoch ${epoch} has not closed by block ${block}`);
+  const { recordsRoot, stateRoot, previous } = view;
+  return Promise.all(
+    voters.map((v) => make(config, v, 'checkpoint', block, { epoch, recordsRoot, stateRoot, previous })),
+  );
+}
+
+/**
+ * Honest validators over epochs `from`..`to`, in block order: each commits `weights(v, e)` at the start of epoch
+ * e (for e < to), votes at the end of the grace on the checkpoint of e - 1, and reveals the commit of e - 1 when
+ * reveals open. Returns `records` with all of that appended.
+ */
+export async function honestEpochs(
+  config: NetworkConfig,
+  records: readonly StoredRecord[],
+  validators: Actor[],
+  from: number,
+  to: number,
+  uids: number[],
+  weights: (v: Actor, epoch: number) => number[] | null,
+  netuid = 1,
+): Promise<StoredRecord[]> {
+  const tempo = config.subnets.find((s) => s.netuid === netuid)!.tempo;
+  const salt = '0123456789abcdef0123456789abcdef';
+  const out = [...records];
+  for (let e = from; e <= to; e++) {
+    if (e < to)
+      for (const v of validators) {
+        const values = weights(v, e);
+        if (values)
+          out.push(
+            await make(config, v, 'weights.commit', e * tempo + 1, {
+              netuid,
+              hash: weightsCommitHash({ netuid, uids, values, salt }),
+            }),
+          );
+      }
+    if (e >= 1) out.push(...(await votes(config, out, e - 1, validators, e * tempo + config.graceBlocks + 1)));
+    if (e > from)
+      for (const v of validators) {
+        const values = weights(v, e - 1);
+        if (values)
+          out.push(
+            await make(config, v, 'weights.reveal', e * tempo + Math.ceil(tempo / 2) + 1, {
+              netuid,
+              uids,
+              values,
+              salt,
+            }),
+          );
+      }
+  }
+  return out;
 }

@@ -2,6 +2,7 @@ import { rao, tao, units } from './format.ts';
 import { useMemo } from 'react';
 import { Chart, type ChartOption } from './charts/Chart.tsx';
 import { useStore, type TabNode } from './shell/node-context.ts';
+import { epochAgreement } from '../../core/services/finality.ts';
 
 /** This tab in the network's economy: registration (proof of work), UID, stake, epochs and agreement. */
 export function LedgerPanel({ tab }: { tab: TabNode }) {
@@ -12,7 +13,7 @@ export function LedgerPanel({ tab }: { tab: TabNode }) {
   const book = useStore(ledger?.book.state, { records: 0, refused: 0, error: null });
   const replayError = useStore(ledger?.consensus.error, null);
   const reg = useStore(ledger?.registration.state, null);
-  const agreement = useStore(ledger?.agreement.epochs, []);
+  const agreement = epochAgreement(snapshot, tab.roles.subnet()?.netuid ?? 1);
   const me = services?.peerId ?? null;
   const stake = me ? (snapshot?.stakes[me] ?? 0n) : 0n;
   const hashingPercent = reg && reg.expected > 0 ? Math.min(99, Math.round((100 * reg.hashes) / reg.expected)) : 0;
@@ -91,7 +92,7 @@ export function LedgerPanel({ tab }: { tab: TabNode }) {
             </thead>
             <tbody>
               {recent.map((e) => (
-                <tr key={`${e.netuid}/${e.epoch}`}>
+                <tr key={e.epoch}>
                   <td>{e.epoch}</td>
                   <td>
                     <code>{e.stateRoot.slice(0, 12)}…</code>

@@ -15,7 +15,7 @@ import type { DevicePreference, Generation, Loaded } from '../../shared/inferenc
 import type { GenerateParams, GenerateResult } from '../../shared/inference/protocol.ts';
 import { embed, workerInferenceEngine, yumaWorker } from '../../core/browser/workers.ts';
 import type { NodeServices, NodeStatus } from '../../core/node.ts';
-import type { EpochAgreement } from '../../core/services/agreement.ts';
+import { epochAgreement, type EpochAgreement } from '../../core/services/finality.ts';
 import type { Announcement } from '../../core/services/announce.ts';
 import { idleMiner, type MinerState } from '../../core/services/miner.ts';
 import type { PeerView } from '../../core/services/peers.ts';
@@ -268,7 +268,7 @@ export function installAutomation(tab: TabNode | null): void {
         return ledger()?.registration.state.get() ?? null;
       },
       get epochs() {
-        return ledger()?.agreement.epochs.get() ?? [];
+        return epochAgreement(snapshot(), tab?.roles.subnet()?.netuid ?? 1);
       },
       get summaries() {
         return snapshot()?.epochs ?? [];

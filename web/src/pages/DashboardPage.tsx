@@ -3,6 +3,7 @@ import { useMemo, useState } from 'react';
 import { Chart, type ChartOption } from '../charts/Chart.tsx';
 import { Link } from 'react-router';
 import { useStore, useTab } from '../shell/node-context.ts';
+import { epochAgreement } from '../../../core/services/finality.ts';
 import type { ClosedEpoch } from '../../../shared/ledger/replay.ts';
 
 export interface MetagraphRow {
@@ -55,7 +56,7 @@ export function DashboardPage() {
   const snapshot = useStore(ledger?.consensus.snapshot, null);
   const records = useStore(ledger?.book.recent, []);
   const book = useStore(ledger?.book.state, null);
-  const agreement = useStore(ledger?.agreement.epochs, []);
+
   const peers = useStore(services?.peers.peers, []);
   const validatorService = useStore(tab?.roles.validator, null);
   const validator = useStore(validatorService?.state, null);
@@ -69,6 +70,7 @@ export function DashboardPage() {
     [snapshot, netuid],
   );
   const last = epochs.at(-1);
+  const agreement = useMemo(() => epochAgreement(snapshot, netuid), [snapshot, netuid]);
   const rows: MetagraphRow[] = useMemo(() => {
     const sub = snapshot?.subnets.find((s) => s.netuid === netuid);
     if (!sub) return [];
@@ -353,7 +355,7 @@ export function DashboardPage() {
                     .slice(-10)
                     .reverse()
                     .map((a) => (
-                      <tr key={`${a.netuid}/${a.epoch}`}>
+                      <tr key={a.epoch}>
                         <td>{a.epoch}</td>
                         <td>
                           <code>{a.recordsRoot.slice(0, 10)}…</code>
