@@ -7,6 +7,7 @@ import type { NetworkConfig } from '../shared/ledger/config.ts';
 import { NodeError } from '../shared/errors.ts';
 import type { Clock, ConsensusEngine, Libp2pNode, LedgerStore } from './platform.ts';
 import { Store } from './store.ts';
+import { FinalRecordSets } from './services/final-sets.ts';
 import { Finality } from './services/finality.ts';
 import { Consensus } from './services/consensus.ts';
 import type { PeerTable } from './services/peers.ts';
@@ -52,16 +53,20 @@ export class LedgerServices {
     this.gossip = new RecordGossip({ libp2p: c.libp2p, book: this.book, rpc: c.rpc });
     this.consensus = new Consensus({ engine: c.engine, book: this.book, network: c.network, clock: c.clock });
     this.consensus.snapshot.subscribe((s) => s && lastFinal.set(s.lastVotedFinal));
+    // The record sets of epochs seen final: remembered by the finality service, served by sync.
+    const finalSets = new FinalRecordSets();
     this.sync = new Sync({
       store: c.store,
       book: this.book,
       rpc: c.rpc,
       peers: c.peers,
       snapshot: this.consensus.snapshot,
+      finalSets,
     });
     this.finality = new Finality({
       book: this.book,
       store: c.store,
+      finalSets,
       snapshot: this.consensus.snapshot,
       replayNow: () => this.consensus.replayNow(),
       sync: this.sync,

@@ -22,8 +22,6 @@ export const TOPICS = {
   announce: 'webtensor/local/announce/1',
   /** Signed ledger records of one network. */
   records: (networkId: string) => `webtensor/${networkId}/records/1`,
-  /** Signed roots of closed epochs of one network. */
-  roots: (networkId: string) => `webtensor/${networkId}/roots/1`,
 } as const;
 
 /** Error codes a peer may send back on `/webtensor/rpc/1`, `/infer/1` and `/sync/1` (docs/protocol.md). */

@@ -8,7 +8,7 @@ import { replay } from '../../shared/ledger/replay.ts';
 import { snapshotOf } from '../../shared/ledger/snapshot.ts';
 import { NodeError } from '../../shared/errors.ts';
 import { MemoryLedgerStore } from '../memory-ledger-store.ts';
-import { withPeerId, type Clock, type Platform } from '../platform.ts';
+import { withPeerId, type Clock, type LedgerStore, type Platform } from '../platform.ts';
 import { KeyFileIdentity } from './key-file.ts';
 import { createNodeLibp2p } from './libp2p.ts';
 
@@ -19,6 +19,8 @@ export interface NodePlatformInit {
   host?: string;
   port?: number;
   clock?: Clock;
+  /** Where the ledger lives; default: in memory. */
+  store?: LedgerStore;
 }
 
 export function createNodePlatform(init: NodePlatformInit): Platform {
@@ -34,7 +36,7 @@ export function createNodePlatform(init: NodePlatformInit): Platform {
       await libp2p.dial(multiaddr(withPeerId(addrs[0]!, peer)), { signal });
     },
     async openLedger() {
-      const store = new MemoryLedgerStore();
+      const store = init.store ?? new MemoryLedgerStore();
       return {
         store,
         consensus: {

@@ -5,12 +5,13 @@
  * the record ids that checkpoint covers from a voter, checks them against the voted hash, drops what it holds
  * of that epoch outside them, fetches what it lacks, and replays. docs/ledger.md, "Finality".
  */
-import { adoption, recordsRootOf } from '../../shared/ledger/finality.ts';
-import type { CheckpointView } from '../../shared/ledger/replay.ts';
+import { adoption, checkpointIds, recordsRootOf } from '../../shared/ledger/finality.ts';
+import { MAX_TALLIES, type CheckpointView } from '../../shared/ledger/replay.ts';
 import type { LedgerSnapshot } from '../../shared/ledger/snapshot.ts';
 import { checkpointHash } from '../../shared/ledger/state.ts';
 import type { LedgerStore } from '../platform.ts';
 import { Store, type ReadableStore } from '../store.ts';
+import type { FinalRecordSets } from './final-sets.ts';
 import type { RecordBook } from './record-book.ts';
 import type { Sync } from './sync.ts';
 
@@ -26,7 +27,9 @@ export interface FinalityState {
 
 export interface FinalityComponents {
   book: Pick<RecordBook, 'self' | 'network' | 'publish' | 'drop'>;
-  store: Pick<LedgerStore, 'all'>;
+  store: Pick<LedgerStore, 'all' | 'get'>;
+  /** Where the record sets of final epochs are remembered (shared with the sync service, which serves them). */
+  finalSets: FinalRecordSets;
   snapshot: ReadableStore<LedgerSnapshot | null>;
   replayNow(): Promise<unknown>;
   sync: Pick<Sync, 'fetchCheckpoint' | 'fetchRecords'>;
@@ -43,6 +46,7 @@ export class Finality {
   private stopWatching: (() => void) | null = null;
   private readonly voting = new Set<number>();
   private adopting: Promise<void> | null = null;
+  private repairing = false;
 
   constructor(private readonly components: FinalityComponents) {}
 
@@ -56,13 +60,56 @@ export class Finality {
 
   private follow(snapshot: LedgerSnapshot): void {
     this.state.update({ lastFinal: snapshot.lastFinal });
+    void this.rememberAndRepair(snapshot).catch((err: unknown) =>
+      this.state.update({ lastAdoption: { epoch: -1, error: `repair failed: ${(err as Error).message}` } }),
+    );
     const self = this.components.book.self;
+    // An epoch this node lost comes first: adopt it, and vote on nothing from it on (every later checkpoint of
+    // ours chains to the losing one, and a validator has one vote per epoch).
+    const lost = snapshot.checkpoints.find((c) => !c.final && outvotedBy(c));
+    if (lost && !this.adopting) {
+      const winner = outvotedBy(lost)!;
+      this.adopting = this.adopt(lost.epoch, winner.hash, winner.voters).finally(() => (this.adopting = null));
+    }
     for (const c of snapshot.checkpoints) {
+      if (lost && c.epoch >= lost.epoch) break;
       if (!c.final && c.voters.includes(self) && !c.voted.includes(self) && !this.voting.has(c.epoch))
         void this.vote(c);
-      const winner = !c.final ? outvotedBy(c) : null;
-      if (winner && !this.adopting)
-        this.adopting = this.adopt(c.epoch, winner.hash, winner.voters).finally(() => (this.adopting = null));
+    }
+    for (const epoch of this.voting) if (epoch < snapshot.lastFinal - MAX_TALLIES) this.voting.delete(epoch);
+  }
+
+  /**
+   * Remember the record set of each epoch as it first becomes final (voted: bootstrap epochs stay open), and
+   * repair the store when a replay shows a remembered final epoch with other roots: a record of it slipped in.
+   */
+  private async rememberAndRepair(snapshot: LedgerSnapshot): Promise<void> {
+    if (this.repairing) return;
+    this.repairing = true;
+    try {
+      const { book, store, finalSets } = this.components;
+      const views = new Map(snapshot.checkpoints.map((c) => [c.epoch, c]));
+      for (const c of snapshot.checkpoints) {
+        if (!c.final || c.epoch > snapshot.lastVotedFinal || finalSets.has(c.epoch)) continue;
+        const held = (await store.all()).map((r) => ({ id: r.id, record: r.record }));
+        const ids = checkpointIds(book.network, held, snapshot.refused, c.epoch);
+        // A record stored since this replay ran changes the set: try again with the next replay.
+        const { epoch, hash, recordsRoot, stateRoot, previous } = c;
+        if (recordsRootOf(ids) === recordsRoot)
+          finalSets.remember({ epoch, hash, recordsRoot, stateRoot, previous, ids });
+      }
+      let dropped = 0;
+      for (const set of finalSets.all()) {
+        const now = views.get(set.epoch);
+        if (!now || now.hash === set.hash) continue;
+        const held = (await store.all()).map((r) => ({ id: r.id, record: r.record }));
+        const { drop } = adoption(book.network, held, set.epoch, set.ids);
+        await book.drop(drop);
+        dropped += drop.length;
+      }
+      if (dropped > 0) await this.components.replayNow();
+    } finally {
+      this.repairing = false;
     }
   }
 
@@ -81,23 +128,51 @@ export class Finality {
     }
   }
 
-  /** Adopt the checkpoint of `epoch` with hash `hash`, from the first of its voters that serves it correctly. */
+  /**
+   * Adopt the checkpoint of `epoch` with hash `hash`, from the first of its voters that serves it correctly. When
+   * the winner chains to an earlier checkpoint this node computed differently, that one is adopted too, back to
+   * the first epoch on which both agree (a node that synced a record the voters never took, say).
+   */
   async adopt(epoch: number, hash: string, voters: readonly string[]): Promise<void> {
-    const { book, store, sync } = this.components;
+    const { book, store, sync, snapshot } = this.components;
     let error = 'no voter served it';
     for (const voter of voters) {
       if (voter === book.self) continue;
       try {
-        const set = await sync.fetchCheckpoint(voter, epoch);
-        if (checkpointHash(book.network.networkId, { ...set, epoch }) !== hash)
-          throw new Error('its checkpoint is not the one voted for');
-        if (recordsRootOf(set.ids) !== set.recordsRoot) throw new Error('its ids do not make the recordsRoot');
-        const held = (await store.all()).map((r) => ({ id: r.id, record: r.record }));
-        const { drop, missing } = adoption(book.network, held, epoch, set.ids);
-        const fetched = await sync.fetchRecords(voter, missing, `adopt:${voter}`);
-        await book.drop(drop);
+        const sets = [];
+        for (let target = { epoch, hash }; ;) {
+          const set = await sync.fetchCheckpoint(voter, target.epoch);
+          if (checkpointHash(book.network.networkId, { ...set, epoch: target.epoch }) !== target.hash)
+            throw new Error(`its checkpoint of epoch ${target.epoch} is not the one voted for`);
+          if (recordsRootOf(set.ids) !== set.recordsRoot) throw new Error('its ids do not make the recordsRoot');
+          sets.unshift(set);
+          const mine = snapshot.get()?.checkpoints.find((c) => c.epoch === target.epoch - 1);
+          if (target.epoch === 0 || !mine || mine.hash === set.previous) break;
+          target = { epoch: target.epoch - 1, hash: set.previous };
+        }
+        // Fetch everything first, and check nothing is missing, before dropping anything: a voter that serves the
+        // ids but withholds the records must not leave this node with less than it had.
+        let fetched = 0;
+        for (const set of sets) {
+          const held = (await store.all()).map((r) => ({ id: r.id, record: r.record }));
+          fetched += await sync.fetchRecords(
+            voter,
+            adoption(book.network, held, set.epoch, set.ids).missing,
+            `adopt:${voter}`,
+          );
+        }
+        const wanted = sets.flatMap((set) => set.ids);
+        const missing = (await store.get(wanted)).filter((r) => !r).length;
+        if (missing > 0) throw new Error(`it withheld ${missing} of the records its checkpoint holds`);
+        let dropped = 0;
+        for (const set of sets) {
+          const held = (await store.all()).map((r) => ({ id: r.id, record: r.record }));
+          const { drop } = adoption(book.network, held, set.epoch, set.ids);
+          await book.drop(drop);
+          dropped += drop.length;
+        }
         await this.components.replayNow();
-        this.state.update({ lastAdoption: { epoch, from: voter, dropped: drop.length, fetched } });
+        this.state.update({ lastAdoption: { epoch, from: voter, dropped, fetched } });
         return;
       } catch (err) {
         error = `${voter}: ${(err as Error).message}`;

@@ -182,6 +182,10 @@ export class RecordBook {
   async drop(ids: readonly string[]): Promise<void> {
     if (ids.length === 0) return;
     await this.components.store.delete(ids);
+    // If one of ours went (signed while cut off, say), our chain continues after the last we still hold.
+    const mine = await this.components.store.byAuthor(this.self);
+    this.nextSeq = Math.max(0, ...mine.map((r) => r.record.seq)) + 1;
+    this.lastBlock = Math.max(0, ...mine.map((r) => r.record.block));
     this.state.update({ records: await this.components.store.count() });
     this.recent.set(await this.components.store.recent(50));
     for (const listener of this.storedListeners) listener([]);

@@ -88,7 +88,7 @@ describe('RecordGossip', () => {
   });
 
   it('ignores other topics and unsigned messages', async () => {
-    pubsub.deliver(TOPICS.roots(network.networkId), new Uint8Array([0xff]), bob.id);
+    pubsub.deliver(TOPICS.announce, new Uint8Array([0xff]), bob.id);
     pubsub.dispatchEvent(
       new CustomEvent('message', { detail: { topic, type: 'unsigned', data: encode(await transfer()) } }),
     );

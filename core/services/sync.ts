@@ -12,10 +12,12 @@ import type { Json } from '../../shared/p2p/rpc.ts';
 import type { LedgerStore } from '../platform.ts';
 import { Store, type ReadableStore } from '../store.ts';
 import type { PeerTable } from './peers.ts';
+import type { FinalRecordSets } from './final-sets.ts';
 import type { RecordBook, RecordSource } from './record-book.ts';
 import { checkpointIds, finalThrough } from '../../shared/ledger/finality.ts';
 import type { LedgerSnapshot } from '../../shared/ledger/snapshot.ts';
 import { RpcError } from '../../shared/p2p/messages.ts';
+import { recordId, type LedgerRecord } from '../../shared/ledger/records.ts';
 import type { RpcRouter } from './rpc.ts';
 
 export interface SyncComponents {
@@ -25,6 +27,8 @@ export interface SyncComponents {
   peers: Pick<PeerTable, 'direct' | 'peers'>;
   /** The latest replay: which epochs are final (not synced), and this node's checkpoints (served to adopters). */
   snapshot: ReadableStore<LedgerSnapshot | null>;
+  /** The record sets of epochs this node saw final: served as they were, whatever its store holds since. */
+  finalSets: Pick<FinalRecordSets, 'get'>;
 }
 
 /** A checkpoint's body and the ids its recordsRoot covers, as a peer served them (check before use). */
@@ -92,6 +96,11 @@ export class Sync {
           check: (p) => (checkpointParams.safeParse(p).success ? null : 'params must be {epoch: number}'),
           run: async (p, ctx) => {
             const { epoch } = checkpointParams.parse(p);
+            const known = this.components.finalSets.get(epoch);
+            if (known) {
+              for (let k = 0; k < known.ids.length; k += 500) await ctx.emit(known.ids.slice(k, k + 500));
+              return { epoch, recordsRoot: known.recordsRoot, stateRoot: known.stateRoot, previous: known.previous };
+            }
             const snapshot = this.components.snapshot.get();
             const mine = snapshot?.checkpoints.find((c) => c.epoch === epoch);
             if (!snapshot || !mine) throw new RpcError('bad-params', `this node holds no checkpoint of epoch ${epoch}`);
@@ -210,8 +219,12 @@ export class Sync {
     return { ...body, ids };
   }
 
-  /** Fetch records by id from `peer` and hand them to the record book as `source`. Returns how many were new. */
+  /**
+   * Fetch records by id from `peer` and hand them to the record book as `source`. Returns how many were new.
+   * Only the records asked for are taken (an adopting node must not take more than the certified set from a voter).
+   */
   async fetchRecords(peer: string, ids: readonly string[], source: RecordSource): Promise<number> {
+    const wanted = new Set(ids);
     let added = 0;
     for (let k = 0; k < ids.length; k += 200) {
       const batch: unknown[] = [];
@@ -227,8 +240,19 @@ export class Sync {
           },
         },
       );
-      added += await this.components.book.accept(batch, source);
+      added += await this.components.book.accept(batch.filter(isOneOf(wanted)), source);
     }
     return added;
   }
+}
+
+/** Whether a raw record is one of `ids` (by its record id); malformed ones are not. */
+function isOneOf(ids: ReadonlySet<string>): (raw: unknown) => boolean {
+  return (raw) => {
+    try {
+      return ids.has(recordId(raw as LedgerRecord));
+    } catch {
+      return false;
+    }
+  };
 }

@@ -1,8 +1,8 @@
 /**
  * The validator loop (docs/validator.md): challenge the subnet's miners one at a time with seeded prompts, check each
- * answer against this tab's own run of the pinned model (token ids, and the model hash), score correctness x
- * speed x availability with an EMA, and once per epoch commit the weights (first half) and reveal them (second
- * half). `copy-weights` (test profile only) makes it copy another validator's last revealed weights instead.
+ * answer against this node's own run of the pinned model (token ids, and the model hash), score correctness x
+ * speed x availability with an EMA, commit the weights in an epoch's first half and reveal them in the second
+ * half of the next epoch, once the epoch that holds the commit is final. `copy-weights` (test profile only) makes it copy another validator's last revealed weights instead.
  */
 import type { SubnetConfig } from '../../shared/ledger/config.ts';
 import { weightsCommitHash } from '../../shared/ledger/state.ts';
@@ -183,12 +183,25 @@ export class Validator {
       this.pending.set(epoch, { ...weights, salt });
       for (const e of this.pending.keys()) if (e < epoch - 1) this.pending.delete(e);
       this.update({ committed: { epoch, ...weights } });
-    } else if (offset > tempo / 2 && offset < tempo - 1 && this.pending.has(epoch - 1)) {
+    } else if (
+      offset > tempo / 2 &&
+      offset < tempo - 1 &&
+      this.pending.has(epoch - 1) &&
+      this.finalThrough(epoch - 1)
+    ) {
       const { uids, values, salt } = this.pending.get(epoch - 1)!;
       this.pending.delete(epoch - 1);
       await this.deps.book.publish('weights.reveal', { netuid, uids, values, salt });
       this.update({ revealed: { epoch: epoch - 1, uids, values } });
     }
+  }
+
+  /**
+   * Whether `epoch` is final: a reveal counts only then, and revealing before would make the weights public for
+   * nothing (they stay secret, and the previous weights stand, until a later commit is revealed).
+   */
+  private finalThrough(epoch: number): boolean {
+    return (this.deps.consensus.snapshot.get()?.lastFinal ?? -1) >= epoch;
   }
 
   /** Whether this UID holds a validator permit (set when the last epoch closed). */

@@ -18,6 +18,12 @@ import type { Clock, ConsensusEngine, LedgerStore, Libp2pNode, RegistrationPuzzl
 import type { PeerView } from '../services/peers.ts';
 import { RpcRouter, type CallOptions, type HandleOptions } from '../services/rpc.ts';
 import { Store } from '../store.ts';
+import type { StoredRecordRow } from '../../shared/ledger/db.ts';
+import { checkpointIds } from '../../shared/ledger/finality.ts';
+import { recordId, signRecord, type Body, type LedgerRecord, type RecordKind } from '../../shared/ledger/records.ts';
+import type { StoredRecord } from '../../shared/ledger/replay.ts';
+import type { RecordSource } from '../services/record-book.ts';
+import type { CheckpointRecordSet } from '../services/sync.ts';
 
 /** A clock that moves only when told to. */
 export class FakeClock implements Clock {
@@ -268,4 +274,122 @@ export async function unhandledRejectionsDuring(body: () => Promise<void>): Prom
     for (const listener of previous) process.on('unhandledRejection', listener);
   }
   return reasons;
+}
+
+/** A record as a store row (what `LedgerStore.all` returns), received from `source`. */
+export function rowOf(r: StoredRecord, source = 'import'): StoredRecordRow {
+  const { record, id } = r;
+  return {
+    id,
+    network: record.network,
+    block: record.block,
+    author: record.author,
+    kind: record.kind,
+    record,
+    source,
+    receivedAt: 0,
+  };
+}
+
+/**
+ * The record book's `self`, `network`, `publish` and `drop` over a real store: `publish` signs a real record with
+ * `key` (the next sequence number of what the store holds by this key, at `block`) and stores it; `drop` deletes.
+ * Calls go to `log` in order; `publishFailure`, while set, makes publish reject.
+ */
+export class FakeRecordBook {
+  readonly self: string;
+  readonly published: LedgerRecord[] = [];
+  readonly dropped: string[][] = [];
+  publishFailure: Error | null = null;
+
+  constructor(
+    private readonly key: PrivateKey,
+    readonly network: NetworkConfig,
+    private readonly store: LedgerStore,
+    public block: number,
+    readonly log: string[] = [],
+  ) {
+    this.self = peerIdFromPrivateKey(key).toString();
+  }
+
+  async publish<K extends RecordKind>(kind: K, body: Body<K>, block?: number): Promise<LedgerRecord> {
+    this.log.push(`publish ${kind}`);
+    if (this.publishFailure) throw this.publishFailure;
+    const mine = await this.store.byAuthor(this.self);
+    const record = (await signRecord(this.key, {
+      v: 1,
+      network: this.network.networkId,
+      kind,
+      author: this.self,
+      seq: Math.max(0, ...mine.map((r) => r.record.seq)) + 1,
+      block: block ?? this.block,
+      body,
+    } as never)) as LedgerRecord;
+    await this.store.put([rowOf({ id: recordId(record), record }, 'self')]);
+    this.published.push(record);
+    return record;
+  }
+
+  async drop(ids: readonly string[]): Promise<void> {
+    this.log.push(`drop ${ids.length}`);
+    this.dropped.push([...ids]);
+    await this.store.delete(ids);
+  }
+}
+
+/** What a peer holding `records` (replayed through `closeThrough`) serves for `sync.checkpoint` of `epoch`. */
+export function checkpointServed(
+  config: NetworkConfig,
+  records: readonly StoredRecord[],
+  closeThrough: number,
+  epoch: number,
+): CheckpointRecordSet {
+  const result = replay(config, records, closeThrough);
+  const c = result.checkpoints.find((x) => x.epoch === epoch);
+  if (!c) throw new Error(`epoch ${epoch} has not closed by block ${closeThrough}`);
+  const ids = checkpointIds(config, records, result.refused, epoch);
+  return { epoch, recordsRoot: c.recordsRoot, stateRoot: c.stateRoot, previous: c.previous, ids };
+}
+
+/**
+ * Sync's `fetchCheckpoint` and `fetchRecords`, answered per peer from what the test says each one serves, every
+ * call logged. `checkpoints` answers `sync.checkpoint` by epoch (throw for an error reply; a peer not in it has no
+ * route); `fetchRecords` stores what the peer holds (`holdings`) of the ids into `store`, as the record book
+ * would, and returns how many were new. `serve` makes a peer an honest holder of `records`.
+ */
+export class FakeSync {
+  readonly checkpoints = new Map<string, (epoch: number) => CheckpointRecordSet | Promise<CheckpointRecordSet>>();
+  readonly holdings = new Map<string, readonly StoredRecord[]>();
+  readonly checkpointCalls: { peer: string; epoch: number }[] = [];
+  readonly recordCalls: { peer: string; ids: string[]; source: RecordSource }[] = [];
+
+  constructor(
+    private readonly store: LedgerStore,
+    readonly log: string[] = [],
+  ) {}
+
+  /** `peer` holds `records` and serves its checkpoints as a replay of them through `closeThrough` has them. */
+  serve(peer: string, config: NetworkConfig, records: readonly StoredRecord[], closeThrough: number): void {
+    this.checkpoints.set(peer, (epoch) => checkpointServed(config, records, closeThrough, epoch));
+    this.holdings.set(peer, records);
+  }
+
+  async fetchCheckpoint(peer: string, epoch: number): Promise<CheckpointRecordSet> {
+    this.log.push(`fetchCheckpoint ${peer} ${epoch}`);
+    this.checkpointCalls.push({ peer, epoch });
+    const answer = this.checkpoints.get(peer);
+    if (!answer) throw new Error(`no route to ${peer}`);
+    return structuredClone(await answer(epoch));
+  }
+
+  async fetchRecords(peer: string, ids: readonly string[], source: RecordSource): Promise<number> {
+    this.log.push(`fetchRecords ${peer} ${ids.length} ${source}`);
+    this.recordCalls.push({ peer, ids: [...ids], source });
+    const wanted = new Set(ids);
+    const served = (this.holdings.get(peer) ?? []).filter((r) => wanted.has(r.id));
+    const held = await this.store.get(served.map((r) => r.id));
+    const fresh = served.filter((_, k) => !held[k]);
+    await this.store.put(fresh.map((r) => rowOf(r, source)));
+    return fresh.length;
+  }
 }

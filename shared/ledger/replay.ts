@@ -85,7 +85,8 @@ function currentVoters(state: LedgerState): Record<string, bigint> {
   const voters: Record<string, bigint> = {};
   for (const sub of state.subnets)
     sub.uids.forEach((u, uid) => {
-      if (sub.permits[uid]) voters[u.hotkey] = totalStake(state, u.hotkey);
+      // A frozen author's votes cannot count: its stake must not count among the permitted stake either.
+      if (sub.permits[uid] && !state.frozen[u.hotkey]) voters[u.hotkey] = totalStake(state, u.hotkey);
     });
   return voters;
 }

@@ -281,17 +281,29 @@ function voteCheckpoint(state: LedgerState, r: Extract<LedgerRecord, { kind: 'ch
   settleFinality(state, r.block);
 }
 
-/** Mark every checkpoint final whose votes reach more than 2/3 and whose predecessor is final, in order. */
+/**
+ * Settle finality after a vote or a close. A checkpoint whose agreeing votes hold more than 2/3 of its permitted
+ * stake is final, and so is every checkpoint before it: a vote names a hash that chains, through `previous`, to
+ * all of history before, so agreeing on it agrees on all of that too (finality never waits on one lost epoch).
+ * A checkpoint with no voters at all (no validator held a permit) is final at its close, in order.
+ */
 export function settleFinality(state: LedgerState, block: number): void {
-  for (const t of state.checkpoints) {
-    if (t.final) continue;
-    if (t.hash === '' || t.epoch !== state.lastFinal + 1) return; // not closed yet, or its predecessor is not final
-    const enough = t.permittedStake === 0n || t.agreeingStake * 3n > t.permittedStake * 2n;
-    if (!enough) return;
+  const closed = state.checkpoints.filter((t) => t.hash !== '');
+  const voted = closed.filter((t) => t.permittedStake > 0n && t.agreeingStake * 3n > t.permittedStake * 2n).at(-1);
+  if (voted && voted.epoch > state.lastVotedFinal) {
+    for (const t of closed)
+      if (t.epoch <= voted.epoch && !t.final) {
+        t.final = true;
+        t.finalAt = block;
+      }
+    state.lastFinal = Math.max(state.lastFinal, voted.epoch);
+    state.lastVotedFinal = voted.epoch;
+  }
+  for (const t of closed) {
+    if (t.final || t.epoch !== state.lastFinal + 1 || t.permittedStake !== 0n) continue;
     t.final = true;
     t.finalAt = block;
     state.lastFinal = t.epoch;
-    if (t.permittedStake > 0n) state.lastVotedFinal = t.epoch;
   }
 }
 

@@ -96,6 +96,8 @@ export interface WebtensorAutomation {
     readonly epochs: readonly EpochAgreement[];
     /** Per closed epoch: the metagraph and where the emission went. */
     readonly summaries: readonly ClosedEpoch[];
+    /** The free balance of `account` (rao), as this tab's latest replay has it. */
+    balance(account: string): string;
     /** Everything emission created so far, and the rounding dust kept aside. */
     readonly totals: { issued: string; dust: string } | null;
     /** Test networks: the faucet stakes `amount` rao on `hotkey` with a signed stake.add. */
@@ -273,6 +275,7 @@ export function installAutomation(tab: TabNode | null): void {
       get summaries() {
         return snapshot()?.epochs ?? [];
       },
+      balance: (account) => (snapshot()?.balances[account] ?? 0n).toString(),
       get totals() {
         const s = snapshot();
         return s ? { issued: s.issued.toString(), dust: s.dust.toString() } : null;
