@@ -184,3 +184,31 @@ function adoptWith(cfg: typeof config, held: StoredRecord[], honest: StoredRecor
   const byId = new Map(honest.map((r) => [r.id, r]));
   return [...held.filter((r) => !drop.includes(r.id)), ...missing.map((id) => byId.get(id)!)];
 }
+
+describe('when validators are offline', () => {
+  it('finality waits, records keep flowing, and one vote round later finalizes everything before it', async () => {
+    const net = await network();
+    const alice = await actor();
+    const records = [...net.records, await claim(config, alice, 6, 1000n)];
+    // Nobody votes for 20 epochs; alice keeps paying, each payment arriving on time.
+    for (let e = 1; e <= 20; e++) {
+      const pay = await make(config, alice, 'transfer', e * T + 1, { to: net.miner.id, amount: '1' });
+      const now = replay(config, records, e * T + 2);
+      expect(now.lastVotedFinal).toBe(-1); // nothing voted final: the door stays open ...
+      expect(await arrival(pay, e * T + 2, now.lastVotedFinal, 'gossip')).toBe('accepted'); // ... and records flow
+      records.push(pay);
+    }
+    const waiting = replay(config, records, 21 * T + 4);
+    expect(waiting.lastVotedFinal).toBe(-1);
+    expect(waiting.checkpoints.every((c) => c.epoch === 0 || !c.final)).toBe(true);
+    // The validators come back and vote on the last closed checkpoint: it and all before it are final.
+    records.push(...(await votes(config, records, 20, net.validators, 21 * T + 4)));
+    const back = replay(config, records, 21 * T + 5);
+    expect(back.lastVotedFinal).toBe(20);
+    expect(back.lastFinal).toBe(20);
+    expect(back.state.balances[net.miner.id]).toBe(20n);
+    // From now on, nothing dated in those epochs comes in any more.
+    const late = await make(config, alice, 'transfer', 15 * T, { to: net.miner.id, amount: '1' }, 1);
+    expect(await arrival(late, 21 * T + 6, back.lastVotedFinal, 'sync')).toBe('final');
+  });
+});
