@@ -52,7 +52,10 @@ export class LedgerServices {
     });
     this.gossip = new RecordGossip({ libp2p: c.libp2p, book: this.book, rpc: c.rpc });
     this.consensus = new Consensus({ engine: c.engine, book: this.book, network: c.network, clock: c.clock });
-    this.consensus.snapshot.subscribe((s) => s && lastFinal.set(s.lastVotedFinal));
+    // The door closes on epochs final by votes, and on epochs this node voted on itself: a record of one that
+    // arrives after the vote would make this node's checkpoint differ from the one it signed.
+    const lastVoted = () => Math.max(-1, ...this.finality.state.get().voted);
+    const closeDoor = () => lastFinal.set(Math.max(this.consensus.snapshot.get()?.lastVotedFinal ?? -1, lastVoted()));
     // The record sets of epochs seen final: remembered by the finality service, served by sync.
     const finalSets = new FinalRecordSets();
     this.sync = new Sync({
@@ -71,6 +74,8 @@ export class LedgerServices {
       replayNow: () => this.consensus.replayNow(),
       sync: this.sync,
     });
+    this.consensus.snapshot.subscribe(closeDoor);
+    this.finality.state.subscribe(closeDoor);
     this.registration = new Registration({
       key: c.key,
       engine: c.engine,

@@ -80,7 +80,19 @@ test('backdating, copying and evicting by a modified client fail against tabs, a
 
   // Finding 2. Wait for the honest validator's reveal, then commit a copy dated in the epoch its commit was in,
   // and reveal it.
-  const reveal = await adversary.waitForReveal(v, 150_000);
+  await expect
+    .poll(() => validator.evaluate(() => JSON.stringify(window.webtensor.validator)), { timeout: 120_000 })
+    .toMatch(/"revealed":\{/)
+    .catch(async (err: unknown) => {
+      const why = await validator.evaluate(() => ({
+        refused: Object.values(window.webtensor.ledger.debug.refused()),
+        epochs: window.webtensor.ledger.epochs.slice(-4),
+        validator: window.webtensor.validator,
+      }));
+      console.log(`the validator never revealed: ${JSON.stringify(why)}`);
+      throw err;
+    });
+  const reveal = await adversary.waitForReveal(v, 30_000);
   const copyEpoch = epochOf(network, reveal.block) - 1;
   const [commit, copy] = await adversary.copyWeights(
     reveal,

@@ -155,7 +155,10 @@ try {
     await tab!.context.close();
   }
 
-  // 10k records into one tab, then a fresh tab syncs them over WebRTC.
+  // 10k records into one tab, then a fresh tab syncs them over WebRTC (a network whose epoch is still open).
+  await relay.stop();
+  writeFileSync(networkFile, JSON.stringify(sync));
+  await relay.start();
   const [holder] = await openTabs(browser, 1, relay.healthUrl, server.url);
   await holder!.page.evaluate(() => window.webtensor.ready);
   const imported = await importRecords(holder!.page, tenK);
@@ -187,33 +190,63 @@ try {
   await relay.stop();
 }
 
-// ---- Agreement: 4 tabs on a fresh test network, 3 epochs.
+// ---- Agreement and finality: 4 tabs on a fresh test network (3 validators staked 4:3:2, 1 client).
 const server2 = await startPreview(PORT);
 const relay2 = new RelayProcess(9992, 9993, undefined, ['--network', 'test']);
+const finalMs: number[] = [];
+const finalOfflineMs: number[] = [];
 try {
   await relay2.start();
   const browser = await chromium.launch(chromiumLaunchOptions);
-  const tabs = await openTabs(browser, 4, relay2.healthUrl, server2.url);
+  const tabs = await openTabs(browser, 4, relay2.healthUrl, server2.url, (k) =>
+    k < 3 ? 'role=validator' : 'role=client',
+  );
   await Promise.all(tabs.map((x) => x.page.evaluate(() => window.webtensor.ready)));
+  for (const [k, x] of tabs.slice(0, 3).entries()) {
+    await x.page.waitForFunction(() => window.webtensor.ledger.uid !== null, undefined, { timeout: 90_000 });
+    await x.page.evaluate(
+      (amount) => window.webtensor.ledger.faucetStake(window.webtensor.peerId!, amount),
+      String((4 - k) * 1e12),
+    );
+  }
   const config2 = (await (await fetch(relay2.networkUrl)).json()) as NetworkConfig;
   const tempo = config2.subnets[0]!.tempo;
-  const firstEpoch = Math.floor((Date.now() - config2.genesisMs) / config2.blockMs / tempo) + 1;
-  for (let e = firstEpoch; e < firstEpoch + 3; e++) {
-    const closesAt = config2.genesisMs + ((e + 1) * tempo + config2.graceBlocks) * config2.blockMs;
-    const seen: number[] = [];
-    const found = await Promise.all(
-      tabs.map(async (x) => {
-        await x.page.waitForFunction((ep) => window.webtensor.ledger.epochs.some((a) => a.epoch === ep), e, {
-          timeout: 60_000,
-          polling: 50,
-        });
-        seen.push(Date.now());
-        return x.page.evaluate((ep) => window.webtensor.ledger.epochs.find((a) => a.epoch === ep)!.stateRoot, e);
+  const endOf = (e: number) => config2.genesisMs + (e + 1) * tempo * config2.blockMs;
+  // Permits come with the close after the stake; measure from the epoch after that.
+  const currentEpoch = () => Math.floor((Date.now() - config2.genesisMs) / config2.blockMs / tempo);
+  const firstEpoch = currentEpoch() + 1;
+  const watch = async (pages: Page[], e: number, what: 'roots' | 'final') => {
+    const seen = await Promise.all(
+      pages.map(async (page) => {
+        await page.waitForFunction(
+          ([ep, w]) => window.webtensor.ledger.epochs.some((a) => a.epoch === ep && (w === 'roots' || a.final)),
+          [e, what] as const,
+          { timeout: 90_000, polling: 50 },
+        );
+        return {
+          at: Date.now(),
+          root: await page.evaluate((ep) => window.webtensor.ledger.epochs.find((a) => a.epoch === ep)!.stateRoot, e),
+        };
       }),
     );
-    if (new Set(found).size !== 1) throw new Error(`tabs disagree on epoch ${e}: ${found.join(', ')}`);
-    agreeMs.push(Math.max(...seen) - closesAt);
-    console.log(`epoch ${e}: all 4 tabs agree ${agreeMs.at(-1)} ms after it closed`);
+    if (new Set(seen.map((x) => x.root)).size !== 1) throw new Error(`tabs disagree on epoch ${e}`);
+    return Math.max(...seen.map((x) => x.at)) - endOf(e);
+  };
+  const pages = tabs.map((x) => x.page);
+  for (let e = firstEpoch; e < firstEpoch + 3; e++) {
+    agreeMs.push(await watch(pages, e, 'roots'));
+    finalMs.push(await watch(pages, e, 'final'));
+    console.log(
+      `epoch ${e}: same roots on 4 tabs ${agreeMs.at(-1)} ms after its end, final ${finalMs.at(-1)} ms after`,
+    );
+  }
+  // The smallest validator (2 of 9 parts of the stake) goes away: the rest hold more than 2/3.
+  await tabs[2]!.context.close();
+  const rest = [pages[0]!, pages[1]!, pages[3]!];
+  const after = currentEpoch() + 1;
+  for (let e = after; e < after + 3; e++) {
+    finalOfflineMs.push(await watch(rest, e, 'final'));
+    console.log(`epoch ${e}, one validator offline: final ${finalOfflineMs.at(-1)} ms after its end`);
   }
   await browser.close();
 } finally {
@@ -230,15 +263,18 @@ Measured ${new Date().toISOString().slice(0, 10)} on ${machine()}.
 | records validated (schema, Ed25519 signature, clock; Node) | ${validatePerSecond.toFixed(0)} records/s |
 | 10k records checked and stored in a tab (IndexedDB) | ${(importMs / 1000).toFixed(1)} s (${((tenK.length * 1000) / importMs).toFixed(0)} records/s) |
 | a fresh tab syncs those 10k records over WebRTC, from page open | ${(syncMs / 1000).toFixed(1)} s |
-| replay, 64 UIDs (${subnets.get(64)!.length} records, 2 epochs): consensus worker / Node | ${browserReplayMs.get(64)!.toFixed(0)} ms / ${nodeReplayMs.get(64)!.toFixed(0)} ms |
-| replay, 256 UIDs (${subnets.get(256)!.length} records, 2 epochs): consensus worker / Node | ${browserReplayMs.get(256)!.toFixed(0)} ms / ${nodeReplayMs.get(256)!.toFixed(0)} ms |
-| all of 4 tabs report the same roots, after an epoch closes (median of 3) | ${median(agreeMs)} ms |
+| replay, 64 UIDs (${subnets.get(64)!.length} records, 3 epochs): consensus worker / Node | ${browserReplayMs.get(64)!.toFixed(0)} ms / ${nodeReplayMs.get(64)!.toFixed(0)} ms |
+| replay, 256 UIDs (${subnets.get(256)!.length} records, 3 epochs): consensus worker / Node | ${browserReplayMs.get(256)!.toFixed(0)} ms / ${nodeReplayMs.get(256)!.toFixed(0)} ms |
+| all of 4 tabs report the same roots, after an epoch's end (median of 3) | ${median(agreeMs)} ms |
+| all of 4 tabs hold the epoch final (3 validators voting), after its end (median of 3) | ${median(finalMs)} ms |
+| the same with one validator (2/9 of the stake) offline (median of 3) | ${median(finalOfflineMs)} ms |
 
-The replays cover registering every UID, the faucet staking a quarter of them as validators, every validator's
-commit and reveal of weights over all miners, and closing two epochs (Yuma with n = 64 or 256 and every
-validator's row dense). A tab replays the whole ledger from IndexedDB whenever records arrive or an epoch closes;
-"after an epoch closes" counts from the end block plus the ${testProfile(0).graceBlocks}-block grace, and includes
-the tabs' 1 s tick.
+The replays cover registering every UID, a quarter of them claiming test τ and staking it as validators, every
+validator's commit of weights over all miners in epoch 1, its vote on that epoch's checkpoint and its reveal in
+epoch 2, and closing three epochs (Yuma with n = 64 or 256 and every validator's row dense). A tab replays the
+whole ledger from IndexedDB whenever records arrive or an epoch closes. Times "after its end" count from the
+epoch's last block; they include the ${testProfile(0).graceBlocks}-block grace before an epoch closes, the tabs' 1 s
+tick, the validators' votes (records, gossiped) and the replay that counts them.
 `;
 writeSection('ledger', markdown);
 console.log(markdown);

@@ -17,6 +17,21 @@ export const MAX_FINAL_SETS = 32;
 
 export class FinalRecordSets {
   private readonly sets = new Map<number, FinalRecordSet>();
+  /** The sets this node voted for, by epoch: if a record slips in before the epoch shows final here, this node
+   * can still restore the set it voted for (it may be the only voter). */
+  private readonly votedSets = new Map<number, FinalRecordSet>();
+
+  rememberVote(set: FinalRecordSet): void {
+    this.votedSets.set(set.epoch, set);
+    for (const epoch of [...this.votedSets.keys()].sort((a, b) => a - b).slice(0, -MAX_FINAL_SETS))
+      this.votedSets.delete(epoch);
+  }
+
+  /** The set this node voted for in `epoch`, if it had hash `hash`. */
+  voted(epoch: number, hash: string): FinalRecordSet | undefined {
+    const set = this.votedSets.get(epoch);
+    return set?.hash === hash ? set : undefined;
+  }
 
   get(epoch: number): FinalRecordSet | undefined {
     return this.sets.get(epoch);

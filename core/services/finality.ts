@@ -116,6 +116,13 @@ export class Finality {
   private async vote(c: CheckpointView): Promise<void> {
     this.voting.add(c.epoch);
     try {
+      const { book, store, finalSets, snapshot } = this.components;
+      const held = (await store.all()).map((r) => ({ id: r.id, record: r.record }));
+      const ids = checkpointIds(book.network, held, snapshot.get()?.refused ?? {}, c.epoch);
+      // Vote only for a set this node can produce again (the store may have changed since the replay).
+      if (recordsRootOf(ids) !== c.recordsRoot) throw new Error('the store changed since the replay');
+      const { epoch, hash, recordsRoot, stateRoot, previous } = c;
+      finalSets.rememberVote({ epoch, hash, recordsRoot, stateRoot, previous, ids });
       await this.components.book.publish('checkpoint', {
         epoch: c.epoch,
         recordsRoot: c.recordsRoot,
@@ -136,12 +143,17 @@ export class Finality {
   async adopt(epoch: number, hash: string, voters: readonly string[]): Promise<void> {
     const { book, store, sync, snapshot } = this.components;
     let error = 'no voter served it';
-    for (const voter of voters) {
-      if (voter === book.self) continue;
+    // Our own vote first: if this node voted for the winner, it holds the set already (it may be the only voter).
+    for (const voter of [...voters].sort((a, b) => (a === book.self ? -1 : b === book.self ? 1 : 0))) {
       try {
         const sets = [];
         for (let target = { epoch, hash }; ;) {
-          const set = await sync.fetchCheckpoint(voter, target.epoch);
+          const set =
+            voter === book.self
+              ? (this.components.finalSets.voted(target.epoch, target.hash) ??
+                this.components.finalSets.get(target.epoch))
+              : await sync.fetchCheckpoint(voter, target.epoch);
+          if (!set) throw new Error(`it holds no set of epoch ${target.epoch}`);
           if (checkpointHash(book.network.networkId, { ...set, epoch: target.epoch }) !== target.hash)
             throw new Error(`its checkpoint of epoch ${target.epoch} is not the one voted for`);
           if (recordsRootOf(set.ids) !== set.recordsRoot) throw new Error('its ids do not make the recordsRoot');

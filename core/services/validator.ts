@@ -134,6 +134,7 @@ export class Validator {
       outcome = same ? 'correct' : 'wrong';
     } catch (err) {
       outcome = err instanceof RpcError && err.code === 'timeout' ? 'timeout' : 'error';
+      if (outcome === 'error') this.update({ lastError: `uid ${target.uid}: ${(err as Error).message}` });
     }
     const latencyMs = performance.now() - start;
     const sample = answerScore(outcome, latencyMs, CHALLENGE_DEADLINE_MS);

@@ -186,7 +186,10 @@ export function replay(config: NetworkConfig, records: readonly StoredRecord[], 
     }
   }
   closeUpTo(closeThrough);
-  // The tally of the running epoch has no roots yet; views show closed epochs only.
-  const checkpoints = state.checkpoints.filter((t) => t.hash !== '').map(checkpointView);
+  // Views show epochs closed by `closeThrough` only: a record of the next epoch closes one early inside the replay,
+  // but nobody should vote before the grace for late records has passed.
+  const checkpoints = state.checkpoints
+    .filter((t) => t.hash !== '' && (t.epoch + 1) * tempo <= closeThrough)
+    .map(checkpointView);
   return { state, epochs, checkpoints, lastFinal: state.lastFinal, lastVotedFinal: state.lastVotedFinal, refused };
 }

@@ -282,29 +282,21 @@ function voteCheckpoint(state: LedgerState, r: Extract<LedgerRecord, { kind: 'ch
 }
 
 /**
- * Settle finality after a vote or a close. A checkpoint whose agreeing votes hold more than 2/3 of its permitted
+ * Settle finality after a vote. A checkpoint whose agreeing votes hold more than 2/3 of its (non-zero) permitted
  * stake is final, and so is every checkpoint before it: a vote names a hash that chains, through `previous`, to
  * all of history before, so agreeing on it agrees on all of that too (finality never waits on one lost epoch).
- * A checkpoint with no voters at all (no validator held a permit) is final at its close, in order.
+ * Without votes nothing is final: an epoch nobody could vote on stays open until a later one is voted final.
  */
 export function settleFinality(state: LedgerState, block: number): void {
   const closed = state.checkpoints.filter((t) => t.hash !== '');
   const voted = closed.filter((t) => t.permittedStake > 0n && t.agreeingStake * 3n > t.permittedStake * 2n).at(-1);
-  if (voted && voted.epoch > state.lastVotedFinal) {
-    for (const t of closed)
-      if (t.epoch <= voted.epoch && !t.final) {
-        t.final = true;
-        t.finalAt = block;
-      }
-    state.lastFinal = Math.max(state.lastFinal, voted.epoch);
-    state.lastVotedFinal = voted.epoch;
-  }
-  for (const t of closed) {
-    if (t.final || t.epoch !== state.lastFinal + 1 || t.permittedStake !== 0n) continue;
-    t.final = true;
-    t.finalAt = block;
-    state.lastFinal = t.epoch;
-  }
+  if (!voted || voted.epoch <= state.lastVotedFinal) return;
+  for (const t of closed)
+    if (t.epoch <= voted.epoch && !t.final) {
+      t.final = true;
+      t.finalAt = block;
+    }
+  state.lastFinal = state.lastVotedFinal = voted.epoch;
 }
 
 function register(state: LedgerState, config: NetworkConfig, r: Extract<LedgerRecord, { kind: 'register' }>) {

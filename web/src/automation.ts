@@ -107,6 +107,8 @@ export interface WebtensorAutomation {
     debug: {
       /** Check and store records in bulk, as if synced. */
       importRecords(records: unknown[]): Promise<{ accepted: number; refused: number; ms: number }>;
+      /** Records the last replay refused: id → { code, message }. */
+      refused(): Record<string, { code: string; message: string }>;
       /** Replay the ledger in the worker now: how long it took, over how many records and epochs. */
       replay(): Promise<{ ms: number; records: number; epochs: number }>;
     };
@@ -286,6 +288,7 @@ export function installAutomation(tab: TabNode | null): void {
       },
       debug: {
         importRecords: (records) => ledgerOf().book.importRecords(records),
+        refused: () => snapshot()?.refused ?? {},
         async replay() {
           const s = await ledgerOf().consensus.replayNow();
           return { ms: s.ms, records: s.records, epochs: s.epochs.length };
