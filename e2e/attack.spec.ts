@@ -88,6 +88,8 @@ test('backdating, copying and evicting by a modified client fail against tabs, a
         refused: Object.values(window.webtensor.ledger.debug.refused()),
         epochs: window.webtensor.ledger.epochs.slice(-4),
         validator: window.webtensor.validator,
+        peers: window.webtensor.peers,
+        connectivity: window.webtensor.debug.connectivity(),
       }));
       console.log(`the validator never revealed: ${JSON.stringify(why)}`);
       throw err;
