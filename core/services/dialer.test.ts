@@ -33,6 +33,41 @@ describe('Dialer', () => {
     expect(d.peers()).toEqual(['a']);
   });
 
+  it('dials a peer whose turn it is after all, once it stayed unconnected for the fallback time', () => {
+    const d = controlledDials();
+    let now = 1000;
+    const dd = dialer({ dial: d.dial, fallbackMs: 20_000, now: () => now });
+    dd.offer(['a']); // 'a' < 'm': a's turn
+    now += 19_999;
+    dd.offer(['a']);
+    expect(d.peers()).toEqual([]);
+    now += 1;
+    dd.offer(['a']);
+    expect(d.peers()).toEqual(['a']);
+  });
+
+  it('restarts the fallback clock when a peer connects or leaves the list', () => {
+    const d = controlledDials();
+    let now = 0;
+    let connected = false;
+    const dd = dialer({ dial: d.dial, fallbackMs: 100, now: () => now, isConnected: () => connected });
+    dd.offer(['a']);
+    now = 90;
+    connected = true;
+    dd.offer(['a']);
+    connected = false;
+    now = 150;
+    dd.offer(['a']); // unconnected again since 150
+    expect(d.peers()).toEqual([]);
+    dd.offer([]); // gone from the list
+    now = 240;
+    dd.offer(['a']);
+    expect(d.peers()).toEqual([]);
+    now = 340;
+    dd.offer(['a']);
+    expect(d.peers()).toEqual(['a']);
+  });
+
   it('skips peers already connected, already being dialled or already queued', () => {
     const d = controlledDials();
     const dd = dialer({ dial: d.dial, isConnected: (peer) => peer === 'n', concurrency: 1 });

@@ -1,7 +1,9 @@
 /**
  * Who dials whom: the lower peer id dials, so two tabs never race to connect to each other; at most
  * `concurrency` dials at once (12 tabs dialling everyone at once never converged on 2 cores, P2P.md pitfall 5);
- * each dial has a timeout; failures back off exponentially per peer.
+ * each dial has a timeout; failures back off exponentially per peer. If a peer stays unconnected for
+ * `fallbackMs` although it is the other side's turn (its dials keep failing, or it does not dial), this side
+ * dials too: otherwise one side's trouble would keep the pair apart for good.
  */
 export interface DialerOptions {
   self: string;
@@ -12,6 +14,8 @@ export interface DialerOptions {
   /** Whether this node is the one to dial `peer`; default: the lower peer id dials. */
   shouldDial?: (peer: string) => boolean;
   timeoutMs?: number;
+  /** How long a listed peer may stay unconnected before this node dials it although it is not its turn. */
+  fallbackMs?: number;
   now?: () => number;
 }
 
@@ -19,6 +23,8 @@ export class Dialer {
   private readonly inFlight = new Set<string>();
   private readonly backoff = new Map<string, { until: number; delay: number }>();
   private readonly queue: string[] = [];
+  /** When each listed peer was first seen unconnected (cleared once connected). */
+  private readonly waitingSince = new Map<string, number>();
   private readonly concurrency: number;
   failures = 0;
 
@@ -41,9 +47,20 @@ export class Dialer {
 
   /** Offer the current peer list; dials the ones this node is responsible for. */
   offer(peers: readonly string[]): void {
+    const listed = new Set(peers);
+    for (const peer of this.waitingSince.keys()) if (!listed.has(peer)) this.waitingSince.delete(peer);
     for (const peer of peers) {
-      if (peer === this.options.self || !(this.options.shouldDial?.(peer) ?? this.options.self < peer)) continue;
-      if (this.options.isConnected(peer) || this.inFlight.has(peer) || this.queue.includes(peer)) continue;
+      if (peer === this.options.self) continue;
+      if (this.options.isConnected(peer)) {
+        this.waitingSince.delete(peer);
+        continue;
+      }
+      const since = this.waitingSince.get(peer) ?? this.now();
+      this.waitingSince.set(peer, since);
+      const myTurn = this.options.shouldDial?.(peer) ?? this.options.self < peer;
+      const overdue = this.now() - since >= (this.options.fallbackMs ?? 20_000);
+      if (!myTurn && !overdue) continue;
+      if (this.inFlight.has(peer) || this.queue.includes(peer)) continue;
       if ((this.backoff.get(peer)?.until ?? 0) > this.now()) continue;
       this.queue.push(peer);
     }
