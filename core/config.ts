@@ -26,3 +26,16 @@ export interface NodeConfig {
   /** Where hub models come from: https://huggingface.co/ unless a mirror is given. */
   hub: string;
 }
+
+/** A node that only takes part as a client (no model, no registration): tests, tools, the adversary. */
+export function clientConfig(relay: NodeConfig['relay']): NodeConfig {
+  return {
+    relay,
+    role: 'client',
+    model: null,
+    device: 'auto',
+    network: null,
+    fault: null,
+    hub: 'https://huggingface.co/',
+  };
+}

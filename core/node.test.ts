@@ -7,7 +7,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { NodeConfig } from './config.ts';
+import { clientConfig } from './config.ts';
 import { WebtensorNode } from './node.ts';
 import { createNodePlatform } from './nodejs/platform.ts';
 import { TOPICS } from '../shared/names.ts';
@@ -30,15 +30,7 @@ afterAll(async () => {
 });
 
 function newNode(name: string): WebtensorNode {
-  const config: NodeConfig = {
-    relay: { healthUrl: relay.healthUrl },
-    role: 'client',
-    model: null,
-    device: 'auto',
-    network: null,
-    fault: null,
-    hub: 'https://huggingface.co/',
-  };
+  const config = clientConfig({ healthUrl: relay.healthUrl });
   const node = new WebtensorNode(config, createNodePlatform({ dataDir: join(dir, name) }));
   nodes.push(node);
   return node;

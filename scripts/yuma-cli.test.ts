@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { thresholdCase } from '../shared/yuma/testing.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const sharedDir = process.env['WEBTENSOR_SHARED'] ?? resolve(root, '../shared');
@@ -23,22 +24,6 @@ function cli(content: string, ...flags: string[]) {
 
 const epochCase = vectors.find((c) => c['kind'] === 'epoch')!;
 const sequence = vectors.find((c) => c['name'] === 'yuma1_test_bonds_ema_sequence')!;
-
-/**
- * Validators 0 and 1 both give miner 2 all their weight; the stake threshold is validator 0's stake, so validator
- * 1 (one rao less) counts as zero stake. Written as text: these integers do not survive JSON.stringify.
- */
-function thresholdCase(threshold: string, below: string, rao: string): string {
-  return `{"name": "exact u64", "kind": "epoch",
-    "params": {"kappa_u16": 32767, "bonds_penalty_u16": 65535, "bonds_moving_average_ppm": 900000,
-      "yuma3_enabled": false, "liquid_alpha_enabled": false, "alpha_low_u16": 45875, "alpha_high_u16": 58982,
-      "alpha_sigmoid_steepness": 1000, "max_allowed_validators": 64, "stake_threshold": ${threshold},
-      "activity_cutoff_blocks": 5000, "tempo": 360, "last_mechanism_step_block": 0, "owner_uid": null,
-      "rao_emission": ${rao}, "commit_reveal_masking": false},
-    "n": 3, "current_block": 1000, "stake": [${threshold}, ${below}, 0],
-    "validator_permit": [true, true, false], "last_update": [1000, 1000, 1000], "block_at_registration": [1, 1, 1],
-    "weights": [[0, 0, 65535], [0, 0, 65535], [0, 0, 0]], "bonds_prev": [[0, 0, 0], [0, 0, 0], [0, 0, 0]]}`;
-}
 
 describe('yuma CLI', () => {
   it('prints name and one entry per epoch with every required field', () => {

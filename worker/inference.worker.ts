@@ -21,29 +21,15 @@ import { findModel, modelBasePath, type HubModelEntry, type ServedModelEntry } f
 import { checkHubFile, hubTreeSchema, type HubTree } from '../shared/inference/hub.ts';
 import { checkModelFile, ModelFileError } from '../shared/inference/verify.ts';
 import { InferenceError } from '../shared/errors.ts';
-import type {
-  DeviceChoice,
-  DevicePreference,
-  GenerateOptions,
-  Generation,
-  Loaded,
-  LoadProgress,
-} from '../shared/inference/engine.ts';
+import type { DeviceChoice, Generation, InferenceEngine, LoadProgress } from '../shared/inference/engine.ts';
 import { chooseDevice } from './device.ts';
 
 env.allowRemoteModels = false;
 env.allowLocalModels = true;
 env.backends.onnx.wasm!.wasmPaths = { wasm: ortWasm, mjs: ortMjs };
 
-export interface InferenceWorkerApi {
-  /** Verify and load a model. Text generation runs on the chosen device; embeddings always on WASM. */
-  load(
-    modelId: string,
-    onProgress?: (p: LoadProgress) => void,
-    device?: DevicePreference,
-    hubHost?: string,
-  ): Promise<Loaded>;
-  generate(options: GenerateOptions, onToken?: (text: string) => unknown): Promise<Generation>;
+/** The engine of shared/inference/engine.ts (Comlink makes every call async), plus embeddings. */
+export interface InferenceWorkerApi extends Omit<InferenceEngine, 'cancel'> {
   /** Stop the running generation after its current token; it resolves with finish "cancelled". */
   cancel(): void;
   /** Mean-pooled, L2-normalised embedding of `text` with the loaded feature-extraction model. */

@@ -89,9 +89,12 @@ export class Finality {
     try {
       const { book, store, finalSets } = this.components;
       const views = new Map(snapshot.checkpoints.map((c) => [c.epoch, c]));
-      for (const c of snapshot.checkpoints) {
-        if (!c.final || c.epoch > snapshot.lastVotedFinal || finalSets.has(c.epoch)) continue;
-        const held = (await store.all()).map((r) => ({ id: r.id, record: r.record }));
+      const fresh = snapshot.checkpoints.filter(
+        (c) => c.final && c.epoch <= snapshot.lastVotedFinal && !finalSets.has(c.epoch),
+      );
+      // Read the store once for all of them (it is every record held).
+      const held = fresh.length > 0 ? (await store.all()).map((r) => ({ id: r.id, record: r.record })) : [];
+      for (const c of fresh) {
         const ids = checkpointIds(book.network, held, snapshot.refused, c.epoch);
         // A record stored since this replay ran changes the set: try again with the next replay.
         const { epoch, hash, recordsRoot, stateRoot, previous } = c;

@@ -7,7 +7,7 @@
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { PrivateKey } from '@libp2p/interface';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
-import type { NodeConfig } from '../../core/config.ts';
+import { clientConfig } from '../../core/config.ts';
 import { MemoryLedgerStore } from '../../core/memory-ledger-store.ts';
 import { WebtensorNode, type NodeServices } from '../../core/node.ts';
 import { createNodePlatform } from '../../core/nodejs/platform.ts';
@@ -28,15 +28,7 @@ export class Adversary {
   constructor(private readonly dataDir: string) {}
 
   async start(healthUrl: string): Promise<void> {
-    const config: NodeConfig = {
-      relay: { healthUrl },
-      role: 'client',
-      model: null,
-      device: 'auto',
-      network: null,
-      fault: null,
-      hub: 'https://huggingface.co/',
-    };
+    const config = clientConfig({ healthUrl });
     this.node = new WebtensorNode(config, createNodePlatform({ dataDir: this.dataDir, store: this.store }));
     this.services = await this.node.start();
     this.ledger.finality.stop(); // it votes on nothing

@@ -124,7 +124,11 @@ export function ValidatePage() {
                 : 'not yet (after every miner has been challenged)'}
             </dd>
             <dt>weights revealed</dt>
-            <dd>{validator.revealed ? `epoch ${validator.revealed.epoch}` : 'not yet'}</dd>
+            <dd>
+              {validator.revealed
+                ? `the commit of epoch ${validator.revealed.epoch}, in epoch ${validator.revealed.epoch + 1}`
+                : 'not yet (a commit is revealed in the next epoch, once its own is final)'}
+            </dd>
             <dt>validator trust</dt>
             <dd>{mine ? u16(mine.validatorTrust) : '—'}</dd>
             <dt>dividends (last epoch)</dt>

@@ -1,0 +1,33 @@
+/**
+ * The libp2p settings every webtensor node shares, tab or process: encryption, muxing, monitoring, services.
+ * The platforms add their transports and listen addresses. Settings from ../shared/notes/P2P.md.
+ */
+import { gossipsub } from '@libp2p/gossipsub';
+import { createPeerScoreParams } from '@libp2p/gossipsub/score';
+import { identify } from '@libp2p/identify';
+import { noise } from '@libp2p/noise';
+import { ping } from '@libp2p/ping';
+import { yamux } from '@libp2p/yamux';
+
+export function sharedLibp2pOptions() {
+  return {
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    // Relays and peers on loopback and private networks are exactly where local networks live (a browser's
+    // default gater refuses ws:// and loopback addresses).
+    connectionGater: { denyDialMultiaddr: () => false },
+    // Inbound circuit connections all carry the relay's IP (P2P.md pitfall 2).
+    connectionManager: { inboundConnectionThreshold: 1000, maxIncomingPendingConnections: 100 },
+    // A slow ping under load must not tear down a healthy connection (pitfall 4).
+    connectionMonitor: { abortConnectionOnPingFailure: false, pingInterval: 5000 },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      pubsub: gossipsub({
+        allowPublishToZeroTopicPeers: true,
+        // Peers behind one relay share its IP (pitfall 3).
+        scoreParams: createPeerScoreParams({ IPColocationFactorWeight: 0 }),
+      }),
+    },
+  };
+}
