@@ -76,17 +76,22 @@ test('miners earn, a faulty miner does not, and every tab agrees on every epoch'
   const closed = await closedEverywhere();
   const reference = (await roots(validatorA)).slice(0, closed);
   for (const p of pages) expect((await roots(p)).slice(0, closed)).toEqual(reference);
-  // ... and each tab sees every permitted validator's vote behind its roots: those epochs are final.
+  // ... and those epochs become final by the permitted validators' votes: more than 2/3 of the permitted stake
+  // names the same roots, on that epoch or a later one (whose checkpoint chains to it). A validator may miss the
+  // vote on one epoch (it votes once, when its replay closes the epoch); finality does not wait for it.
   await expect
     .poll(
       () =>
         honestA.evaluate((n) => {
-          const e = window.webtensor.ledger.epochs[n - 1]!;
-          return BigInt(e.permittedStake) > 0n && e.agreeingStake === e.permittedStake && e.final;
+          const epochs = window.webtensor.ledger.epochs;
+          const voted = epochs
+            .slice(n - 1)
+            .some((e) => BigInt(e.permittedStake) > 0n && BigInt(e.agreeingStake) * 3n > BigInt(e.permittedStake) * 2n);
+          return epochs[n - 1]!.final && voted ? 'final by votes' : JSON.stringify(epochs.slice(n - 1));
         }, closed),
       { timeout: 30_000 },
     )
-    .toBe(true);
+    .toBe('final by votes');
 
   // A tab opened now syncs the history and computes the same roots.
   const [late] = await openTabs(browser, 1, relay.healthUrl, undefined, () => 'role=client');

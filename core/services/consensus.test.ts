@@ -65,7 +65,7 @@ describe('Consensus', () => {
     consensus.start();
     await settle();
     expect(engine.replays).toEqual([100 - network.graceBlocks]);
-    expect(consensus.snapshot.get()?.closeThrough).toBe(97);
+    expect(consensus.snapshot.get()?.closeThrough).toBe(96);
     expect(consensus.block.get()).toBe(100);
     await expect(consensus.firstSnapshot()).resolves.toBe(consensus.snapshot.get());
   });
@@ -91,15 +91,15 @@ describe('Consensus', () => {
   it('replays when an epoch boundary passes, and not for blocks within an epoch', async () => {
     consensus.start();
     await settle();
-    // Block 100 closes through 97 (epoch 4 of tempo 20); block 102 still closes through epoch 4 only.
-    toBlock(102);
-    await tick();
-    expect(consensus.block.get()).toBe(102);
-    expect(engine.replays).toEqual([97]);
-    // Block 103 closes through block 100: epoch 5 has ended.
+    // Block 100 closes through 96 (epoch 4 of tempo 20, grace 4); block 103 still closes through epoch 4 only.
     toBlock(103);
     await tick();
-    expect(engine.replays).toEqual([97, 100]);
+    expect(consensus.block.get()).toBe(103);
+    expect(engine.replays).toEqual([96]);
+    // Block 104 closes through block 100: epoch 5 has ended.
+    toBlock(104);
+    await tick();
+    expect(engine.replays).toEqual([96, 100]);
     expect(consensus.snapshot.get()?.epochs.at(-1)?.epoch).toBe(4);
   });
 

@@ -20,6 +20,8 @@ export interface FinalityState {
   lastFinal: number;
   /** Epochs this node voted on. */
   voted: number[];
+  /** Why the last vote attempt failed (it is tried again with the next replay), or null. */
+  lastVoteError: { epoch: number; error: string } | null;
   /** The last adoption: which epoch, from whom, what changed; or why it failed. */
   lastAdoption:
     { epoch: number; from: string; dropped: number; fetched: number } | { epoch: number; error: string } | null;
@@ -42,7 +44,7 @@ export function outvotedBy(c: CheckpointView): CheckpointView['otherVotes'][numb
 }
 
 export class Finality {
-  readonly state = new Store<FinalityState>({ lastFinal: -1, voted: [], lastAdoption: null });
+  readonly state = new Store<FinalityState>({ lastFinal: -1, voted: [], lastVoteError: null, lastAdoption: null });
   private stopWatching: (() => void) | null = null;
   private readonly voting = new Set<number>();
   private adopting: Promise<void> | null = null;
@@ -133,8 +135,9 @@ export class Finality {
         previous: c.previous,
       });
       this.state.update({ voted: [...this.state.get().voted, c.epoch].slice(-32) });
-    } catch {
+    } catch (err) {
       this.voting.delete(c.epoch); // try again with the next replay
+      this.state.update({ lastVoteError: { epoch: c.epoch, error: (err as Error).message } });
     }
   }
 

@@ -90,6 +90,14 @@ export const networkConfigSchema = z
           message: `every subnet must share one tempo (subnet ${c.subnets[0]!.netuid} has ${c.subnets[0]!.tempo})`,
         });
     });
+    // Validators vote when the grace ends; gossip must have stopped taking the epoch's records by then, or a vote
+    // can name roots that a record arriving a block later changes (and the epoch never gathers its votes).
+    if (c.graceBlocks < c.gossipWindowBlocks)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['graceBlocks'],
+        message: `must be at least gossipWindowBlocks (${c.gossipWindowBlocks}), so no record of an epoch arrives by gossip after its votes`,
+      });
     if (c.graceBlocks + c.gossipWindowBlocks >= c.subnets[0]!.tempo / 2)
       ctx.addIssue({
         code: 'custom',

@@ -54,7 +54,12 @@ describe('network config', () => {
     const mixed = testProfile(0);
     mixed.subnets.push({ ...mixed.subnets[0]!, netuid: 2, tempo: 30 });
     expect(() => parseNetworkConfig(mixed)).toThrow(/subnets\.1\.tempo: every subnet must share one tempo/);
-    expect(() => parseNetworkConfig({ ...testProfile(0), gossipWindowBlocks: 9 })).toThrow(/gossipWindowBlocks/);
+    expect(() => parseNetworkConfig({ ...testProfile(0), graceBlocks: 9, gossipWindowBlocks: 9 })).toThrow(
+      /gossipWindowBlocks: grace plus gossip window/,
+    );
+    expect(() => parseNetworkConfig({ ...testProfile(0), graceBlocks: 2, gossipWindowBlocks: 3 })).toThrow(
+      /graceBlocks: must be at least gossipWindowBlocks/,
+    );
     const twice = testProfile(0);
     twice.subnets.push({ ...twice.subnets[0]! });
     expect(() => parseNetworkConfig(twice)).toThrow(/appears twice/);

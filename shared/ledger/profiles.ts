@@ -79,8 +79,8 @@ export function testProfile(genesisMs: number): NetworkConfig {
     delegateTake: 11796,
     initialBalances: { [TEST_FAUCET_PEER_ID]: '1000000000000000' },
     clockSkewBlocks: 3,
-    graceBlocks: 3,
-    gossipWindowBlocks: 5,
+    graceBlocks: 4,
+    gossipWindowBlocks: 4,
     faucet: { account: TEST_FAUCET_PEER_ID, maxClaim: '10000000000000' },
     subnets: [
       {
