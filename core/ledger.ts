@@ -15,6 +15,7 @@ import { RecordBook } from './services/record-book.ts';
 import { RecordGossip } from './services/record-gossip.ts';
 import { Registration } from './services/registration.ts';
 import type { RpcRouter } from './services/rpc.ts';
+import { Join } from './services/join.ts';
 import { Sync } from './services/sync.ts';
 
 export interface LedgerComponents {
@@ -33,6 +34,7 @@ export class LedgerServices {
   readonly book: RecordBook;
   readonly gossip: RecordGossip;
   readonly sync: Sync;
+  readonly join: Join;
   readonly consensus: Consensus;
   readonly finality: Finality;
   readonly registration: Registration;
@@ -58,6 +60,14 @@ export class LedgerServices {
     const closeDoor = () => lastFinal.set(Math.max(this.consensus.snapshot.get()?.lastVotedFinal ?? -1, lastVoted()));
     // The record sets of epochs seen final: remembered by the finality service, served by sync.
     const finalSets = new FinalRecordSets();
+    this.join = new Join({
+      rpc: c.rpc,
+      store: c.store,
+      book: this.book,
+      snapshot: this.consensus.snapshot,
+      replayNow: () => this.consensus.replayNow(),
+      clock: c.clock,
+    });
     this.sync = new Sync({
       store: c.store,
       book: this.book,
@@ -65,6 +75,7 @@ export class LedgerServices {
       peers: c.peers,
       snapshot: this.consensus.snapshot,
       finalSets,
+      join: this.join,
     });
     this.finality = new Finality({
       book: this.book,

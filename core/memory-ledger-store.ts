@@ -3,10 +3,12 @@
  * It loses everything when the process ends; durable stores implement the same interface.
  */
 import type { StoredRecordRow } from '../shared/ledger/db.ts';
+import type { JoinedBase } from '../shared/ledger/join.ts';
 import type { LedgerStore } from './platform.ts';
 
 export class MemoryLedgerStore implements LedgerStore {
   private readonly rows = new Map<string, StoredRecordRow>();
+  private joined: JoinedBase | null = null;
 
   async count(): Promise<number> {
     return this.rows.size;
@@ -35,5 +37,14 @@ export class MemoryLedgerStore implements LedgerStore {
   async recent(limit: number): Promise<StoredRecordRow[]> {
     // Map order is insertion order, i.e. arrival.
     return [...this.rows.values()].slice(-limit).reverse();
+  }
+
+  async base(): Promise<JoinedBase | null> {
+    return this.joined;
+  }
+
+  async setBase(base: JoinedBase, dropBelow: number): Promise<void> {
+    this.joined = base;
+    for (const [id, row] of this.rows) if (row.block < dropBelow) this.rows.delete(id);
   }
 }

@@ -12,6 +12,7 @@ import type { Libp2p } from 'libp2p';
 import type { InferenceEngine } from '../shared/inference/engine.ts';
 import type { NetworkConfig } from '../shared/ledger/config.ts';
 import type { StoredRecordRow } from '../shared/ledger/db.ts';
+import type { JoinedBase } from '../shared/ledger/join.ts';
 import type { PowProgress } from '../shared/ledger/pow.ts';
 import type { LedgerSnapshot } from '../shared/ledger/snapshot.ts';
 
@@ -46,6 +47,10 @@ export interface LedgerStore {
   byAuthor(author: string): Promise<StoredRecordRow[]>;
   /** The newest rows by arrival, newest first. */
   recent(limit: number): Promise<StoredRecordRow[]>;
+  /** The checkpoint this node joined from (replays start there), or null: replays start at genesis. */
+  base(): Promise<JoinedBase | null>;
+  /** Keep `base` (replacing any) and remove every row before block `dropBelow` (history the base replaces). */
+  setBase(base: JoinedBase, dropBelow: number): Promise<void>;
 }
 
 export interface RegistrationPuzzle {

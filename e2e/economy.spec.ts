@@ -3,7 +3,8 @@
  * contexts over a real relay: 3 miners (one answering wrong), 2 validators with different stakes (funded by
  * signed faucet records). Everyone registers by proof of work, validators challenge miners and commit/reveal
  * weights, and every tab replays the same ledger to the same roots: honest miners earn, the faulty one does not,
- * and each epoch's emission is paid out to the rao (dust counted). A tab opened late syncs to the same roots.
+ * and each epoch's emission is paid out to the rao (dust counted). A tab opened late joins from a final
+ * checkpoint and reaches the same roots.
  */
 import { expect, test, type Page } from '@playwright/test';
 import { RelayProcess } from '../relay/testing/relay-process.ts';
@@ -93,7 +94,8 @@ test('miners earn, a faulty miner does not, and every tab agrees on every epoch'
     )
     .toBe('final by votes');
 
-  // A tab opened now syncs the history and computes the same roots.
+  // A tab opened now joins from the last voted-final checkpoint a peer serves (it checks the chain of votes and the
+  // state's hash), syncs only what came after, and computes the same roots.
   const [late] = await openTabs(browser, 1, relay.healthUrl, undefined, () => 'role=client');
   await late!.page.evaluate(() => window.webtensor.ready);
   let polls = 0;
@@ -122,6 +124,15 @@ test('miners earn, a faulty miner does not, and every tab agrees on every epoch'
       { timeout: 60_000, intervals: [1000] },
     )
     .toEqual(reference);
+  const joined = await late!.page.evaluate(() => ({
+    join: window.webtensor.ledger.join,
+    baseEpoch: window.webtensor.ledger.baseEpoch,
+    records: window.webtensor.ledger.records,
+  }));
+  expect(joined.join).toMatchObject({ epoch: joined.baseEpoch });
+  expect(joined.baseEpoch).toBeGreaterThanOrEqual(2);
+  expect(joined.records).toBeLessThan(await validatorA.evaluate(() => window.webtensor.ledger.records));
+  console.log(`late tab joined: ${JSON.stringify(joined)}`);
 
   for (const p of [validatorA, honestA]) {
     await p.setViewportSize({ width: 1280, height: 800 });

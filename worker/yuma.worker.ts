@@ -73,7 +73,8 @@ const api: YumaWorkerApi = {
     let db = databases.get(slot);
     if (!db) databases.set(slot, (db = new LedgerDb(slot)));
     const rows = await db.records.where('network').equals(config.networkId).toArray();
-    const result = replay(config, rows, closeThrough);
+    const base = await db.bases.get(config.networkId);
+    const result = replay(config, rows, closeThrough, base);
     await db.epochs.bulkPut(result.epochs.map((e) => ({ ...e, network: config.networkId })));
     return snapshotOf(result, rows.length, closeThrough, performance.now() - start);
   },

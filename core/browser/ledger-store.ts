@@ -4,6 +4,7 @@
  */
 import Dexie from 'dexie';
 import { LedgerDb, type StoredRecordRow } from '../../shared/ledger/db.ts';
+import type { JoinedBase } from '../../shared/ledger/join.ts';
 import { NodeError } from '../../shared/errors.ts';
 import type { LedgerStore } from '../platform.ts';
 import { storageErrorSentence } from './slot-db.ts';
@@ -55,5 +56,27 @@ export class DexieLedgerStore implements LedgerStore {
       .reverse()
       .limit(limit)
       .toArray();
+  }
+
+  async base(): Promise<JoinedBase | null> {
+    const row = await this.db.bases.get(this.networkId);
+    if (!row) return null;
+    const base: JoinedBase & { network?: string } = { ...row };
+    delete base.network;
+    return base;
+  }
+
+  async setBase(base: JoinedBase, dropBelow: number): Promise<void> {
+    try {
+      await this.db.transaction('rw', this.db.bases, this.db.records, async () => {
+        await this.db.bases.put({ ...base, network: this.networkId });
+        await this.db.records
+          .where('[network+block]')
+          .between([this.networkId, Dexie.minKey], [this.networkId, dropBelow])
+          .delete();
+      });
+    } catch (err) {
+      throw new NodeError('storage', storageErrorSentence(err), { cause: err });
+    }
   }
 }

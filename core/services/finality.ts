@@ -214,22 +214,38 @@ export interface EpochAgreement {
   final: boolean;
 }
 
-/** Every closed epoch of `netuid` in `snapshot`, with the votes on its checkpoint where the replay kept them. */
+/**
+ * Every closed epoch of `netuid` in `snapshot`, with the votes on its checkpoint where the replay kept them. A node
+ * that joined from a checkpoint knows the epochs before it by their checkpoints only (final, votes not kept).
+ */
 export function epochAgreement(snapshot: LedgerSnapshot | null, netuid: number): EpochAgreement[] {
   if (!snapshot) return [];
   const tallies = new Map(snapshot.checkpoints.map((c) => [c.epoch, c]));
-  return snapshot.epochs
-    .filter((e) => e.netuid === netuid)
-    .map((e) => {
-      const c = tallies.get(e.epoch);
-      return {
-        epoch: e.epoch,
-        recordsRoot: e.recordsRoot,
-        stateRoot: e.stateRoot,
-        agreeingStake: c?.agreeingStake ?? '0',
-        permittedStake: c?.permittedStake ?? '0',
-        disagreeing: c?.otherVotes.reduce((n, o) => n + o.voters.length, 0) ?? 0,
-        final: e.epoch <= snapshot.lastFinal,
-      };
-    });
+  const joined = snapshot.chain
+    .filter((l) => l.epoch <= snapshot.baseEpoch)
+    .map((l) => ({
+      epoch: l.epoch,
+      recordsRoot: l.recordsRoot,
+      stateRoot: l.stateRoot,
+      agreeingStake: '0',
+      permittedStake: '0',
+      disagreeing: 0,
+      final: true,
+    }));
+  return joined.concat(
+    snapshot.epochs
+      .filter((e) => e.netuid === netuid)
+      .map((e) => {
+        const c = tallies.get(e.epoch);
+        return {
+          epoch: e.epoch,
+          recordsRoot: e.recordsRoot,
+          stateRoot: e.stateRoot,
+          agreeingStake: c?.agreeingStake ?? '0',
+          permittedStake: c?.permittedStake ?? '0',
+          disagreeing: c?.otherVotes.reduce((n, o) => n + o.voters.length, 0) ?? 0,
+          final: e.epoch <= snapshot.lastFinal,
+        };
+      }),
+  );
 }

@@ -66,9 +66,7 @@ export class RecordBook {
 
   async start(): Promise<void> {
     const { store } = this.components;
-    const mine = await store.byAuthor(this.self);
-    this.nextSeq = Math.max(0, ...mine.map((r) => r.record.seq)) + 1;
-    this.lastBlock = Math.max(0, ...mine.map((r) => r.record.block));
+    await this.reloadHead();
     this.state.update({ records: await store.count() });
     this.recent.set(await store.recent(50));
   }
@@ -178,14 +176,27 @@ export class RecordBook {
     return run;
   }
 
+  /**
+   * Where this node's own chain continues: after the last record of ours it holds, or after the head the state
+   * of the checkpoint it joined from records (its earlier records are not held then).
+   */
+  async reloadHead(): Promise<void> {
+    const { store } = this.components;
+    const mine = await store.byAuthor(this.self);
+    const base = await store.base();
+    const head = base
+      ? (JSON.parse(base.stateText) as { chains: Record<string, { seq: number; block: number }> }).chains[this.self]
+      : undefined;
+    this.nextSeq = Math.max(head?.seq ?? 0, ...mine.map((r) => r.record.seq)) + 1;
+    this.lastBlock = Math.max(head?.block ?? 0, ...mine.map((r) => r.record.block));
+  }
+
   /** Forget records (those a final checkpoint this node adopts does not hold). */
   async drop(ids: readonly string[]): Promise<void> {
     if (ids.length === 0) return;
     await this.components.store.delete(ids);
     // If one of ours went (signed while cut off, say), our chain continues after the last we still hold.
-    const mine = await this.components.store.byAuthor(this.self);
-    this.nextSeq = Math.max(0, ...mine.map((r) => r.record.seq)) + 1;
-    this.lastBlock = Math.max(0, ...mine.map((r) => r.record.block));
+    await this.reloadHead();
     this.state.update({ records: await this.components.store.count() });
     this.recent.set(await this.components.store.recent(50));
     for (const listener of this.storedListeners) listener([]);

@@ -15,9 +15,12 @@ import type { PeerTable } from './peers.ts';
 import type { FinalRecordSets } from './final-sets.ts';
 import type { RecordBook, RecordSource } from './record-book.ts';
 import { checkpointIds, finalThrough } from '../../shared/ledger/finality.ts';
+import { servedLinks, voterlessPrefix, type ServedLink } from '../../shared/ledger/join.ts';
+import { epochBlocks } from '../../shared/ledger/config.ts';
 import type { LedgerSnapshot } from '../../shared/ledger/snapshot.ts';
 import { RpcError } from '../../shared/p2p/messages.ts';
 import { recordId, type LedgerRecord } from '../../shared/ledger/records.ts';
+import type { Join } from './join.ts';
 import type { RpcRouter } from './rpc.ts';
 
 export interface SyncComponents {
@@ -29,6 +32,8 @@ export interface SyncComponents {
   snapshot: ReadableStore<LedgerSnapshot | null>;
   /** The record sets of epochs this node saw final: served as they were, whatever its store holds since. */
   finalSets: Pick<FinalRecordSets, 'get'>;
+  /** Asked before syncing with a peer: a new node far behind starts from the peer's final checkpoint instead. */
+  join?: Pick<Join, 'maybeJoin'>;
 }
 
 /** A checkpoint's body and the ids its recordsRoot covers, as a peer served them (check before use). */
@@ -53,6 +58,8 @@ const checkpointReply = z.object({ epoch: z.number().int(), recordsRoot: hex64, 
 const idsParams = z.object({ ids: z.array(z.string().regex(/^[0-9a-f]{64}$/)).max(200) });
 const digestsReply = z.object({ buckets: z.record(z.string().regex(/^\d+$/), z.string()) });
 const idsChunk = z.array(z.string().regex(/^[0-9a-f]{64}$/)).max(500);
+/** State text per chunk: JSON escaping can double it, and a frame holds 64 KiB. */
+const STATE_CHUNK_CHARS = 16_000;
 
 /** sha256 of the sorted ids in each bucket of SYNC_BUCKET_BLOCKS blocks (from block `from` on). */
 export function bucketDigests(rows: readonly StoredRecordRow[], from = 0): Record<string, string> {
@@ -109,6 +116,31 @@ export class Sync {
             return { epoch, recordsRoot: mine.recordsRoot, stateRoot: mine.stateRoot, previous: mine.previous };
           },
         },
+        // Joining from a checkpoint: the chain of checkpoints up to the state this node serves, each with the
+        // votes that prove it, then the records of the voterless epochs at the start (docs/ledger.md).
+        'sync.join': {
+          check: (p) => (p === null ? null : 'params must be null'),
+          run: async (_p, ctx) => {
+            const offer = await this.joinOffer();
+            if (!offer) throw new RpcError('bad-params', 'this node holds no final state to join from yet');
+            for (const link of offer.links) await ctx.emit({ link } as unknown as Json);
+            for (let k = 0; k < offer.prefix.length; k += 40)
+              await ctx.emit({ prefix: offer.prefix.slice(k, k + 40) } as unknown as Json);
+            return { stateEpoch: offer.stateEpoch, links: offer.links.length, prefix: offer.prefix.length };
+          },
+        },
+        'sync.state': {
+          check: (p) => (checkpointParams.safeParse(p).success ? null : 'params must be {epoch: number}'),
+          run: async (p, ctx) => {
+            const { epoch } = checkpointParams.parse(p);
+            const held = this.components.snapshot.get()?.finalState;
+            if (!held || held.epoch !== epoch)
+              throw new RpcError('bad-params', `this node serves the state of epoch ${held?.epoch ?? 'none'} only`);
+            for (let k = 0; k < held.text.length; k += STATE_CHUNK_CHARS)
+              await ctx.emit(held.text.slice(k, k + STATE_CHUNK_CHARS));
+            return { epoch, chars: held.text.length };
+          },
+        },
         'sync.ids': {
           check: (p) =>
             bucketsParams.safeParse(p).success ? null : 'params must be {buckets: number[] (at most 200)}',
@@ -163,6 +195,7 @@ export class Sync {
     const call = (method: string, params: Json, onChunk?: (c: Json) => void) =>
       rpc.call(peer, method, params, { protocol: PROTOCOLS.sync, timeoutMs: 20_000, ...(onChunk ? { onChunk } : {}) });
     try {
+      await this.components.join?.maybeJoin(peer);
       // Final epochs are settled: compare only what came after them.
       const from = finalThrough(book.network, this.components.snapshot.get()?.lastVotedFinal ?? -1);
       const theirs = digestsReply.parse(await call('sync.digests', { from })).buckets;
@@ -196,6 +229,24 @@ export class Sync {
     } finally {
       this.syncing.delete(peer);
     }
+  }
+
+  /**
+   * What this node offers a joining node: its chain up to the final state it holds, with the votes proving each
+   * link (from its store, and those its own base kept), and the records of the voterless epochs at the start.
+   */
+  private async joinOffer(): Promise<{ stateEpoch: number; links: ServedLink[]; prefix: LedgerRecord[] } | null> {
+    const snapshot = this.components.snapshot.get();
+    const state = snapshot?.finalState;
+    if (!snapshot || !state) return null;
+    const { store, book } = this.components;
+    const base = await store.base();
+    const rows = await store.all();
+    const chain = snapshot.chain.slice(0, state.epoch + 1);
+    const votes = [...(base?.votes ?? []), ...rows.filter((r) => r.kind === 'checkpoint').map((r) => r.record)];
+    const prefixEnd = voterlessPrefix(chain) * epochBlocks(book.network);
+    const prefix = [...(base?.prefix ?? []), ...rows.filter((r) => r.block < prefixEnd).map((r) => r.record)];
+    return { stateEpoch: state.epoch, links: servedLinks(book.network, chain, votes), prefix };
   }
 
   /** Ask `peer` for its checkpoint of `epoch` and the ids it covers (the caller checks them against a vote). */

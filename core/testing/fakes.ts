@@ -94,7 +94,8 @@ export class FakeConsensusEngine implements ConsensusEngine {
     if (this.gate) await this.gate;
     if (this.replayFailure) throw this.replayFailure;
     const rows = (await this.store?.all()) ?? [];
-    return snapshotOf(replay(config, rows, closeThrough), rows.length, closeThrough, 0);
+    const base = (await this.store?.base()) ?? undefined;
+    return snapshotOf(replay(config, rows, closeThrough, base), rows.length, closeThrough, 0);
   }
 
   async solveRegistration(puzzle: RegistrationPuzzle, onProgress?: (p: PowProgress) => void) {
@@ -252,6 +253,9 @@ export function snapshotWith(parts: { subnets?: SubnetState[]; epochs?: ClosedEp
     issued: 0n,
     dust: 0n,
     ms: 0,
+    chain: [],
+    finalState: null,
+    baseEpoch: -1,
   };
 }
 

@@ -5,6 +5,7 @@
  */
 import Dexie, { type Table } from 'dexie';
 import type { ClosedEpoch } from './replay.ts';
+import type { JoinedBase } from './join.ts';
 import type { LedgerRecord } from './records.ts';
 
 export interface StoredRecordRow {
@@ -23,9 +24,15 @@ export interface EpochRow extends ClosedEpoch {
   network: string;
 }
 
+/** The checkpoint a node joined from, one per network. */
+export interface BaseRow extends JoinedBase {
+  network: string;
+}
+
 export class LedgerDb extends Dexie {
   records!: Table<StoredRecordRow, string>;
   epochs!: Table<EpochRow, [string, number, number]>;
+  bases!: Table<BaseRow, string>;
 
   constructor(slot: number) {
     super(`webtensor-ledger-slot-${slot}`);
@@ -35,6 +42,8 @@ export class LedgerDb extends Dexie {
     });
     // v2: arrival order per network, for the newest-records view without sorting every row.
     this.version(2).stores({ records: 'id, network, [network+block], [network+author], [network+receivedAt]' });
+    // v3: the checkpoint a node joined from (docs/ledger.md, "Joining from a checkpoint").
+    this.version(3).stores({ bases: 'network' });
   }
 }
 

@@ -16,10 +16,13 @@ import {
   checkpointHash,
   genesisHash,
   initialState,
+  nextVoters,
+  rootOf,
   settleFinality,
-  stateRoot,
+  stateFromText,
+  stateRootParts,
   tallyOf,
-  totalStake,
+  votersHash,
   type CheckpointTally,
   type LedgerState,
 } from './state.ts';
@@ -66,7 +69,47 @@ export interface Replay {
   lastVotedFinal: number;
   /** Records the replay refused (valid signatures, but not valid against the state), by id. */
   refused: Record<string, { code: RefusalCode; message: string }>;
+  /** Every closed epoch's checkpoint (from genesis: a base brings the links before it), for joining nodes. */
+  chain: ChainLink[];
+  /** The state at the close of the last epoch voted final, if the replay still holds it: what joiners download. */
+  finalState: { epoch: number; text: string } | null;
+  /** The state texts at the recent closes (the last MAX_TALLIES), by epoch. */
+  recentStates: ReadonlyMap<number, string>;
+  /** The epoch of the base this replay continued from, or -1 (from genesis). */
+  baseEpoch: number;
 }
+
+/**
+ * One closed epoch's checkpoint and the two parts of its stateRoot: who votes on the next epoch (with their
+ * stake) and the hash of the state's text. A joining node checks each link against the one before.
+ */
+export interface ChainLink {
+  epoch: number;
+  recordsRoot: string;
+  stateRoot: string;
+  previous: string;
+  /** sha256 of stateText() at the close. */
+  bodyHash: string;
+  /** nextVoters() at the close, stakes as decimal strings. */
+  nextVoters: Record<string, string>;
+}
+
+/**
+ * Where a replay may start instead of genesis: the state at the close of a final epoch (stateText, whose hash
+ * its checkpoint names) and the checkpoint chain up to it. A node that joined from a checkpoint holds no records
+ * before it. See join.ts for how a base is verified.
+ */
+export interface ReplayBase {
+  epoch: number;
+  stateText: string;
+  chain: ChainLink[];
+}
+
+/** The checkpoint hash of a chain link. */
+export const linkHash = (network: string, l: ChainLink): string => checkpointHash(network, l);
+
+/** Whether `l`'s stateRoot is made of its nextVoters and bodyHash. */
+export const linkRootHolds = (l: ChainLink): boolean => rootOf(votersHash(l.nextVoters), l.bodyHash) === l.stateRoot;
 
 /** Checkpoint tallies kept (older ones are settled history; votes on them are refused). */
 export const MAX_TALLIES = 16;
@@ -78,17 +121,6 @@ export function canonicalOrder(a: StoredRecord, b: StoredRecord): number {
   if (x.author !== y.author) return x.author < y.author ? -1 : 1;
   if (x.seq !== y.seq) return x.seq - y.seq;
   return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
-}
-
-/** Hotkeys with a permit on any subnet right now, with their stake: who may vote on the epoch that starts. */
-function currentVoters(state: LedgerState): Record<string, bigint> {
-  const voters: Record<string, bigint> = {};
-  for (const sub of state.subnets)
-    sub.uids.forEach((u, uid) => {
-      // A frozen author's votes cannot count: its stake must not count among the permitted stake either.
-      if (sub.permits[uid] && !state.frozen[u.hotkey]) voters[u.hotkey] = totalStake(state, u.hotkey);
-    });
-  return voters;
 }
 
 function newTally(epoch: number, voters: Record<string, bigint>): CheckpointTally {
@@ -139,20 +171,56 @@ export function checkpointView(t: CheckpointTally): CheckpointView {
  * subnet closes, then the epoch's checkpoint is computed: the recordsRoot over the ids of the records that took
  * their place in their authors' chains in the epoch's blocks (in canonical order), the stateRoot of the whole
  * ledger after the close, and the hash of the previous checkpoint. Votes on it are records of later blocks.
+ * With a `base`, the replay starts from the state at its epoch's close and ignores records before the next epoch.
  */
-export function replay(config: NetworkConfig, records: readonly StoredRecord[], closeThrough: number): Replay {
-  const state = initialState(config);
-  const unique = new Map(records.map((r) => [r.id, r]));
-  const ordered = [...unique.values()].sort(canonicalOrder);
-  const subnets = [...config.subnets].sort((a, b) => a.netuid - b.netuid);
+export function replay(
+  config: NetworkConfig,
+  records: readonly StoredRecord[],
+  closeThrough: number,
+  base?: ReplayBase,
+): Replay {
   const tempo = epochBlocks(config);
+  const subnets = [...config.subnets].sort((a, b) => a.netuid - b.netuid);
   const epochs: ClosedEpoch[] = [];
   const refused: Replay['refused'] = {};
   const chained: { block: number; id: string }[] = [];
-  let closed = 0;
-  let previous = genesisHash(config);
-  // Nobody holds a permit at genesis: epoch 0 has no voters, and is final when it closes.
-  state.checkpoints.push(newTally(0, {}));
+  const chain: ChainLink[] = base ? [...base.chain] : [];
+  // The state texts of the recent closes, by epoch: the one of the last voted-final epoch is served to joiners.
+  const texts = new Map<number, string>();
+  let state: LedgerState;
+  let closed: number;
+  let previous: string;
+
+  // The end of a close, shared by a replayed close and a base: name the checkpoint, open the next tally.
+  const finishClose = (epoch: number, link: ChainLink, text: string) => {
+    const tally = tallyOf(state, epoch)!;
+    Object.assign(tally, { recordsRoot: link.recordsRoot, stateRoot: link.stateRoot, previous: link.previous });
+    tally.hash = previous = checkpointHash(config.networkId, tally);
+    // Who votes on the next epoch: the permits this close just set, with the stake they have now.
+    state.checkpoints.push(newTally(epoch + 1, nextVoters(state)));
+    if (state.checkpoints.length > MAX_TALLIES) state.checkpoints.shift();
+    texts.set(epoch, text);
+    texts.delete(epoch - MAX_TALLIES);
+    settleFinality(state, (epoch + 1) * tempo);
+    closed = epoch + 1;
+  };
+
+  if (base) {
+    const link = base.chain.at(-1);
+    if (!link || link.epoch !== base.epoch) throw new Error(`the base's chain does not end at epoch ${base.epoch}`);
+    state = stateFromText(base.stateText);
+    previous = link.previous;
+    finishClose(base.epoch, link, base.stateText);
+  } else {
+    state = initialState(config);
+    closed = 0;
+    previous = genesisHash(config);
+    // Nobody holds a permit at genesis: epoch 0 has no voters, and is final when it closes.
+    state.checkpoints.push(newTally(0, {}));
+  }
+  const start = closed! * tempo;
+  const unique = new Map(records.filter((r) => r.record.block >= start).map((r) => [r.id, r]));
+  const ordered = [...unique.values()].sort(canonicalOrder);
 
   const closeUpTo = (block: number) => {
     while ((closed + 1) * tempo <= block) {
@@ -161,16 +229,19 @@ export function replay(config: NetworkConfig, records: readonly StoredRecord[], 
       const summaries = subnets.map((cfg) => closeEpoch(state, config, cfg));
       const ids = chained.filter((a) => a.block >= epoch * tempo && a.block < end).map((a) => a.id);
       const recordsRoot = bytesToHex(sha256(new TextEncoder().encode(ids.join('\n'))));
-      const root = stateRoot(state);
-      for (const summary of summaries) epochs.push({ ...summary, records: ids.length, recordsRoot, stateRoot: root });
-      const tally = tallyOf(state, epoch)!;
-      Object.assign(tally, { recordsRoot, stateRoot: root, previous });
-      tally.hash = previous = checkpointHash(config.networkId, tally);
-      // Who votes on the next epoch: the permits this close just set, with the stake they have now.
-      state.checkpoints.push(newTally(epoch + 1, currentVoters(state)));
-      if (state.checkpoints.length > MAX_TALLIES) state.checkpoints.shift();
-      settleFinality(state, end);
-      closed++;
+      const { text, bodyHash, voters } = stateRootParts(state);
+      const link = {
+        epoch,
+        recordsRoot,
+        stateRoot: rootOf(votersHash(voters), bodyHash),
+        previous,
+        bodyHash,
+        nextVoters: voters,
+      };
+      for (const summary of summaries)
+        epochs.push({ ...summary, records: ids.length, recordsRoot, stateRoot: link.stateRoot });
+      chain.push(link);
+      finishClose(epoch, link, text);
     }
   };
 
@@ -191,5 +262,20 @@ export function replay(config: NetworkConfig, records: readonly StoredRecord[], 
   const checkpoints = state.checkpoints
     .filter((t) => t.hash !== '' && (t.epoch + 1) * tempo <= closeThrough)
     .map(checkpointView);
-  return { state, epochs, checkpoints, lastFinal: state.lastFinal, lastVotedFinal: state.lastVotedFinal, refused };
+  // A base was verified final by votes: nothing in or before it may arrive, whatever the replay has counted since.
+  const baseEpoch = base?.epoch ?? -1;
+  const lastVotedFinal = Math.max(state.lastVotedFinal, baseEpoch);
+  const finalText = texts.get(lastVotedFinal);
+  return {
+    state,
+    epochs,
+    checkpoints,
+    lastFinal: Math.max(state.lastFinal, baseEpoch),
+    lastVotedFinal,
+    refused,
+    chain,
+    finalState: finalText === undefined ? null : { epoch: lastVotedFinal, text: finalText },
+    baseEpoch,
+    recentStates: texts,
+  };
 }

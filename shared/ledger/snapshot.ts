@@ -2,7 +2,7 @@
  * What a node keeps of a replay: closed epochs, balances, stake per hotkey and the subnets' UIDs. Built the same
  * way whether the replay ran in a tab's consensus worker or in Node, so both show the same numbers.
  */
-import type { CheckpointView, ClosedEpoch, Replay } from './replay.ts';
+import type { ChainLink, CheckpointView, ClosedEpoch, Replay } from './replay.ts';
 import { totalStake, type SubnetState } from './state.ts';
 
 export interface LedgerSnapshot {
@@ -24,6 +24,12 @@ export interface LedgerSnapshot {
   issued: bigint;
   dust: bigint;
   ms: number;
+  /** Every closed epoch's checkpoint from genesis (served to joining nodes; a base brings the early links). */
+  chain: ChainLink[];
+  /** The state at the close of the last voted-final epoch, if held (served to joining nodes). */
+  finalState: { epoch: number; text: string } | null;
+  /** The epoch of the checkpoint this node joined from, or -1. */
+  baseEpoch: number;
 }
 
 export function snapshotOf(result: Replay, records: number, closeThrough: number, ms: number): LedgerSnapshot {
@@ -44,6 +50,9 @@ export function snapshotOf(result: Replay, records: number, closeThrough: number
     issued: result.state.issued,
     dust: result.state.dust,
     ms,
+    chain: result.chain,
+    finalState: result.finalState,
+    baseEpoch: result.baseEpoch,
   };
 }
 

@@ -378,16 +378,86 @@ function setWeights(
 }
 
 /**
- * Canonical JSON of the state (bigints as decimal strings), and its sha256: the stateRoot. The checkpoint tallies
- * are left out: they follow from the records (whose ids the recordsRoot covers) and name the roots themselves.
+ * Who votes on the epoch after the last close: hotkeys with a permit on any subnet, with their stake. A frozen
+ * author's votes cannot count, so its stake is left out of the permitted stake too.
+ */
+export function nextVoters(state: LedgerState): Record<string, bigint> {
+  const voters: Record<string, bigint> = {};
+  for (const sub of state.subnets)
+    sub.uids.forEach((u, uid) => {
+      if (sub.permits[uid] && !state.frozen[u.hotkey]) voters[u.hotkey] = totalStake(state, u.hotkey);
+    });
+  return voters;
+}
+
+const sha256Hex = (text: string) => bytesToHex(sha256(new TextEncoder().encode(text)));
+
+/** sha256 of a voter set's canonical JSON (stakes as decimal strings). */
+export function votersHash(voters: Readonly<Record<string, bigint | string>>): string {
+  return sha256Hex(canonicalize(Object.fromEntries(Object.entries(voters).map(([k, v]) => [k, String(v)])))!);
+}
+
+/** Canonical JSON of the whole state, bigints as decimal strings: what a joining node downloads. */
+export function stateText(state: LedgerState): string {
+  return canonicalize(
+    JSON.parse(JSON.stringify(state, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))),
+  )!;
+}
+
+/**
+ * The stateRoot from its two parts: the hash of the next epoch's voter set and the hash of the state's text.
+ * Split so that a joining node can learn who votes on the next checkpoint from a checkpoint it verified without
+ * downloading each epoch's state (as a light client follows NextValidatorsHash in Tendermint headers).
+ */
+export function rootOf(voters: string, body: string): string {
+  return sha256Hex(`webtensor/state/1\n${voters}\n${body}`);
+}
+
+/**
+ * The stateRoot: the whole state, including the checkpoint tallies as they stand when the epoch closes (the
+ * closing epoch's own tally has no roots yet, so nothing names itself), because the votes in them decide what
+ * later epochs accept: a node continuing from a downloaded state must hold them exactly.
  */
 export function stateRoot(state: LedgerState): string {
-  const text = canonicalize(
-    JSON.parse(
-      JSON.stringify(state, (k, v: unknown) =>
-        k === 'checkpoints' ? undefined : typeof v === 'bigint' ? v.toString() : v,
-      ),
-    ),
-  )!;
-  return bytesToHex(sha256(new TextEncoder().encode(text)));
+  return rootOf(votersHash(nextVoters(state)), sha256Hex(stateText(state)));
+}
+
+/** The parts of a stateRoot, for the chain a joining node follows. */
+export function stateRootParts(state: LedgerState): { text: string; bodyHash: string; voters: Record<string, string> } {
+  const text = stateText(state);
+  const voters = Object.fromEntries(Object.entries(nextVoters(state)).map(([k, v]) => [k, v.toString()]));
+  return { text, bodyHash: sha256Hex(text), voters };
+}
+
+const big = (v: unknown): bigint => {
+  if (typeof v !== 'string' || !/^\d+$/.test(v)) throw new Error(`expected a decimal string, got ${String(v)}`);
+  return BigInt(v);
+};
+const bigValues = (o: unknown): Record<string, bigint> =>
+  Object.fromEntries(Object.entries(o as Record<string, unknown>).map(([k, v]) => [k, big(v)]));
+
+/**
+ * The state back from stateText(). Call it only on text whose sha256 a verified checkpoint names (its shape is
+ * then exactly what an honest replay wrote); it still throws on a wrong type rather than returning nonsense.
+ */
+export function stateFromText(text: string): LedgerState {
+  const raw = JSON.parse(text) as Record<string, unknown> & { subnets: Record<string, unknown>[] };
+  const tallies = raw.checkpoints as (Record<string, unknown> & { votes: object })[];
+  return {
+    ...(raw as unknown as LedgerState),
+    balances: bigValues(raw.balances),
+    stakes: Object.fromEntries(Object.entries(raw.stakes as object).map(([k, v]) => [k, bigValues(v)])),
+    checkpoints: tallies.map((t) => ({
+      ...(t as unknown as CheckpointTally),
+      voters: bigValues(t.voters),
+      permittedStake: big(t.permittedStake),
+      agreeingStake: big(t.agreeingStake),
+    })),
+    subnets: raw.subnets.map((s) => ({
+      ...(s as unknown as SubnetState),
+      lastEmission: (s.lastEmission as unknown[]).map(big),
+    })),
+    issued: big(raw.issued),
+    dust: big(raw.dust),
+  };
 }

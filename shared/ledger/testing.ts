@@ -152,3 +152,24 @@ export async function honestEpochs(
   }
   return out;
 }
+
+/**
+ * A small network to join: two validators with equal stake and a miner registered in epoch 0, a payer's transfer
+ * in epoch 5, and honest epochs 1..`to` (votes, commits, reveals). Epochs through `to - 2` or so end voted final.
+ */
+export async function joinableNetwork(config: NetworkConfig, to = 7) {
+  const tempo = config.subnets[0]!.tempo;
+  const miner = await actor();
+  const [v1, v2] = [await actor(), await actor()];
+  const payer = await actor();
+  let records: StoredRecord[] = [await registration(config, miner, 1, 'miner')];
+  for (const [k, v] of [v1, v2].entries()) {
+    records.push(await registration(config, v, 2 + k, 'validator'));
+    records.push(await claim(config, v, 4, 2_000_000_000_000n));
+    records.push(await make(config, v, 'stake.add', 5, { hotkey: v.id, amount: '1000000000000' }));
+  }
+  records.push(await claim(config, payer, 6, 1_000_000n));
+  records.push(await make(config, payer, 'transfer', 5 * tempo + 3, { to: miner.id, amount: '1000' }));
+  records = await honestEpochs(config, records, [v1, v2], 1, to, [0], () => [65535]);
+  return { records, validators: [v1, v2] as [Actor, Actor], miner, payer };
+}

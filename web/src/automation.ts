@@ -16,6 +16,7 @@ import type { GenerateParams, GenerateResult } from '../../shared/inference/prot
 import { embed, workerInferenceEngine, yumaWorker } from '../../core/browser/workers.ts';
 import type { NodeServices, NodeStatus } from '../../core/node.ts';
 import { epochAgreement, type EpochAgreement } from '../../core/services/finality.ts';
+import type { JoinState } from '../../core/services/join.ts';
 import type { Announcement } from '../../core/services/announce.ts';
 import { idleMiner, type MinerState } from '../../core/services/miner.ts';
 import type { PeerView } from '../../core/services/peers.ts';
@@ -94,6 +95,9 @@ export interface WebtensorAutomation {
     readonly registration: RegistrationState | null;
     /** Per closed epoch: its roots and the permitted validator stake that signed the same. */
     readonly epochs: readonly EpochAgreement[];
+    /** The last join from a peer's checkpoint (or why it failed), and the epoch replays start after (-1: genesis). */
+    readonly join: JoinState['last'];
+    readonly baseEpoch: number;
     /** Per closed epoch: the metagraph and where the emission went. */
     readonly summaries: readonly ClosedEpoch[];
     /** The free balance of `account` (rao), as this tab's latest replay has it. */
@@ -276,6 +280,12 @@ export function installAutomation(tab: TabNode | null): void {
       },
       get summaries() {
         return snapshot()?.epochs ?? [];
+      },
+      get join() {
+        return ledger()?.join.state.get().last ?? null;
+      },
+      get baseEpoch() {
+        return snapshot()?.baseEpoch ?? -1;
       },
       balance: (account) => (snapshot()?.balances[account] ?? 0n).toString(),
       get totals() {

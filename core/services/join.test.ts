@@ -1,0 +1,163 @@
+/**
+ * Joining from a checkpoint, service against service: a real Sync serves `sync.join` and `sync.state` from a
+ * real store and the real replay; a real Join on another node fetches, checks and installs the base. Only the
+ * transport is a fake (requests go from one router straight to the other's handlers, chunks through JSON as on the
+ * wire), so a test can also play a peer that lies.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import { epochBlocks } from '../../shared/ledger/config.ts';
+import { linkHash, replay, type StoredRecord } from '../../shared/ledger/replay.ts';
+import { snapshotOf, type LedgerSnapshot } from '../../shared/ledger/snapshot.ts';
+import { stateRoot } from '../../shared/ledger/state.ts';
+import { actor, joinableNetwork, smallConfig, type Actor } from '../../shared/ledger/testing.ts';
+import type { Json } from '../../shared/p2p/rpc.ts';
+import { PROTOCOLS } from '../../shared/names.ts';
+import { MemoryLedgerStore } from '../memory-ledger-store.ts';
+import { Store } from '../store.ts';
+import { FakeClock, FakePeerTable, FakeRpcRouter, GENESIS_MS, rowOf } from '../testing/fakes.ts';
+import { FinalRecordSets } from './final-sets.ts';
+import { Join } from './join.ts';
+import type { RecordBook } from './record-book.ts';
+import { Sync } from './sync.ts';
+
+const config = smallConfig({ genesisMs: GENESIS_MS });
+const T = epochBlocks(config);
+const NOW = 8 * T;
+let records: StoredRecord[];
+let full: ReturnType<typeof replay>;
+let server: Actor;
+
+const snap = (rows: readonly StoredRecord[], base?: Parameters<typeof replay>[3]): LedgerSnapshot =>
+  snapshotOf(replay(config, rows, NOW, base), rows.length, NOW, 0);
+
+beforeAll(async () => {
+  records = (await joinableNetwork(config)).records;
+  full = replay(config, records, NOW);
+  server = await actor();
+});
+
+/** A node serving `held` through a real Sync; `tamper` rewrites each chunk it sends (a lying peer). */
+async function servingPeer(held: readonly StoredRecord[], tamper: (method: string, chunk: Json) => Json = (_, c) => c) {
+  const store = new MemoryLedgerStore();
+  await store.put(held.map((r) => rowOf(r)));
+  const clock = new FakeClock(GENESIS_MS + NOW * config.blockMs);
+  const rpc = new FakeRpcRouter(server.key, clock);
+  const sync = new Sync({
+    store,
+    book: { network: config } as RecordBook, // the server side reads only the network
+    rpc,
+    peers: new FakePeerTable(),
+    snapshot: new Store<LedgerSnapshot | null>(snap(held)),
+    finalSets: new FinalRecordSets(),
+  });
+  await sync.start();
+  sync.stop(); // no timers: this test drives every call
+  const methods = rpc.served.get(PROTOCOLS.sync)!.methods;
+  return async (method: string, params: Json, onChunk?: (c: Json) => void): Promise<Json> => {
+    const m = methods[method]!;
+    const refused = m.check?.(params);
+    if (refused) throw new Error(refused);
+    return m.run(params, {
+      peer: 'joiner',
+      requestId: 'r1',
+      signal: new AbortController().signal,
+      emit: async (c) => onChunk?.(JSON.parse(JSON.stringify(tamper(method, c))) as Json),
+    });
+  };
+}
+
+/** A fresh node with an empty store that joins through `peer`. */
+async function joiningNode(peer: Awaited<ReturnType<typeof servingPeer>>, held: readonly StoredRecord[] = []) {
+  const me = await actor();
+  const store = new MemoryLedgerStore();
+  await store.put(held.map((r) => rowOf(r)));
+  const clock = new FakeClock(GENESIS_MS + NOW * config.blockMs);
+  const rpc = new FakeRpcRouter(me.key, clock);
+  rpc.answer = (_peer, request, options) => peer(request.method, request.params, options.onChunk);
+  const snapshot = new Store<LedgerSnapshot | null>(null);
+  const replayNow = async () => {
+    const rows = (await store.all()).map((r) => ({ id: r.id, record: r.record }));
+    snapshot.set(snap(rows, (await store.base()) ?? undefined));
+  };
+  await replayNow();
+  let heads = 0;
+  const book = { network: config, reloadHead: async () => void heads++ };
+  const join = new Join({ rpc, store, book, snapshot, replayNow, clock });
+  return { join, store, snapshot, heads: () => heads };
+}
+
+describe('joining from a checkpoint', () => {
+  it("a fresh node starts from the peer's last voted-final state and, with the records after it, agrees", async () => {
+    const peer = await servingPeer(records);
+    const node = await joiningNode(peer);
+    expect(await node.join.maybeJoin('server')).toBe(true);
+
+    const S = full.lastVotedFinal;
+    const last = node.join.state.get().last!;
+    expect(last).toMatchObject({ epoch: S, from: 'server', links: S + 1 });
+    const base = (await node.store.base())!;
+    expect(base.epoch).toBe(S);
+    expect(base.votes.length).toBeGreaterThanOrEqual(2 * (S - 1)); // both validators' votes on epochs 1..S
+    expect(node.heads()).toBe(1); // its own chain continues after what the base says it signed
+
+    // Then it syncs the records after the base as usual; its replay reaches what the full replay reaches.
+    await node.store.put(records.filter((r) => r.record.block >= (S + 1) * T).map((r) => rowOf(r)));
+    const rows = (await node.store.all()).map((r) => ({ id: r.id, record: r.record }));
+    const joined = replay(config, rows, NOW, base);
+    expect(joined.chain.map((l) => linkHash(config.networkId, l))).toEqual(
+      full.chain.map((l) => linkHash(config.networkId, l)),
+    );
+    expect(stateRoot(joined.state)).toBe(stateRoot(full.state));
+    expect(rows.length).toBeLessThan(records.length); // it never held the history before the base
+  });
+
+  it('refuses a state that is not the one the checkpoint names, and keeps no base', async () => {
+    const peer = await servingPeer(records, (method, c) =>
+      method === 'sync.state' && typeof c === 'string' ? c.replace('"dust":"', '"dust":"9') : c,
+    );
+    const node = await joiningNode(peer);
+    expect(await node.join.maybeJoin('server')).toBe(false);
+    expect(node.join.state.get().last).toEqual({
+      from: 'server',
+      error: `its state of epoch ${full.lastVotedFinal} is not the one the checkpoint names`,
+    });
+    expect(await node.store.base()).toBeNull();
+  });
+
+  it('refuses a chain whose votes were withheld', async () => {
+    const peer = await servingPeer(records, (method, c) => {
+      const chunk = c as { link?: { epoch: number; votes: unknown[] } };
+      return chunk.link?.epoch === 3 ? ({ link: { ...chunk.link, votes: [] } } as unknown as Json) : c;
+    });
+    const node = await joiningNode(peer);
+    expect(await node.join.maybeJoin('server')).toBe(false);
+    expect(node.join.state.get().last).toMatchObject({ error: expect.stringMatching(/^epoch 3: votes hold 0 of/) });
+  });
+
+  it('refuses a voterless prefix with a record left out', async () => {
+    const peer = await servingPeer(records, (method, c) => {
+      const chunk = c as { prefix?: { kind: string }[] };
+      return chunk.prefix ? ({ prefix: chunk.prefix.filter((r) => r.kind !== 'stake.add') } as unknown as Json) : c;
+    });
+    const node = await joiningNode(peer);
+    expect(await node.join.maybeJoin('server')).toBe(false);
+    expect(node.join.state.get().last).toMatchObject({ error: expect.stringMatching(/records served for epoch 0/) });
+  });
+
+  it('does not join a peer that is not far ahead, and asks each peer once', async () => {
+    const peer = await servingPeer(records);
+    const uptodate = await joiningNode(peer, records); // holds all of history: its own replay is as final
+    expect(await uptodate.join.maybeJoin('server')).toBe(false);
+    expect(uptodate.join.state.get().last).toBeNull();
+    expect(await uptodate.store.base()).toBeNull();
+    expect(await uptodate.join.maybeJoin('server')).toBe(false);
+  });
+
+  it('a peer with no final state yet offers nothing; the node syncs as usual', async () => {
+    const early = records.filter((r) => r.record.block < 2 * T);
+    const peer = await servingPeer(early);
+    const node = await joiningNode(peer);
+    expect(await node.join.maybeJoin('server')).toBe(false);
+    expect(await node.store.base()).toBeNull();
+  });
+});

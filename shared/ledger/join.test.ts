@@ -1,0 +1,161 @@
+/**
+ * Joining from a checkpoint (issue 12, item 4): a replay that starts from the state at a final checkpoint reaches
+ * exactly what a replay from genesis reaches, and a joining node's checks of the served chain refuse every forgery
+ * we could think of: other keys, too little stake, voters smuggled into a link, votes on other epochs or networks,
+ * one voter counted twice, a state that is not the one voted for, withheld records in the voterless prefix.
+ */
+import { describe, expect, it } from 'vitest';
+import { epochBlocks } from './config.ts';
+import { followChain, replayPrefix, servedLinks, stateTextHolds, voterlessPrefix, type ServedLink } from './join.ts';
+import type { LedgerRecord } from './records.ts';
+import { linkHash, replay, type ReplayBase, type StoredRecord } from './replay.ts';
+import { rootOf, stateRoot, votersHash } from './state.ts';
+import { actor, joinableNetwork, make, smallConfig } from './testing.ts';
+
+const config = smallConfig();
+const T = epochBlocks(config); // 20
+
+const network = () => joinableNetwork(config);
+
+const closeThrough = 8 * T;
+const votesIn = (records: StoredRecord[]): LedgerRecord[] =>
+  records.map((r) => r.record).filter((r) => r.kind === 'checkpoint');
+
+describe('a replay from a base', () => {
+  it('reaches the same checkpoints, state and finality as a replay from genesis, from every final epoch', async () => {
+    const { records } = await network();
+    const full = replay(config, records, closeThrough);
+    expect(full.lastVotedFinal).toBeGreaterThanOrEqual(5);
+    for (let s = 1; s <= full.lastVotedFinal; s++) {
+      // The state right after epoch s closed, as the replay from genesis held it then.
+      const base: ReplayBase = { epoch: s, stateText: full.recentStates.get(s)!, chain: full.chain.slice(0, s + 1) };
+      expect(stateTextHolds(full.chain[s]!, base.stateText)).toBe(true);
+      const after = records.filter((r) => r.record.block >= (s + 1) * T);
+      const joined = replay(config, after, closeThrough, base);
+      expect(joined.chain.map((l) => linkHash(config.networkId, l))).toEqual(
+        full.chain.map((l) => linkHash(config.networkId, l)),
+      );
+      expect(stateRoot(joined.state)).toBe(stateRoot(full.state));
+      expect(joined.lastVotedFinal).toBe(full.lastVotedFinal);
+      expect(joined.epochs.map((e) => e.epoch)).toEqual(full.epochs.filter((e) => e.epoch > s).map((e) => e.epoch));
+      expect(joined.baseEpoch).toBe(s);
+    }
+  });
+
+  it('serves the state of its last voted-final epoch, and that text is what the chain names', async () => {
+    const { records } = await network();
+    const full = replay(config, records, closeThrough);
+    const served = full.finalState!;
+    expect(served.epoch).toBe(full.lastVotedFinal);
+    expect(stateTextHolds(full.chain[served.epoch]!, served.text)).toBe(true);
+    expect(stateTextHolds(full.chain[served.epoch]!, served.text.replace('"dust":"', '"dust":"1'))).toBe(false);
+  });
+});
+
+describe('following the chain', () => {
+  async function served() {
+    const net = await network();
+    const full = replay(config, net.records, closeThrough);
+    const links = servedLinks(config, full.chain, votesIn(net.records));
+    const prefix = voterlessPrefix(links);
+    const start = replayPrefix(config, links, prefix, net.records);
+    if ('error' in start) throw new Error(start.error);
+    return { ...net, full, links, prefix, start: start.point };
+  }
+
+  it('proves every voted-final checkpoint from the records of the voterless epochs and the votes after them', async () => {
+    const { full, links, prefix, start } = await served();
+    expect(prefix).toBe(1); // epoch 0 has no voters; the validators hold permits from the close of epoch 0 on
+    const walk = await followChain(config, links.slice(0, full.lastVotedFinal + 1), start);
+    expect(walk.stopped).toBeNull();
+    expect(walk.through).toBe(full.lastVotedFinal);
+    expect(walk.hash).toBe(linkHash(config.networkId, full.chain[full.lastVotedFinal]!));
+    // The epochs not voted final yet stop the walk, saying why.
+    const beyond = await followChain(config, links, start);
+    expect(beyond.through).toBe(full.lastVotedFinal);
+    expect(beyond.stopped).toMatch(/not more than 2\/3/);
+  });
+
+  it('refuses a chain signed by other keys, even with a state that names them as voters', async () => {
+    const { links, start, full } = await served();
+    const [m1, m2] = [await actor(), await actor()];
+    const target = 2;
+    // The attacker rewrites link 2 onward with itself as the next voters, and signs.
+    const forged: ServedLink[] = links.slice(0, target).map((l) => ({ ...l }));
+    let previous = linkHash(config.networkId, forged[target - 1]!);
+    for (let e = target; e <= full.lastVotedFinal; e++) {
+      const nextVoters = { [m1.id]: '5000000000000', [m2.id]: '5000000000000' };
+      const bodyHash = 'ab'.repeat(32);
+      const link = {
+        epoch: e,
+        recordsRoot: 'cd'.repeat(32),
+        stateRoot: rootOf(votersHash(nextVoters), bodyHash),
+        previous,
+        bodyHash,
+        nextVoters,
+      };
+      const body = { epoch: e, recordsRoot: link.recordsRoot, stateRoot: link.stateRoot, previous };
+      const votes = [
+        (await make(config, m1, 'checkpoint', (e + 1) * T + 5, body)).record,
+        (await make(config, m2, 'checkpoint', (e + 1) * T + 5, body)).record,
+      ];
+      forged.push({ ...link, votes });
+      previous = linkHash(config.networkId, link);
+    }
+    const walk = await followChain(config, forged, start);
+    expect(walk.through).toBe(target - 1);
+    expect(walk.stopped).toMatch(/^epoch 2: votes hold 0 of/);
+  });
+
+  it('refuses a link whose next voters were changed (the stateRoot no longer holds)', async () => {
+    const { links, start } = await served();
+    const intruder = await actor();
+    const tampered = links.map((l) =>
+      l.epoch === 2 ? { ...l, nextVoters: { ...l.nextVoters, [intruder.id]: '999999999999999' } } : l,
+    );
+    const walk = await followChain(config, tampered, start);
+    expect(walk.through).toBe(1);
+    expect(walk.stopped).toMatch(/stateRoot is not made of/);
+  });
+
+  it('counts a voter once, ignores votes on other epochs, other networks and from non-voters', async () => {
+    const { links, start, validators, full } = await served();
+    const [one, other] = validators; // equal stake
+    const link = links[2]!;
+    const body = { epoch: 2, recordsRoot: link.recordsRoot, stateRoot: link.stateRoot, previous: link.previous };
+    const oneVote = link.votes.find((v) => v.author === one.id)!;
+    const outsider = await actor();
+    const otherNet = { ...config, networkId: 'webtensor-other' };
+    const noise = [
+      oneVote,
+      oneVote, // the same vote twice
+      (await make(config, outsider, 'checkpoint', 3 * T + 5, body)).record, // not a voter
+      (await make(otherNet, other, 'checkpoint', 3 * T + 5, body, 99)).record, // another network
+      (await make(config, other, 'checkpoint', 3 * T + 5, { ...body, epoch: 3 }, 98)).record, // another epoch
+    ];
+    // `one` alone holds half the stake: not more than 2/3, so the link is not proven by it.
+    const walk = await followChain(config, [...links.slice(0, 2), { ...link, votes: noise }], start);
+    expect(walk.through).toBe(1);
+    expect(walk.stopped).toMatch(/not more than 2\/3/);
+    expect(full.lastVotedFinal).toBeGreaterThan(2);
+  });
+
+  it('refuses a link that skips an epoch or names another previous checkpoint', async () => {
+    const { links, start } = await served();
+    const skipped = await followChain(config, [links[1]!, links[3]!], start);
+    expect(skipped.stopped).toMatch(/^epoch 3: expected epoch 2 next/);
+    const rechained = await followChain(config, [links[1]!, { ...links[2]!, previous: 'ee'.repeat(32) }], start);
+    expect(rechained.stopped).toMatch(/^epoch 2: it does not name the previous checkpoint/);
+  });
+
+  it('refuses a voterless prefix whose records were withheld or changed', async () => {
+    const { links, prefix, records } = await served();
+    const withheld = replayPrefix(
+      config,
+      links,
+      prefix,
+      records.filter((r) => r.record.kind !== 'stake.add'),
+    );
+    expect(withheld).toEqual({ error: 'the records served for epoch 0 do not make the checkpoint served for it' });
+  });
+});
