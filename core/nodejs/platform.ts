@@ -1,6 +1,7 @@
 /**
  * The Node platform: a key file in the data directory, a WebSocket listener, replay and proof of work in the
- * process, and the ledger in memory (a durable store comes with headless nodes). No inference engine yet.
+ * process, and the ledger in memory or, for headless nodes, in SQLite in the data directory. No inference engine
+ * yet.
  */
 import { multiaddr } from '@multiformats/multiaddr';
 import { solveProofOfWork } from '../../shared/ledger/pow.ts';
@@ -9,7 +10,9 @@ import { snapshotOf } from '../../shared/ledger/snapshot.ts';
 import { NodeError } from '../../shared/errors.ts';
 import { MemoryLedgerStore } from '../memory-ledger-store.ts';
 import { withPeerId, type Clock, type LedgerStore, type Platform } from '../platform.ts';
+import { join } from 'node:path';
 import { KeyFileIdentity } from './key-file.ts';
+import { SqliteLedgerStore } from './sqlite-ledger-store.ts';
 import { createNodeLibp2p } from './libp2p.ts';
 
 export interface NodePlatformInit {
@@ -19,8 +22,10 @@ export interface NodePlatformInit {
   host?: string;
   port?: number;
   clock?: Clock;
-  /** Where the ledger lives; default: in memory. */
+  /** Where the ledger lives; default: in memory, or on disk with `durable`. */
   store?: LedgerStore;
+  /** Keep the ledger in `<dataDir>/ledger-<network>.sqlite` (survives restarts and kill -9). */
+  durable?: boolean;
 }
 
 export function createNodePlatform(init: NodePlatformInit): Platform {
@@ -35,15 +40,21 @@ export function createNodePlatform(init: NodePlatformInit): Platform {
         throw new NodeError('unreachable', `${peer} listens on no address of its own, and this node has no WebRTC.`);
       await libp2p.dial(multiaddr(withPeerId(addrs[0]!, peer)), { signal });
     },
-    async openLedger() {
-      const store = init.store ?? new MemoryLedgerStore();
+    async openLedger(_identity, networkId) {
+      const store =
+        init.store ??
+        (init.durable
+          ? SqliteLedgerStore.open(join(init.dataDir, `ledger-${networkId.replace(/[^A-Za-z0-9_-]/g, '_')}.sqlite`))
+          : new MemoryLedgerStore());
       return {
         store,
         consensus: {
           async computeLedger(config, closeThrough) {
             const start = performance.now();
             const rows = await store.all();
-            return snapshotOf(replay(config, rows, closeThrough), rows.length, closeThrough, performance.now() - start);
+            const base = (await store.base()) ?? undefined;
+            const result = replay(config, rows, closeThrough, base);
+            return snapshotOf(result, rows.length, closeThrough, performance.now() - start);
           },
           async solveRegistration(puzzle, onProgress) {
             const start = performance.now();
