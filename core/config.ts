@@ -25,6 +25,8 @@ export interface NodeConfig {
   fault: Fault | null;
   /** Where hub models come from: https://huggingface.co/ unless a mirror is given. */
   hub: string;
+  /** An archive keeps every record from genesis: it never joins from a checkpoint (and serves all of history). */
+  archive?: boolean;
 }
 
 /** A node that only takes part as a client (no model, no registration): tests, tools, the adversary. */

@@ -27,6 +27,8 @@ export interface LedgerComponents {
   clock: Clock;
   rpc: RpcRouter;
   peers: PeerTable;
+  /** Keep all of history: never join from a checkpoint. */
+  archive?: boolean;
 }
 
 export class LedgerServices {
@@ -60,14 +62,17 @@ export class LedgerServices {
     const closeDoor = () => lastFinal.set(Math.max(this.consensus.snapshot.get()?.lastVotedFinal ?? -1, lastVoted()));
     // The record sets of epochs seen final: remembered by the finality service, served by sync.
     const finalSets = new FinalRecordSets();
-    this.join = new Join({
-      rpc: c.rpc,
-      store: c.store,
-      book: this.book,
-      snapshot: this.consensus.snapshot,
-      replayNow: () => this.consensus.replayNow(),
-      clock: c.clock,
-    });
+    this.join = new Join(
+      {
+        rpc: c.rpc,
+        store: c.store,
+        book: this.book,
+        snapshot: this.consensus.snapshot,
+        replayNow: () => this.consensus.replayNow(),
+        clock: c.clock,
+      },
+      c.archive ? { minLead: Infinity } : {},
+    );
     this.sync = new Sync({
       store: c.store,
       book: this.book,

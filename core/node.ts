@@ -110,7 +110,7 @@ export class WebtensorNode {
     let ledger: LedgerServices | null = null;
     if (network) {
       const { store, consensus: engine } = await platform.openLedger(identity, network.networkId);
-      ledger = new LedgerServices({ libp2p, key, network, store, engine, clock, rpc, peers });
+      ledger = new LedgerServices({ libp2p, key, network, store, engine, clock, rpc, peers, archive: config.archive });
     }
     const client = new Client({ rpc, peers, snapshot: ledger?.consensus.snapshot ?? null });
     const miner = platform.inference

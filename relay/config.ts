@@ -1,9 +1,10 @@
 /**
  * Relay configuration from flags (--host, --port, --http-port, --key-file, --tls-cert, --tls-key,
- * --max-reservations, --network) or environment (RELAY_HOST, RELAY_PORT, ...). Flags win. Bad values are refused
+ * --max-reservations, --network, --genesis-file) or environment (RELAY_HOST, RELAY_PORT, ...). Flags win. Bad values are refused
  * with a message naming the flag.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { NetworkConfigError, parseNetworkConfig, type NetworkConfig } from '../shared/ledger/config.ts';
 import { productionProfile, testProfile } from '../shared/ledger/profiles.ts';
 export interface RelayConfig {
@@ -16,6 +17,8 @@ export interface RelayConfig {
   maxReservations: number;
   /** The network config this relay serves at /network (a profile name or a JSON file). */
   network: string;
+  /** For `--network test`: where the test network's config (its genesis) is kept across restarts, or null. */
+  genesisFile: string | null;
 }
 
 export class ConfigError extends Error {
@@ -31,6 +34,7 @@ const options = {
   'tls-key': { env: 'RELAY_TLS_KEY', fallback: '' },
   'max-reservations': { env: 'RELAY_MAX_RESERVATIONS', fallback: '1024' },
   network: { env: 'RELAY_NETWORK', fallback: 'production' },
+  'genesis-file': { env: 'RELAY_GENESIS_FILE', fallback: '' },
 } as const;
 type Option = keyof typeof options;
 
@@ -75,16 +79,34 @@ export function parseRelayConfig(argv: string[], env: NodeJS.ProcessEnv): RelayC
     tlsKey,
     maxReservations: integer('max-reservations', get('max-reservations'), 1, 100_000),
     network: get('network'),
+    genesisFile: get('genesis-file') || null,
   };
 }
 
 /**
  * The network config named by --network: `production`, `test` (genesis = now, to the second, so a fresh test
- * network starts at block 0), or a JSON file. A bad file is refused naming the field.
+ * network starts at block 0), or a JSON file. A bad file is refused naming the field. With a `genesisFile`, a
+ * test network's config is written there when first made and read back on later starts: a restarted relay
+ * keeps its network's genesis (else every block, epoch and signature of the history would be off by its downtime).
  */
-export function loadNetworkConfig(network: string, nowMs: number): NetworkConfig {
+export function loadNetworkConfig(network: string, nowMs: number, genesisFile: string | null = null): NetworkConfig {
   if (network === 'production') return productionProfile();
-  if (network === 'test') return testProfile(Math.floor(nowMs / 1000) * 1000);
+  if (network === 'test' && genesisFile && existsSync(genesisFile)) {
+    const kept = loadNetworkConfig(genesisFile, nowMs);
+    if (kept.profile !== 'test')
+      throw new ConfigError(`--genesis-file ${genesisFile} holds a ${kept.profile} network, not a test network`);
+    return kept;
+  }
+  if (network === 'test') {
+    const fresh = testProfile(Math.floor(nowMs / 1000) * 1000);
+    if (genesisFile) {
+      mkdirSync(dirname(genesisFile), { recursive: true });
+      const tmp = `${genesisFile}.${process.pid}.tmp`;
+      writeFileSync(tmp, `${JSON.stringify(fresh, null, 2)}\n`);
+      renameSync(tmp, genesisFile);
+    }
+    return fresh;
+  }
   let data: unknown;
   try {
     data = JSON.parse(readFileSync(network, 'utf8'));

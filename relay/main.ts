@@ -18,7 +18,7 @@ async function main() {
   const startedAt = Date.now();
   try {
     config = parseRelayConfig(process.argv.slice(2), process.env);
-    network = loadNetworkConfig(config.network, startedAt);
+    network = loadNetworkConfig(config.network, startedAt, config.genesisFile);
   } catch (err) {
     if (err instanceof ConfigError) {
       log.error(`bad relay configuration: ${err.message}`);

@@ -6,7 +6,14 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RelayProcess } from './testing/relay-process.ts';
-import { parseRelayConfig } from './config.ts';
+import { loadNetworkConfig, parseRelayConfig } from './config.ts';
+import { productionProfile } from '../shared/ledger/profiles.ts';
+
+function writeProduction(dir: string): string {
+  const file = join(dir, 'production.json');
+  writeFileSync(file, JSON.stringify(productionProfile()));
+  return file;
+}
 
 const root = resolve(import.meta.dirname, '..');
 const children: ChildProcess[] = [];
@@ -135,6 +142,30 @@ describe('relay', () => {
     });
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/invalid at subnets\.0\./);
+  });
+
+  it("keeps a test network's genesis in --genesis-file across restarts, and refuses a file of another profile", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'genesis-'));
+    const genesisFile = join(dir, 'state', 'test-network.json');
+    const relay = new RelayProcess(nextPort++, nextPort++, join(dir, 'key.pb'), [
+      '--network',
+      'test',
+      '--genesis-file',
+      genesisFile,
+    ]);
+    relays.push(relay);
+    await relay.start();
+    const first = (await (await fetch(relay.networkUrl)).json()) as { genesisMs: number };
+    expect(statSync(genesisFile).isFile()).toBe(true);
+    await relay.stop();
+    await new Promise((r) => setTimeout(r, 1100)); // a fresh test network would start a second later
+    await relay.start();
+    const second = (await (await fetch(relay.networkUrl)).json()) as { genesisMs: number };
+    expect(second.genesisMs).toBe(first.genesisMs);
+
+    expect(() => loadNetworkConfig('test', Date.now(), writeProduction(dir))).toThrow(
+      /--genesis-file .* holds a production network, not a test network/,
+    );
   });
 
   it('refuses a corrupt key file instead of silently replacing the identity', async () => {

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
-// `npm start`: build the web app, start the relay and serve the app, then print the URL to open. Every service it starts is stopped
-// together on Ctrl-C.
+// `npm start`: build the web app, start the relay and serve the app, then, once the relay is up, an archive node
+// (all history, on disk) and a headless miner serving webtensor/tiny-llama; print the URL to open. State lives in
+// .webtensor/ (relay key, the test network's genesis, the archive's and the miner's ledgers), so a restart
+// continues the same network. Every service it starts is stopped together on Ctrl-C.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 
@@ -20,9 +22,34 @@ const services = [
     name: 'relay',
     command: process.execPath,
     // A local network uses the fast test profile (1 s blocks, 20-block epochs) so epochs are seen within minutes.
-    args: ['--experimental-websocket', '--import', 'tsx', 'relay/main.ts', '--network', 'test'],
+    args: [
+      ...['--experimental-websocket', '--import', 'tsx', 'relay/main.ts', '--network', 'test'],
+      ...['--key-file', '.webtensor/relay-key.pb', '--genesis-file', '.webtensor/test-network.json'],
+    ],
     ready: /"health":"(\S+?)"/,
     announce: (url) => `  relay is up: health at ${url}`,
+  },
+  {
+    name: 'archive',
+    after: 'relay',
+    command: process.execPath,
+    args: [
+      ...['--import', 'tsx', 'core/nodejs/cli.ts', '--role', 'client', '--archive'],
+      ...['--data', '.webtensor/archive', '--status-port', '9092'],
+    ],
+    ready: /"status server listening"/,
+    announce: () => '  archive node is up: status at http://127.0.0.1:9092/status',
+  },
+  {
+    name: 'miner',
+    after: 'relay',
+    command: process.execPath,
+    args: [
+      ...['--import', 'tsx', 'core/nodejs/cli.ts', '--role', 'miner', '--model', 'webtensor/tiny-llama'],
+      ...['--data', '.webtensor/miner', '--status-port', '9093'],
+    ],
+    ready: /"status server listening"/,
+    announce: () => '  headless miner is up: status at http://127.0.0.1:9093/status',
   },
   {
     name: 'web',
@@ -34,14 +61,19 @@ const services = [
 ];
 const children = [];
 
-for (const service of services) {
+function launch(service) {
   const child = spawn(service.command, service.args, { stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   const onData = (chunk) => {
     const text = chunk.toString();
     for (const line of text.split('\n')) if (line.trim()) console.log(`[${service.name}] ${line}`);
     const match = service.ready && text.match(service.ready);
-    if (match) console.log(`\n${service.announce(match[1])}\n`);
+    if (match && !service.started) {
+      service.started = true;
+      console.log(`\n${service.announce(match[1])}\n`);
+      // Nodes start once the relay they join answers.
+      for (const next of services) if (next.after === service.name) launch(next);
+    }
   };
   child.stdout.on('data', onData);
   child.stderr.on('data', onData);
@@ -51,12 +83,17 @@ for (const service of services) {
   });
 }
 
+for (const service of services) if (!service.after) launch(service);
+
 let stopping = false;
 function stop(code) {
   if (stopping) return;
   stopping = true;
-  for (const child of children) child.kill('SIGTERM');
-  setTimeout(() => process.exit(code), 500);
+  const running = children.filter((c) => c.exitCode === null && c.signalCode === null);
+  for (const child of running) child.kill('SIGTERM');
+  // Wait for each to stop (each frees its ports as it goes); a node stops within 5 s or exits anyway.
+  Promise.all(running.map((c) => new Promise((r) => c.once('exit', r)))).then(() => process.exit(code));
+  setTimeout(() => process.exit(code), 8000).unref();
 }
 process.on('SIGINT', () => stop(0));
 process.on('SIGTERM', () => stop(0));

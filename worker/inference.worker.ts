@@ -4,24 +4,15 @@
  * validator may check runs on the pinned path: WASM backend, fp32, batch 1, greedy (../shared/notes/INFERENCE.md).
  */
 import { expose } from 'comlink';
-import {
-  env,
-  InterruptableStoppingCriteria,
-  pipeline,
-  random,
-  StoppingCriteria,
-  TextStreamer,
-  type FeatureExtractionPipeline,
-  type PreTrainedTokenizer,
-  type TextGenerationPipeline,
-} from '@huggingface/transformers';
+import { env, pipeline, type FeatureExtractionPipeline, type TextGenerationPipeline } from '@huggingface/transformers';
 import ortWasm from 'onnxruntime-web/ort-wasm-simd-threaded.asyncify.wasm?url';
 import ortMjs from 'onnxruntime-web/ort-wasm-simd-threaded.asyncify.mjs?url';
 import { findModel, modelBasePath, type HubModelEntry, type ServedModelEntry } from '../shared/inference/catalogue.ts';
 import { checkHubFile, hubTreeSchema, type HubTree } from '../shared/inference/hub.ts';
 import { checkModelFile, ModelFileError } from '../shared/inference/verify.ts';
 import { InferenceError } from '../shared/errors.ts';
-import type { DeviceChoice, Generation, InferenceEngine, LoadProgress } from '../shared/inference/engine.ts';
+import type { DeviceChoice, InferenceEngine, LoadProgress } from '../shared/inference/engine.ts';
+import { Generator } from '../shared/inference/generate.ts';
 import { chooseDevice } from './device.ts';
 
 env.allowRemoteModels = false;
@@ -112,25 +103,6 @@ async function prepareHub(entry: HubModelEntry, host: string, onProgress?: (p: L
   };
 }
 
-/** Stops generation once the new text contains a stop string. */
-class StopStrings extends StoppingCriteria {
-  hit = false;
-  constructor(
-    private readonly tokenizer: PreTrainedTokenizer,
-    private readonly promptTokens: number,
-    private readonly stops: string[],
-  ) {
-    super();
-  }
-  override _call(inputIds: (number | bigint)[][]): boolean[] {
-    return inputIds.map((ids) => {
-      const text = this.tokenizer.decode(ids.slice(this.promptTokens).map(Number), { skip_special_tokens: true });
-      this.hit ||= this.stops.some((s) => text.includes(s));
-      return this.hit;
-    });
-  }
-}
-
 /**
  * Let the worker take its pending messages (a cancel()) between tokens. ORT's WASM session.run resolves without
  * giving the event loop a turn, so a generation would otherwise hold the worker until it ends. A MessageChannel
@@ -158,8 +130,8 @@ let generator: TextGenerationPipeline | null = null;
 let generatorKey = '';
 let embedder: FeatureExtractionPipeline | null = null;
 let embedderId = '';
-/** The running generation's interrupt switch (one generation at a time per worker). */
-let interrupt: InterruptableStoppingCriteria | null = null;
+/** Generation (one at a time per worker), shared with Node's engine: shared/inference/generate.ts. */
+const generation = new Generator(() => generator);
 
 const api: InferenceWorkerApi = {
   async load(modelId, onProgress, preference = 'auto', hubHost = 'https://huggingface.co/') {
@@ -206,7 +178,7 @@ const api: InferenceWorkerApi = {
   },
 
   cancel() {
-    interrupt?.interrupt();
+    generation.cancel();
   },
 
   async embed(text) {
@@ -218,55 +190,7 @@ const api: InferenceWorkerApi = {
     return Float32Array.from(output.data);
   },
 
-  async generate({ prompt, maxNewTokens, sampling, stop }, onToken) {
-    if (!generator) throw new InferenceError('no-model-loaded', 'No model is loaded; load one first.');
-    if (interrupt)
-      throw new InferenceError('worker-busy', 'A generation is already running in this worker; queue requests.');
-    if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1 || maxNewTokens > 512)
-      throw new InferenceError('bad-params', 'maxNewTokens must be an integer from 1 to 512.');
-    const start = performance.now();
-    const tokenizer = generator.tokenizer;
-    const inputs = tokenizer(prompt);
-    const promptTokens = (inputs.input_ids as { dims: number[] }).dims.at(-1)!;
-    // Token callbacks reach the caller on their own Comlink channel: wait for each to be acknowledged before
-    // returning, so the caller has every streamed piece before it sees the result.
-    const delivered: Promise<unknown>[] = [];
-    const streamer = onToken
-      ? new TextStreamer(tokenizer, {
-          skip_prompt: true,
-          callback_function: (t: string) => void delivered.push(Promise.resolve(onToken(t)).catch(() => {})),
-        })
-      : undefined;
-    const stopStrings = stop?.length ? new StopStrings(tokenizer, promptTokens, stop) : null;
-    interrupt = new InterruptableStoppingCriteria();
-    const running = interrupt;
-    // The sampling RNG is global to transformers.js, hence one generation at a time per worker.
-    if (sampling) random.seed(sampling.seed);
-    let output: { tolist(): bigint[][] };
-    try {
-      output = (await generator.model.generate({
-        ...inputs,
-        max_new_tokens: maxNewTokens,
-        ...(sampling
-          ? { do_sample: true, temperature: sampling.temperature, top_k: sampling.topK ?? 0 }
-          : { do_sample: false }),
-        streamer,
-        stopping_criteria: stopStrings ? [running, stopStrings] : [running],
-      })) as { tolist(): bigint[][] };
-    } finally {
-      interrupt = null;
-    }
-    await Promise.all(delivered);
-    const newIds = output.tolist()[0]!.map(Number).slice(promptTokens);
-    let text = tokenizer.decode(newIds, { skip_special_tokens: true });
-    let finish: Generation['finish'] = running.interrupted ? 'cancelled' : 'length';
-    if (stopStrings?.hit) {
-      const cut = Math.min(...stop!.map((s) => text.indexOf(s)).filter((i) => i >= 0));
-      text = text.slice(0, cut);
-      finish = 'stop';
-    } else if (finish === 'length' && newIds.length < maxNewTokens) finish = 'eos';
-    return { text, tokenIds: newIds, promptTokens, ms: performance.now() - start, finish };
-  },
+  generate: (options, onToken) => generation.generate(options, onToken),
 };
 
 // Callbacks (progress, streamed tokens) arrive as Comlink proxies made by the caller.

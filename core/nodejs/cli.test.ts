@@ -28,9 +28,10 @@ afterAll(async () => {
 });
 
 /** The program as `npm run node` starts it, with stdout split into lines as they come. */
-function startCli(args: string[]) {
+function startCli(args: string[], env: Record<string, string> = {}) {
   const child = spawn(process.execPath, ['--import', 'tsx', 'core/nodejs/cli.ts', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
   });
   children.push(child);
   const out = { stdout: '', stderr: '' };
@@ -102,6 +103,8 @@ describe('parseCliArgs', () => {
     expect(o.status).toEqual({ host: '0.0.0.0', port: 0 });
     expect(o.dataDir).toBe('/var/lib/wt');
     expect(o.config.model).toBe('webtensor/tiny-llama');
+    expect(o.config.archive).toBe(false);
+    expect((parseCliArgs(['--role', 'client', '--archive']) as CliOptions).config.archive).toBe(true);
     expect(parseCliArgs(['--help'])).toBe('help');
   });
 
@@ -173,12 +176,26 @@ describe('the headless node program', () => {
     );
   }, 30_000);
 
-  it('refuses to mine without an inference engine, clearly, without connecting', async () => {
-    const cli = startCli(['--role', 'miner', '--relay', 'http://127.0.0.1:1', '--data', join(dir, 'miner')]);
+  it('refuses to mine a model that is not on this machine, clearly, without connecting', async () => {
+    const cli = startCli(
+      [
+        '--role',
+        'miner',
+        '--relay',
+        'http://127.0.0.1:1',
+        '--data',
+        join(dir, 'miner'),
+        '--model',
+        'karpathy/stories260K',
+      ],
+      { WEBTENSOR_SHARED: join(dir, 'no-shared') },
+    );
     expect(await cli.exited).toBe(1);
     const [line] = cli.lines();
-    expect(line).toMatchObject({ level: 'error', code: 'no-inference', role: 'miner' });
-    expect(line!.msg).toMatch(/^A miner needs an inference engine, and this Node build has none yet/);
+    expect(line).toMatchObject({ level: 'error', code: 'no-model', role: 'miner', model: 'karpathy/stories260K' });
+    expect(line!.msg).toMatch(
+      /^A miner needs a model on this machine, and karpathy\/stories260K is not here \(available: webtensor\/tiny-llama\)/,
+    );
   }, 30_000);
 });
 

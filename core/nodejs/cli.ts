@@ -18,6 +18,7 @@ import { ROLES, type NodeConfig, type Role } from '../config.ts';
 import { WebtensorNode, type NodeServices } from '../node.ts';
 import { Roles } from '../roles.ts';
 import type { ReadableStore } from '../store.ts';
+import { NodeInferenceEngine } from './inference.ts';
 import { createNodePlatform } from './platform.ts';
 import { readStatus, startStatusServer, type StatusServer } from './status-server.ts';
 
@@ -34,7 +35,8 @@ export const USAGE = `Usage: npm run node -- --role client|validator|miner [opti
   --relay URL|ADDR      the relay's http URL (its /healthz is asked where to dial) or its multiaddr with /p2p/<id>
                         (default ${DEFAULT_RELAY})
   --model ID            the catalogue model to mine with (default: the subnet's)
-  --data DIR            where the node keeps its key (default ${DEFAULT_DATA_DIR})
+  --data DIR            where the node keeps its key and ledger (default ${DEFAULT_DATA_DIR})
+  --archive             keep all of history from genesis (never join from a checkpoint) and serve it
   --network NAME|URL    test or production: refuse to join any other network; or the URL of a network config
   --status-port N       serve /healthz, /status and /metrics on this port (0: any free one; default: none)
   --status-host HOST    the status port's interface (default 127.0.0.1)
@@ -135,12 +137,17 @@ export function parseCliArgs(argv: string[]): CliOptions | 'help' {
   let values: Record<string, string | boolean | undefined>;
   try {
     const options = Object.fromEntries(FLAGS.map((f) => [f, { type: 'string' as const }]));
-    ({ values } = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean' } }, strict: true }));
+    ({ values } = parseArgs({
+      args: argv,
+      options: { ...options, help: { type: 'boolean' }, archive: { type: 'boolean' } },
+      strict: true,
+    }));
   } catch (err) {
     throw new UsageError(parseArgsSentence(err as Error & { code?: string }));
   }
   if (values.help) return 'help';
-  const parsed = argsSchema.safeParse(values);
+  const { archive, ...strings } = values;
+  const parsed = argsSchema.safeParse(strings);
   if (!parsed.success) throw new UsageError(parsed.error.issues[0]!.message);
   const args = parsed.data;
   const role: Role = args.role;
@@ -153,6 +160,7 @@ export function parseCliArgs(argv: string[]): CliOptions | 'help' {
       network: args.network?.url ?? null,
       fault: null,
       hub: 'https://huggingface.co/',
+      archive: archive === true,
     },
     profile: args.network?.profile ?? null,
     dataDir: resolve(args.data),
@@ -167,7 +175,7 @@ function parseArgsSentence(err: Error & { code?: string }): string {
   const known = FLAGS.map((f) => `--${f}`).join(', ');
   switch (err.code) {
     case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
-      return `Unknown option ${named}; the options are ${known} and --help.`;
+      return `Unknown option ${named}; the options are ${known}, --archive and --help.`;
     case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
       if (named === '--help') return '--help takes no value.';
       // "--status-port -1": node:util will not take a value that looks like an option unless written with "=".
@@ -292,12 +300,18 @@ const errorFields = (err: unknown) => ({
 async function run(options: CliOptions, log: Logger): Promise<void> {
   const { config } = options;
   // The ledger on disk beside the key: a restarted node keeps its records (and replays them at once).
-  const platform = createNodePlatform({ dataDir: options.dataDir, durable: true });
-  // Checked before anything connects: the Node platform has no inference engine yet.
-  if (config.role !== 'client' && !platform.inference) {
+  const platform = createNodePlatform({
+    dataDir: options.dataDir,
+    durable: true,
+    ...(config.role === 'client' ? {} : { inference: new NodeInferenceEngine() }),
+  });
+  // Checked before anything connects: a miner or validator needs a model on this machine.
+  const models = await platform.availableModels();
+  const wanted = config.model ?? models[0];
+  if (config.role !== 'client' && (!wanted || !models.includes(wanted))) {
     log.error(
-      { role: config.role, code: 'no-inference' },
-      `A ${config.role} needs an inference engine, and this Node build has none yet; run with --role client, or ${config.role === 'miner' ? 'mine' : 'validate'} in a browser tab.`,
+      { role: config.role, code: 'no-model', model: wanted ?? null, available: models },
+      `A ${config.role} needs a model on this machine, and ${wanted ?? 'none'} is not here (available: ${models.join(', ') || 'none'}); run \`npm install\` to generate webtensor/tiny-llama, or put ../shared/models beside the repository.`,
     );
     process.exit(1);
   }

@@ -1,7 +1,7 @@
 /**
  * The Node platform: a key file in the data directory, a WebSocket listener, replay and proof of work in the
- * process, and the ledger in memory or, for headless nodes, in SQLite in the data directory. No inference engine
- * yet.
+ * process, the ledger in memory or, for headless nodes, in SQLite in the data directory, and (when asked) the
+ * inference engine of inference.ts.
  */
 import { multiaddr } from '@multiformats/multiaddr';
 import { solveProofOfWork } from '../../shared/ledger/pow.ts';
@@ -11,6 +11,7 @@ import { NodeError } from '../../shared/errors.ts';
 import { MemoryLedgerStore } from '../memory-ledger-store.ts';
 import { withPeerId, type Clock, type LedgerStore, type Platform } from '../platform.ts';
 import { join } from 'node:path';
+import { NodeInferenceEngine } from './inference.ts';
 import { KeyFileIdentity } from './key-file.ts';
 import { SqliteLedgerStore } from './sqlite-ledger-store.ts';
 import { createNodeLibp2p } from './libp2p.ts';
@@ -26,6 +27,8 @@ export interface NodePlatformInit {
   store?: LedgerStore;
   /** Keep the ledger in `<dataDir>/ledger-<network>.sqlite` (survives restarts and kill -9). */
   durable?: boolean;
+  /** Run models (miners and validators need to): transformers.js on onnxruntime-web WASM, models from disk. */
+  inference?: NodeInferenceEngine;
 }
 
 export function createNodePlatform(init: NodePlatformInit): Platform {
@@ -65,7 +68,7 @@ export function createNodePlatform(init: NodePlatformInit): Platform {
         },
       };
     },
-    inference: null,
-    availableModels: async () => [],
+    inference: init.inference ?? null,
+    availableModels: async () => init.inference?.available() ?? [],
   };
 }

@@ -63,7 +63,7 @@ const linkSchema = z.object({
   votes: z.array(z.unknown()).max(1024),
 });
 const joinChunk = z.union([z.object({ link: linkSchema }), z.object({ prefix: z.array(z.unknown()).max(40) })]);
-const joinReply = z.object({ stateEpoch: z.number().int().nonnegative() });
+const joinReply = z.object({ stateEpoch: z.number().int().min(-1) });
 
 export class Join {
   readonly state = new Store<JoinState>({ last: null });
@@ -108,7 +108,8 @@ export class Join {
       return false; // it has nothing to offer (no final state yet), or does not answer: sync as usual
     }
     const mine = this.components.snapshot.get()?.lastVotedFinal ?? -1;
-    if (stateEpoch < mine + (this.init.minLead ?? 3)) return false;
+    // -1: the peer holds no final state yet.
+    if (stateEpoch < 0 || stateEpoch < mine + (this.init.minLead ?? 3)) return false;
     try {
       const chain = links.filter((l) => l.epoch <= stateEpoch).sort((a, b) => a.epoch - b.epoch);
       if (chain.length !== stateEpoch + 1)

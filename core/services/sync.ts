@@ -121,8 +121,9 @@ export class Sync {
         'sync.join': {
           check: (p) => (p === null ? null : 'params must be null'),
           run: async (_p, ctx) => {
+            // Nothing final yet is an answer, not an error: every new peer asks, and errors count against it.
             const offer = await this.joinOffer();
-            if (!offer) throw new RpcError('bad-params', 'this node holds no final state to join from yet');
+            if (!offer) return { stateEpoch: -1, links: 0, prefix: 0 };
             for (const link of offer.links) await ctx.emit({ link } as unknown as Json);
             for (let k = 0; k < offer.prefix.length; k += 40)
               await ctx.emit({ prefix: offer.prefix.slice(k, k + 40) } as unknown as Json);
@@ -134,11 +135,12 @@ export class Sync {
           run: async (p, ctx) => {
             const { epoch } = checkpointParams.parse(p);
             const held = this.components.snapshot.get()?.finalState;
-            if (!held || held.epoch !== epoch)
-              throw new RpcError('bad-params', `this node serves the state of epoch ${held?.epoch ?? 'none'} only`);
+            // Its final state may have moved on since the asker's sync.join: answer with none (the asker's hash
+            // check then fails and it tries elsewhere), not with an error that would count against it.
+            if (!held || held.epoch !== epoch) return { epoch, chars: 0, held: held?.epoch ?? -1 };
             for (let k = 0; k < held.text.length; k += STATE_CHUNK_CHARS)
               await ctx.emit(held.text.slice(k, k + STATE_CHUNK_CHARS));
-            return { epoch, chars: held.text.length };
+            return { epoch, chars: held.text.length, held: held.epoch };
           },
         },
         'sync.ids': {
