@@ -36,7 +36,7 @@ export const defaultModelDirs = (): ModelDirs => ({
 });
 
 /** onnxruntime-web's WASM files, read from node_modules (never fetched). */
-function useOnnxruntimeWeb(): void {
+function registerOnnxruntimeWeb(): void {
   const dist = new URL('../../node_modules/onnxruntime-web/dist/', import.meta.url);
   ort.env.wasm.wasmBinary = readFileSync(new URL('ort-wasm-simd-threaded.asyncify.wasm', dist));
   ort.env.wasm.wasmPaths = { mjs: new URL('ort-wasm-simd-threaded.asyncify.mjs', dist).href };
@@ -98,7 +98,7 @@ export class NodeInferenceEngine implements InferenceEngine {
       onProgress?.({ phase: 'verify', file: file.path, loaded, total });
     }
     if (this.loadedId !== modelId) {
-      useOnnxruntimeWeb();
+      registerOnnxruntimeWeb();
       const { env, pipeline } = await import('@huggingface/transformers');
       const { Generator } = await import('../../shared/inference/generate.ts');
       env.allowRemoteModels = false;
