@@ -76,16 +76,20 @@ test('a headless miner answers a tab like a tab would, a tab validator scores it
   // The tab client's own run of the model, against the headless miner's answer: the same token ids.
   await client.evaluate((m) => window.webtensor.inference.load(m, 'wasm'), MODEL);
   await expect
-    .poll(() => client.evaluate((id) => window.webtensor.peers.some((p) => p.peerId === id && p.direct), before.peerId), {
-      timeout: 30_000,
-    })
+    .poll(
+      () => client.evaluate((id) => window.webtensor.peers.some((p) => p.peerId === id && p.direct), before.peerId),
+      {
+        timeout: 30_000,
+      },
+    )
     .toBe(true);
   for (const prompt of ['Once upon a time', 'The weather today']) {
     const local = await client.evaluate((p) => window.webtensor.inference.generate(p, 16), prompt);
-    const remote = await client.evaluate(
-      ([peer, m, p]) => window.webtensor.inference.remote(peer, m, p, 16),
-      [before.peerId, MODEL, prompt] as const,
-    );
+    const remote = await client.evaluate(([peer, m, p]) => window.webtensor.inference.remote(peer, m, p, 16), [
+      before.peerId,
+      MODEL,
+      prompt,
+    ] as const);
     expect(remote.result.tokenIds).toEqual(local.tokenIds);
     expect(remote.result).toMatchObject({ miner: before.peerId, model: MODEL });
   }
