@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clientConfig } from './config.ts';
 import { WebtensorNode } from './node.ts';
 import { createNodePlatform } from './nodejs/platform.ts';
-import { TOPICS } from '../shared/names.ts';
+import { PROTOCOLS, TOPICS } from '../shared/names.ts';
 import { waitFor } from './store.ts';
 import { startInProcessRelay, type InProcessRelay } from './testing/in-process-relay.ts';
 
@@ -29,9 +29,9 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function newNode(name: string): WebtensorNode {
+function newNode(name: string, noListener = false): WebtensorNode {
   const config = clientConfig({ healthUrl: relay.healthUrl });
-  const node = new WebtensorNode(config, createNodePlatform({ dataDir: join(dir, name) }));
+  const node = new WebtensorNode(config, createNodePlatform({ dataDir: join(dir, name), noListener }));
   nodes.push(node);
   return node;
 }
@@ -81,4 +81,14 @@ describe('the node core in Node', () => {
     const again = await newNode('a').start();
     expect(again.peerId).toBe(before);
   }, 90_000);
+
+  it('two nodes without listeners (behind NAT) connect directly over WebRTC signalled by the relay', async () => {
+    const a = await newNode('nat-a', true).start();
+    const b = await newNode('nat-b', true).start();
+    await waitFor(a.peers.peers, (ps) => ps.some((p) => p.peerId === b.peerId && p.direct), timeout(30_000));
+    const conns = a.libp2p.getConnections().filter((c) => c.remotePeer.toString() === b.peerId);
+    // Direct means a WebRTC connection, not a relayed (limited) one.
+    expect(conns.some((c) => c.remoteAddr.toString().includes('/webrtc') && !c.limits)).toBe(true);
+    expect(await a.rpc.call(b.peerId, 'node.echo', 'over webrtc', { protocol: PROTOCOLS.rpc })).toBe('over webrtc');
+  }, 60_000);
 });

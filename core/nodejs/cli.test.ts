@@ -105,6 +105,13 @@ describe('parseCliArgs', () => {
     expect(o.config.model).toBe('webtensor/tiny-llama');
     expect(o.config.archive).toBe(false);
     expect((parseCliArgs(['--role', 'client', '--archive']) as CliOptions).config.archive).toBe(true);
+    expect(o.listen).toEqual({ host: '127.0.0.1', port: 0 });
+    expect((parseCliArgs(['--role', 'client', '--listen', 'none']) as CliOptions).listen).toBeNull();
+    expect((parseCliArgs(['--role', 'client', '--listen', '0.0.0.0:4001']) as CliOptions).listen).toEqual({
+      host: '0.0.0.0',
+      port: 4001,
+    });
+    expect(() => parseCliArgs(['--role', 'client', '--listen', 'here'])).toThrow(/^--listen must be HOST:PORT/);
     expect(parseCliArgs(['--help'])).toBe('help');
   });
 

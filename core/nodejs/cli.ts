@@ -40,6 +40,7 @@ export const USAGE = `Usage: npm run node -- --role client|validator|miner [opti
   --network NAME|URL    test or production: refuse to join any other network; or the URL of a network config
   --status-port N       serve /healthz, /status and /metrics on this port (0: any free one; default: none)
   --status-host HOST    the status port's interface (default 127.0.0.1)
+  --listen HOST:PORT    its own listener for peers (default 127.0.0.1:0); none: WebRTC through the relay only
   --help                print this and exit
 `;
 
@@ -54,6 +55,8 @@ export interface CliOptions {
   profile: (typeof PROFILES)[number] | null;
   dataDir: string;
   status: { host: string; port: number } | null;
+  /** Where its own libp2p listener is (peers dial it there), or null: none, WebRTC through the relay only. */
+  listen: { host: string; port: number } | null;
 }
 
 const clip = (value: unknown) => String(value).slice(0, 80);
@@ -128,9 +131,22 @@ const argsSchema = z.object({
     .string()
     .regex(/^[\w.:-]+$/, '--status-host must be a host name or IP address.')
     .default('127.0.0.1'),
+  listen: z
+    .string()
+    .regex(
+      /^(none|[\w.-]+:\d{1,5})$/,
+      '--listen must be HOST:PORT (its own listener, port 0 for any) or none (WebRTC through the relay only).',
+    )
+    .transform((text) => {
+      if (text === 'none') return null;
+      const [host, port] = text.split(':') as [string, string];
+      return { host, port: Number(port) };
+    })
+    .refine((l) => l === null || l.port <= 65535, '--listen port must be from 0 to 65535.')
+    .default({ host: '127.0.0.1', port: 0 }),
 });
 
-const FLAGS = ['role', 'relay', 'model', 'data', 'network', 'status-port', 'status-host'] as const;
+const FLAGS = ['role', 'relay', 'model', 'data', 'network', 'status-port', 'status-host', 'listen'] as const;
 
 /** Parse the command line; 'help' when --help was asked for. Throws UsageError with one sentence. */
 export function parseCliArgs(argv: string[]): CliOptions | 'help' {
@@ -165,6 +181,7 @@ export function parseCliArgs(argv: string[]): CliOptions | 'help' {
     profile: args.network?.profile ?? null,
     dataDir: resolve(args.data),
     status: args['status-port'] === undefined ? null : { host: args['status-host'], port: args['status-port'] },
+    listen: args.listen,
   };
 }
 
@@ -303,6 +320,7 @@ async function run(options: CliOptions, log: Logger): Promise<void> {
   const platform = createNodePlatform({
     dataDir: options.dataDir,
     durable: true,
+    ...(options.listen ? { host: options.listen.host, port: options.listen.port } : { noListener: true }),
     ...(config.role === 'client' ? {} : { inference: new NodeInferenceEngine() }),
   });
   // Checked before anything connects: a miner or validator needs a model on this machine.

@@ -1,10 +1,12 @@
 /**
- * libp2p for a Node process: a WebSocket listener of its own (tabs and other processes dial it directly; the
- * relay lists its address), circuit relay for a reservation, and what every node shares. No WebRTC
- * yet: @libp2p/webrtc needs node-datachannel's native binary, which does not install offline.
+ * libp2p for a Node process: a WebSocket listener of its own unless told not to (tabs and other processes dial it
+ * directly; the relay lists its address), WebRTC like a tab (@libp2p/webrtc on node-datachannel, whose binary
+ * ships in its npm package) for peers without a listener, circuit relay for a reservation and WebRTC signalling,
+ * and what every node shares.
  */
 import { circuitRelayTransport } from '@libp2p/circuit-relay-v2';
 import type { PrivateKey } from '@libp2p/interface';
+import { webRTC } from '@libp2p/webrtc';
 import { webSockets } from '@libp2p/websockets';
 import { createLibp2p } from 'libp2p';
 import { WebSocket } from 'ws';
@@ -12,9 +14,8 @@ import { sharedLibp2pOptions } from '../libp2p-options.ts';
 import type { Libp2pNode } from '../platform.ts';
 
 export interface NodeLibp2pInit {
-  /** Interface and port to listen on (port 0: any free one). */
-  host: string;
-  port: number;
+  /** Interface and port to listen on (port 0: any free one); null: no listener (behind NAT: WebRTC only). */
+  listen: { host: string; port: number } | null;
 }
 
 export async function createNodeLibp2p(privateKey: PrivateKey, init: NodeLibp2pInit): Promise<Libp2pNode> {
@@ -22,8 +23,14 @@ export async function createNodeLibp2p(privateKey: PrivateKey, init: NodeLibp2pI
   (globalThis as { WebSocket?: unknown }).WebSocket ??= WebSocket;
   return createLibp2p({
     privateKey,
-    addresses: { listen: ['/p2p-circuit', `/ip4/${init.host}/tcp/${init.port}/ws`] },
-    transports: [webSockets(), circuitRelayTransport()],
+    addresses: {
+      listen: [
+        '/p2p-circuit',
+        '/webrtc',
+        ...(init.listen ? [`/ip4/${init.listen.host}/tcp/${init.listen.port}/ws`] : []),
+      ],
+    },
+    transports: [webSockets(), webRTC({ rtcConfiguration: { iceServers: [] } }), circuitRelayTransport()],
     ...sharedLibp2pOptions(),
   });
 }

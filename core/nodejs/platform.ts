@@ -7,7 +7,6 @@ import { multiaddr } from '@multiformats/multiaddr';
 import { solveProofOfWork } from '../../shared/ledger/pow.ts';
 import { replay } from '../../shared/ledger/replay.ts';
 import { snapshotOf } from '../../shared/ledger/snapshot.ts';
-import { NodeError } from '../../shared/errors.ts';
 import { MemoryLedgerStore } from '../memory-ledger-store.ts';
 import { withPeerId, type Clock, type LedgerStore, type Platform } from '../platform.ts';
 import { join } from 'node:path';
@@ -22,6 +21,8 @@ export interface NodePlatformInit {
   /** Listen address (default 127.0.0.1, any free port). */
   host?: string;
   port?: number;
+  /** No listener of its own (a node behind NAT): peers reach it, and it reaches tabs, by WebRTC. */
+  noListener?: boolean;
   clock?: Clock;
   /** Where the ledger lives; default: in memory, or on disk with `durable`. */
   store?: LedgerStore;
@@ -35,13 +36,16 @@ export function createNodePlatform(init: NodePlatformInit): Platform {
   return {
     kind: 'node',
     clock: init.clock ?? { now: () => Date.now() },
-    listens: true,
+    listens: !init.noListener,
     claimIdentity: async () => new KeyFileIdentity(init.dataDir),
-    createLibp2p: (key) => createNodeLibp2p(key, { host: init.host ?? '127.0.0.1', port: init.port ?? 0 }),
-    async dialPeer(libp2p, { peer, addrs }, signal) {
-      if (addrs.length === 0)
-        throw new NodeError('unreachable', `${peer} listens on no address of its own, and this node has no WebRTC.`);
-      await libp2p.dial(multiaddr(withPeerId(addrs[0]!, peer)), { signal });
+    createLibp2p: (key) =>
+      createNodeLibp2p(key, {
+        listen: init.noListener ? null : { host: init.host ?? '127.0.0.1', port: init.port ?? 0 },
+      }),
+    async dialPeer(libp2p, { peer, relay, addrs }, signal) {
+      // As a tab does: a peer's own listener first, else WebRTC signalled through the relay.
+      if (addrs.length > 0) await libp2p.dial(multiaddr(withPeerId(addrs[0]!, peer)), { signal });
+      else await libp2p.dial(multiaddr(`${relay.toString()}/p2p-circuit/webrtc/p2p/${peer}`), { signal });
     },
     async openLedger(_identity, networkId) {
       const store =
