@@ -9,6 +9,12 @@ import { noise } from '@libp2p/noise';
 import { ping } from '@libp2p/ping';
 import { yamux } from '@libp2p/yamux';
 
+/**
+ * Connections a node holds at most (libp2p closes the least valued beyond it; the relay's is tagged to stay).
+ * A node dials TARGET_PEERS itself (services/discovery.ts); the rest is room for peers dialling in.
+ */
+export const MAX_CONNECTIONS = 32;
+
 export function sharedLibp2pOptions() {
   return {
     connectionEncrypters: [noise()],
@@ -17,7 +23,11 @@ export function sharedLibp2pOptions() {
     // default gater refuses ws:// and loopback addresses).
     connectionGater: { denyDialMultiaddr: () => false },
     // Inbound circuit connections all carry the relay's IP (P2P.md pitfall 2).
-    connectionManager: { inboundConnectionThreshold: 1000, maxIncomingPendingConnections: 100 },
+    connectionManager: {
+      inboundConnectionThreshold: 1000,
+      maxIncomingPendingConnections: 100,
+      maxConnections: MAX_CONNECTIONS,
+    },
     // A slow ping under load must not tear down a healthy connection (pitfall 4).
     connectionMonitor: { abortConnectionOnPingFailure: false, pingInterval: 5000 },
     services: {

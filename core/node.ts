@@ -101,10 +101,11 @@ export class WebtensorNode {
       );
     const libp2p = await platform.createLibp2p(key);
     const clock = platform.clock;
-    const rpc = new RpcRouter({ libp2p, key, clock });
     const relay = new RelayLink({ libp2p }, relayAddress);
     const peers = new PeerTable({ libp2p, relayPeer: relay.peer });
     const discovery = new Discovery({ libp2p, relay, peers, platform });
+    // Requests to a peer outside the few this node keeps (a chosen miner) connect on demand.
+    const rpc = new RpcRouter({ libp2p, key, clock, reach: discovery });
     const diagnostics = new Diagnostics({ libp2p, rpc, peers, slot: identity.slot });
     const announcements = new Announcements({ libp2p, rpc, clock });
     let ledger: LedgerServices | null = null;

@@ -1,6 +1,6 @@
 /**
  * Relay configuration from flags (--host, --port, --http-port, --key-file, --tls-cert, --tls-key,
- * --max-reservations, --network, --genesis-file) or environment (RELAY_HOST, RELAY_PORT, ...). Flags win. Bad values are refused
+ * --max-reservations, --network, --genesis-file, --peer-sample) or environment (RELAY_HOST, RELAY_PORT, ...). Flags win. Bad values are refused
  * with a message naming the flag.
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -19,6 +19,8 @@ export interface RelayConfig {
   network: string;
   /** For `--network test`: where the test network's config (its genesis) is kept across restarts, or null. */
   genesisFile: string | null;
+  /** How many peers (a random sample) each answer of the peer list names. */
+  peerSample: number;
 }
 
 export class ConfigError extends Error {
@@ -35,6 +37,7 @@ const options = {
   'max-reservations': { env: 'RELAY_MAX_RESERVATIONS', fallback: '1024' },
   network: { env: 'RELAY_NETWORK', fallback: 'production' },
   'genesis-file': { env: 'RELAY_GENESIS_FILE', fallback: '' },
+  'peer-sample': { env: 'RELAY_PEER_SAMPLE', fallback: '24' },
 } as const;
 type Option = keyof typeof options;
 
@@ -80,6 +83,7 @@ export function parseRelayConfig(argv: string[], env: NodeJS.ProcessEnv): RelayC
     maxReservations: integer('max-reservations', get('max-reservations'), 1, 100_000),
     network: get('network'),
     genesisFile: get('genesis-file') || null,
+    peerSample: integer('peer-sample', get('peer-sample'), 1, 1000),
   };
 }
 

@@ -48,7 +48,7 @@ async function main() {
 
   const { key, created } = await loadOrCreateKey(config.keyFile);
   const relay = (running.node = await createRelayNode(config, key));
-  await servePeerList(relay);
+  await servePeerList(relay, config.peerSample);
   const http = (running.http = await startHttp(relay, config.host, config.httpPort, startedAt, network));
   if (stopping) return; // a signal arrived while starting; shutdown() finishes the job
   const httpPort = (http.address() as AddressInfo).port;

@@ -1,7 +1,9 @@
 /**
- * `/webtensor/peers/1`: answer one frame listing the peers that hold a reservation (other than the asker), then
- * close. Tabs poll it to learn whom to dial; this replaces pubsub discovery storms (P2P.md pitfall 5). Peers that
- * listen on an address anyone can dial (a headless node's WebSocket) are listed with it, learned by identify.
+ * `/webtensor/peers/1`: answer one frame listing a random sample of the peers that hold a reservation (other than
+ * the asker), then close. Nodes poll it to learn whom to dial; this replaces pubsub discovery storms (P2P.md
+ * pitfall 5). A sample, not everyone: each node keeps a few connections and gossipsub's mesh does the rest, so no
+ * node ends up dialling the whole network. Peers that listen on an address anyone can dial (a headless node's
+ * WebSocket) are listed with it, learned by identify.
  */
 import type { PeerId } from '@libp2p/interface';
 import { lpStream } from '@libp2p/utils';
@@ -9,8 +11,8 @@ import { MAX_FRAME_BYTES, encodeFrame } from '../shared/p2p/messages.ts';
 import { PROTOCOLS } from '../shared/names.ts';
 import type { RelayNode } from './node.ts';
 
-/** At most this many peers per answer: one frame must stay under MAX_FRAME_BYTES. */
-const MAX_LISTED = 1000;
+/** Peers per answer by default: a sample, fresh each time. */
+export const DEFAULT_PEER_SAMPLE = 24;
 /** At most this many peers listed with addresses, and addresses per peer. */
 const MAX_WITH_ADDRS = 200;
 const MAX_ADDRS = 4;
@@ -24,15 +26,28 @@ async function dialableAddrs(node: RelayNode, peer: PeerId): Promise<string[]> {
     .slice(0, MAX_ADDRS);
 }
 
-export async function servePeerList(node: RelayNode): Promise<void> {
+/** `count` of `items` chosen uniformly at random (a partial Fisher-Yates shuffle). */
+function sample<T>(items: T[], count: number): T[] {
+  const out = [...items];
+  for (let k = 0; k < Math.min(count, out.length); k++) {
+    const j = k + Math.floor(Math.random() * (out.length - k));
+    [out[k], out[j]] = [out[j]!, out[k]!];
+  }
+  return out.slice(0, count);
+}
+
+export async function servePeerList(node: RelayNode, sampleSize = DEFAULT_PEER_SAMPLE): Promise<void> {
   await node.handle(
     PROTOCOLS.peers,
     async (stream, connection) => {
       const asker = connection.remotePeer.toString();
       // A reservation outlives its peer's connection until its TTL runs out: list only peers still connected.
-      const listed = [...node.services.relay.reservations.keys()]
-        .filter((p) => node.getConnections(p).length > 0 && p.toString() !== asker)
-        .slice(0, MAX_LISTED);
+      const listed = sample(
+        [...node.services.relay.reservations.keys()].filter(
+          (p) => node.getConnections(p).length > 0 && p.toString() !== asker,
+        ),
+        sampleSize,
+      );
       const addrs: Record<string, string[]> = {};
       for (const p of listed) {
         if (Object.keys(addrs).length >= MAX_WITH_ADDRS) break;

@@ -4,6 +4,8 @@
  * ships in its npm package) for peers without a listener, circuit relay for a reservation and WebRTC signalling,
  * and what every node shares.
  */
+// libp2p 3's dependencies call Promise.withResolvers, which Node 20 lacks.
+import '../../shared/polyfills.ts';
 import { circuitRelayTransport } from '@libp2p/circuit-relay-v2';
 import type { PrivateKey } from '@libp2p/interface';
 import { webRTC } from '@libp2p/webrtc';

@@ -27,6 +27,27 @@ describe('Dialer', () => {
     expect(d.peers()).toEqual(['x', 'z']);
   });
 
+  it('stops dialling at its target number of peers, counting dials in flight', () => {
+    const d = controlledDials();
+    const dd = dialer({ dial: d.dial, targetPeers: 5, connectedCount: () => 3 });
+    dd.offer(['n', 'o', 'p', 'q']);
+    expect(d.peers()).toEqual(['n', 'o']); // 3 connected + 2 dialling = 5
+    dd.offer(['n', 'o', 'p', 'q']);
+    expect(d.peers()).toEqual(['n', 'o']);
+  });
+
+  it('with fewer than three peers, dials whoever is listed, whose turn it is or not', () => {
+    const d = controlledDials();
+    let connected = 0;
+    const dd = dialer({ dial: d.dial, targetPeers: 10, connectedCount: () => connected });
+    dd.offer(['a', 'b']);
+    expect(d.peers()).toEqual(['a', 'b']);
+    const e = controlledDials();
+    connected = 3;
+    dialer({ dial: e.dial, targetPeers: 10, connectedCount: () => connected }).offer(['a', 'b']);
+    expect(e.peers()).toEqual([]); // not starving: 'a' and 'b' dial 'm' (lower ids dial)
+  });
+
   it('follows shouldDial instead of the id order when one is given', () => {
     const d = controlledDials();
     dialer({ dial: d.dial, shouldDial: (peer) => peer === 'a' }).offer(['a', 'x', 'm']);

@@ -16,8 +16,18 @@ export interface DialerOptions {
   timeoutMs?: number;
   /** How long a listed peer may stay unconnected before this node dials it although it is not its turn. */
   fallbackMs?: number;
+  /**
+   * Stop dialling once this many peers are connected: gossipsub's mesh carries records across a network of any
+   * size, so nobody needs everyone (libp2p's own bound, higher, caps what others dial in).
+   */
+  targetPeers?: number;
+  /** How many peers are connected now (for `targetPeers`). */
+  connectedCount?: () => number;
   now?: () => number;
 }
+
+/** Below this many connected peers a node dials whoever is listed, whoever's turn it is. */
+const STARVING = 3;
 
 export class Dialer {
   private readonly inFlight = new Set<string>();
@@ -45,9 +55,12 @@ export class Dialer {
     return (this.options.now ?? Date.now)();
   }
 
-  /** Offer the current peer list; dials the ones this node is responsible for. */
+  /** Offer the current peer list; dials the ones this node is responsible for, up to `targetPeers`. */
   offer(peers: readonly string[]): void {
     const listed = new Set(peers);
+    const connected = this.options.connectedCount?.() ?? 0;
+    let room = (this.options.targetPeers ?? Infinity) - connected - this.inFlight.size - this.queue.length;
+    const starving = this.options.connectedCount !== undefined && connected < STARVING;
     for (const peer of this.waitingSince.keys()) if (!listed.has(peer)) this.waitingSince.delete(peer);
     for (const peer of peers) {
       if (peer === this.options.self) continue;
@@ -59,9 +72,11 @@ export class Dialer {
       this.waitingSince.set(peer, since);
       const myTurn = this.options.shouldDial?.(peer) ?? this.options.self < peer;
       const overdue = this.now() - since >= (this.options.fallbackMs ?? 20_000);
-      if (!myTurn && !overdue) continue;
+      if (!myTurn && !overdue && !starving) continue;
       if (this.inFlight.has(peer) || this.queue.includes(peer)) continue;
       if ((this.backoff.get(peer)?.until ?? 0) > this.now()) continue;
+      if (room <= 0) break;
+      room--;
       this.queue.push(peer);
     }
     this.pump();

@@ -9,6 +9,11 @@ import { PROTOCOLS } from '../../shared/names.ts';
 import type { Libp2pNode, Platform } from '../platform.ts';
 import { Store } from '../store.ts';
 import { Dialer } from './dialer.ts';
+
+/** Peers a node dials from the relay's sample and keeps (gossipsub's mesh needs a handful; D is 6). */
+export const TARGET_PEERS = 10;
+/** An on-demand connection (to a miner asked, say) unused this long is closed. */
+const ON_DEMAND_IDLE_MS = 60_000;
 import type { PeerTable } from './peers.ts';
 import type { RelayLink } from './relay-link.ts';
 
@@ -33,6 +38,8 @@ export class Discovery {
   private addrs: Record<string, string[]> = {};
   private timer: ReturnType<typeof setInterval> | null = null;
   private stopReserved: (() => void) | null = null;
+  /** Peers connected on demand (not from the sample), with when they were last used. */
+  private readonly onDemand = new Map<string, number>();
 
   constructor(private readonly components: DiscoveryComponents) {
     const { libp2p, relay, peers, platform } = components;
@@ -40,6 +47,8 @@ export class Discovery {
     this.dialer = new Dialer({
       self,
       isConnected: (peer) => peers.directConnection(peer) !== undefined,
+      targetPeers: TARGET_PEERS,
+      connectedCount: () => peers.peers.get().filter((p) => p.direct).length,
       // A peer with its own listener is dialled by those without one; among equals, the lower id dials.
       shouldDial: (peer) => {
         const theyListen = (this.addrs[peer]?.length ?? 0) > 0;
@@ -61,6 +70,22 @@ export class Discovery {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     this.stopReserved?.();
+  }
+
+  /**
+   * Connect to `peer` now, whether or not the relay's sample listed it (a client asking a chosen miner, a
+   * validator challenging one): at its own listener if known, else WebRTC through the relay. Closed again once
+   * unused for a minute.
+   */
+  async reach(peer: string, signal: AbortSignal): Promise<void> {
+    const { libp2p, relay, platform } = this.components;
+    this.onDemand.set(peer, platform.clock.now());
+    await platform.dialPeer(libp2p, { peer, relay: relay.address, addrs: this.addrs[peer] ?? [] }, signal);
+  }
+
+  /** Note that `peer` was just used, if it is connected on demand. */
+  touch(peer: string): void {
+    if (this.onDemand.has(peer)) this.onDemand.set(peer, this.components.platform.clock.now());
   }
 
   describe() {
@@ -93,9 +118,22 @@ export class Discovery {
         dialFailures: this.dialer.failures,
       });
       await this.pruneGone(new Set(list.peers), peers);
+      await this.closeIdle(peers);
     } catch (err) {
       // The relay may be restarting; the relay link reconnects.
       this.state.update({ lastError: (err as Error).message });
+    }
+  }
+
+  /** Close on-demand connections unused for a while, when this node holds more than its target. */
+  private async closeIdle(peers: PeerTable): Promise<void> {
+    const now = this.components.platform.clock.now();
+    const direct = peers.peers.get().filter((p) => p.direct).length;
+    if (direct <= TARGET_PEERS) return;
+    for (const [peer, used] of this.onDemand) {
+      if (now - used < ON_DEMAND_IDLE_MS) continue;
+      this.onDemand.delete(peer);
+      await this.components.libp2p.hangUp(peerIdFromString(peer)).catch(() => {});
     }
   }
 

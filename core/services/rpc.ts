@@ -15,6 +15,8 @@ export interface RpcRouterComponents {
   libp2p: Libp2pNode;
   key: PrivateKey;
   clock: Clock;
+  /** Connects to a peer this node holds no connection to (nodes keep a bounded few: Discovery.reach). */
+  reach?: { reach(peer: string, signal: AbortSignal): Promise<void>; touch(peer: string): void };
 }
 
 export interface HandleOptions {
@@ -95,7 +97,13 @@ export class RpcRouter {
     };
     let stream;
     try {
-      stream = await this.components.libp2p.dialProtocol(peerIdFromString(peer), options.protocol, { signal });
+      const { libp2p, reach } = this.components;
+      const id = peerIdFromString(peer);
+      if (reach) {
+        if (libp2p.getConnections(id).length === 0) await reach.reach(peer, signal);
+        reach.touch(peer);
+      }
+      stream = await libp2p.dialProtocol(id, options.protocol, { signal });
     } catch (err) {
       const e = failure(err);
       throw new RpcError(e.code, `could not reach ${peer}: ${e.message}`);

@@ -1,0 +1,143 @@
+/**
+ * A network of dozens without a full mesh: 40 headless nodes (four swarm processes of ten, core/testing/swarm.ts)
+ * and 4 tabs on one relay that hands out a random sample of peers. Every node stays within its connection bound,
+ * records spread by gossipsub's mesh to every node (p95 under 2 s), and all of them agree on three epochs.
+ */
+import { expect, test } from '@playwright/test';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { RelayProcess } from '../relay/testing/relay-process.ts';
+import { openTabs } from './support/tabs.ts';
+
+const relay = new RelayProcess(9840, 9841, undefined, ['--network', 'test']);
+const SWARMS = [9842, 9843, 9844, 9845];
+const PER_SWARM = 10;
+/** libp2p's connection bound on every node (core/libp2p-options.ts). */
+const MAX_CONNECTIONS = 32;
+const swarms: ChildProcess[] = [];
+
+test.setTimeout(300_000);
+test.beforeAll(() => relay.start());
+test.afterAll(async () => {
+  for (const s of swarms) s.kill('SIGTERM');
+  await relay.stop();
+});
+
+interface NodeStats {
+  peerId: string;
+  direct: number;
+  connections: number;
+  records: number;
+  epochs: string[];
+}
+
+const get = async <T>(port: number, path: string, method = 'GET'): Promise<T> =>
+  (await (await fetch(`http://127.0.0.1:${port}${path}`, { method })).json()) as T;
+const allStats = async () => (await Promise.all(SWARMS.map((p) => get<NodeStats[]>(p, '/stats')))).flat();
+
+function startSwarm(port: number): Promise<void> {
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      'core/testing/swarm.ts',
+      '--relay',
+      relay.healthUrl,
+      '--count',
+      `${PER_SWARM}`,
+      '--port',
+      `${port}`,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  swarms.push(child);
+  let output = '';
+  return new Promise((resolve, reject) => {
+    const onData = (d: Buffer) => {
+      output += d.toString();
+      if (output.includes('"swarm":"ready"')) resolve();
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`swarm on ${port} exited with ${code}:\n${output}`)));
+  });
+}
+
+test('40 headless nodes and 4 tabs: bounded connections, records everywhere within 2 s at p95, three epochs agreed', async ({
+  browser,
+}) => {
+  await Promise.all(SWARMS.map(startSwarm));
+  const tabs = await openTabs(browser, 4, relay.healthUrl);
+  await Promise.all(tabs.map((t) => t.page.evaluate(() => window.webtensor.ready)));
+
+  // Everyone finds some peers directly, and nobody holds more connections than the bound.
+  await expect
+    .poll(async () => Math.min(...(await allStats()).map((s) => s.direct)), { timeout: 60_000 })
+    .toBeGreaterThanOrEqual(3);
+  for (const t of tabs)
+    await expect
+      .poll(() => t.page.evaluate(() => window.webtensor.peers.filter((p) => p.direct).length), { timeout: 60_000 })
+      .toBeGreaterThanOrEqual(2);
+  const stats = await allStats();
+  console.log(
+    `connections per node: max ${Math.max(...stats.map((s) => s.connections))}, mean ${(
+      stats.reduce((a, s) => a + s.connections, 0) / stats.length
+    ).toFixed(1)}; direct peers: min ${Math.min(...stats.map((s) => s.direct))}`,
+  );
+  for (const s of stats) expect(s.connections).toBeLessThanOrEqual(MAX_CONNECTIONS);
+
+  // Records published from nodes in every swarm reach all 40 nodes; the time to each is measured.
+  const latencies: number[] = [];
+  for (let k = 0; k < 12; k++) {
+    const port = SWARMS[k % SWARMS.length]!;
+    const { id, at } = await get<{ id: string; at: number }>(port, `/publish?node=${k % PER_SWARM}`, 'POST');
+    await expect
+      .poll(
+        async () =>
+          (await Promise.all(SWARMS.map((p) => get<(number | null)[]>(p, `/arrivals?id=${id}`))))
+            .flat()
+            .filter((a) => a === null).length,
+        { timeout: 20_000 },
+      )
+      .toBe(0);
+    const arrivals = (await Promise.all(SWARMS.map((p) => get<number[]>(p, `/arrivals?id=${id}`)))).flat();
+    latencies.push(...arrivals.map((a) => a - at));
+  }
+  latencies.sort((a, b) => a - b);
+  const p95 = latencies[Math.floor(latencies.length * 0.95)]!;
+  console.log(
+    `gossip latency to 40 nodes over ${latencies.length} arrivals: p50 ${latencies[latencies.length >> 1]} ms, p95 ${p95} ms`,
+  );
+  expect(p95).toBeLessThan(2000);
+  // The tabs have them too.
+  for (const t of tabs)
+    await expect
+      .poll(() => t.page.evaluate(() => window.webtensor.ledger.records), { timeout: 20_000 })
+      .toBeGreaterThanOrEqual(12);
+
+  // Three epochs after the records, every node and every tab reports the same roots for each.
+  const lastEpoch = async () => {
+    const s = await allStats();
+    return Math.min(...s.map((x) => Number(x.epochs.at(-1)?.split(':')[0] ?? -1)));
+  };
+  const first = await lastEpoch();
+  await expect.poll(lastEpoch, { timeout: 90_000, intervals: [2000] }).toBeGreaterThanOrEqual(first + 3);
+  const wanted = [first + 1, first + 2, first + 3];
+  const rootsOf = (epochs: string[]) => epochs.filter((e) => wanted.includes(Number(e.split(':')[0])));
+  const everyone = [
+    ...(await allStats()).map((s) => rootsOf(s.epochs)),
+    ...(
+      await Promise.all(
+        tabs.map((t) =>
+          t.page.evaluate(() =>
+            window.webtensor.ledger.epochs.map((e) => `${e.epoch}:${e.recordsRoot}:${e.stateRoot}`),
+          ),
+        ),
+      )
+    ).map(rootsOf),
+  ];
+  expect(everyone[0]).toHaveLength(3);
+  for (const r of everyone) expect(r).toEqual(everyone[0]);
+  for (const t of tabs) expect(t.errors).toEqual([]);
+  for (const t of tabs) await t.context.close();
+});
