@@ -264,14 +264,18 @@ describe('Client', () => {
     await expect(asking).rejects.toThrow('Every connected miner failed: timeout; timeout; timeout.');
   });
 
-  it('waits for a miner to connect before it gives up', async () => {
+  it('with no miner connected, asks the registered miners by incentive, connecting on demand', async () => {
     peers.disconnectAll();
     route({ [second.id]: async (request) => (await answer(second, request)) as Json });
-    const asking = client.ask(subnet, 'Once', 3, undefined, { waitForMinersMs: 30_000 });
-    await settle();
-    expect(asked).toEqual([]);
-    peers.connect(second.id);
-    expect((await asking).miner?.hotkey).toBe(second.id);
+    const result = await client.ask(subnet, 'Once', 3);
+    expect(result.miner?.hotkey).toBe(second.id);
+    expect(asked.map((a) => a.peer)).toEqual([best.id, second.id]); // best is unreachable: the next is asked
+  });
+
+  it('asks connected miners before the others, whatever their incentive', async () => {
+    peers.disconnectAll();
+    peers.connect(third.id);
+    expect(client.candidates(subnet).map((c) => c.hotkey)).toEqual([third.id, best.id, second.id]);
   });
 
   it('waits for the replay that shows the subnet’s miners', async () => {
@@ -284,8 +288,8 @@ describe('Client', () => {
     expect((await asking).miner?.hotkey).toBe(best.id);
   });
 
-  it('throws NodeError("no-miner") without asking anyone when no miner connected within the wait', async () => {
-    peers.disconnectAll();
+  it('throws NodeError("no-miner") without asking anyone when no miner is registered within the wait', async () => {
+    snapshot.set(snapshotWith({ subnets: [subnetWith(1, [])] }));
     route({});
     const asking = client.ask(subnet, 'Once', 3, undefined, { waitForMinersMs: 5 });
     await expect(asking).rejects.toBeInstanceOf(NodeError);

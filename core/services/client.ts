@@ -84,9 +84,16 @@ export class Client {
     return result;
   }
 
-  /** The miners `ask` would try for `subnet`, in order. */
+  /**
+   * The miners `ask` would try for `subnet`, in order: those this node is connected to first (they answered
+   * recently), then the others (a node keeps a few connections, not one to everyone: those connect on demand).
+   */
   candidates(subnet: SubnetConfig): MinerCandidate[] {
-    return rankMiners(this.components.snapshot?.get() ?? null, subnet.netuid, new Set(this.components.peers.direct()));
+    const snapshot = this.components.snapshot?.get() ?? null;
+    const connected = rankMiners(snapshot, subnet.netuid, new Set(this.components.peers.direct()));
+    const everyone = new Set(snapshot?.subnets.find((s) => s.netuid === subnet.netuid)?.uids.map((u) => u.hotkey));
+    for (const c of connected) everyone.delete(c.hotkey);
+    return [...connected, ...rankMiners(snapshot, subnet.netuid, everyone)];
   }
 
   /**
