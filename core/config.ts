@@ -15,6 +15,8 @@ export type Fault = (typeof FAULTS)[number];
 export interface NodeConfig {
   /** A relay multiaddr to dial, or the URL of a relay's /healthz to ask for one. */
   relay: { multiaddr: Multiaddr } | { healthUrl: string };
+  /** More relays to hold reservations on, so losing one loses nothing (the network config comes from `relay`). */
+  moreRelays?: NodeConfig['relay'][];
   /** What Start does: mine (serve a model), validate miners, or only take part as a client. */
   role: Role;
   /** The model to mine with; null: the best one this machine has (stories260K, else the generated tiny Llama). */

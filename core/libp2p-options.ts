@@ -15,6 +15,10 @@ import { yamux } from '@libp2p/yamux';
  */
 export const MAX_CONNECTIONS = 32;
 
+/** Listen addresses asking libp2p's circuit relay transport for one reservation on each of `relays` relays. */
+export const circuitListeners = (relays: number): string[] =>
+  Array.from({ length: Math.max(1, relays) }, () => '/p2p-circuit');
+
 export function sharedLibp2pOptions() {
   return {
     connectionEncrypters: [noise()],

@@ -29,8 +29,11 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function newNode(name: string, noListener = false): WebtensorNode {
-  const config = clientConfig({ healthUrl: relay.healthUrl });
+function newNode(name: string, noListener = false, relays: InProcessRelay[] = [relay]): WebtensorNode {
+  const config = {
+    ...clientConfig({ healthUrl: relays[0]!.healthUrl }),
+    moreRelays: relays.slice(1).map((r) => ({ healthUrl: r.healthUrl })),
+  };
   const node = new WebtensorNode(config, createNodePlatform({ dataDir: join(dir, name), noListener }));
   nodes.push(node);
   return node;
@@ -91,4 +94,27 @@ describe('the node core in Node', () => {
     expect(conns.some((c) => c.remoteAddr.toString().includes('/webrtc') && !c.limits)).toBe(true);
     expect(await a.rpc.call(b.peerId, 'node.echo', 'over webrtc', { protocol: PROTOCOLS.rpc })).toBe('over webrtc');
   }, 60_000);
+
+  it('a node given two relays holds both reservations, and when one goes, peers still find it through the other', async () => {
+    const second = await startInProcessRelay();
+    try {
+      const both = await newNode('both', false, [relay, second]).start();
+      await Promise.all(both.relays.map((r) => r.reserved(timeout(20_000))));
+      // A node that knows only the second relay finds it there.
+      const onlySecond = await newNode('only-second', true, [second]).start();
+      await waitFor(
+        onlySecond.peers.peers,
+        (ps) => ps.some((p) => p.peerId === both.peerId && p.direct),
+        timeout(30_000),
+      );
+      // The first relay goes away: the node stays up on the second, and a newcomer of the second still finds it.
+      await relay.stop();
+      await waitFor(both.relays[0]!.state, (s) => !s.reserved, timeout(20_000));
+      expect(both.relays[1]!.state.get().reserved).toBe(true);
+      const late = await newNode('late-second', true, [second]).start();
+      await waitFor(late.peers.peers, (ps) => ps.some((p) => p.peerId === both.peerId && p.direct), timeout(30_000));
+    } finally {
+      await second.stop();
+    }
+  }, 90_000);
 });

@@ -40,7 +40,10 @@ export interface NodeServices {
   libp2p: Libp2pNode;
   rpc: RpcRouter;
   peers: PeerTable;
+  /** The first relay (the one the network config came from). */
   relay: RelayLink;
+  /** Every relay this node holds a reservation on, the first included. */
+  relays: RelayLink[];
   discovery: Discovery;
   diagnostics: Diagnostics;
   announcements: Announcements;
@@ -92,18 +95,19 @@ export class WebtensorNode {
     const key = await identity.loadOrCreateKey();
     const peerId = peerIdFromPrivateKey(key).toString();
     this.status.update({ slot: identity.slot, peerId });
-    const relayAddress = await resolveRelay(config.relay);
+    const relayAddresses = await Promise.all([config.relay, ...(config.moreRelays ?? [])].map(resolveRelay));
     const network = await loadNetworkConfig(config);
     if (config.fault && network?.profile !== 'test')
       throw new NodeError(
         'bad-config',
         `fault=${config.fault} is only allowed on a test network; this is ${network?.networkId ?? 'no network'}.`,
       );
-    const libp2p = await platform.createLibp2p(key);
+    const libp2p = await platform.createLibp2p(key, relayAddresses.length);
     const clock = platform.clock;
-    const relay = new RelayLink({ libp2p }, relayAddress);
-    const peers = new PeerTable({ libp2p, relayPeer: relay.peer });
-    const discovery = new Discovery({ libp2p, relay, peers, platform });
+    const relays = relayAddresses.map((address) => new RelayLink({ libp2p }, address));
+    const relay = relays[0]!;
+    const peers = new PeerTable({ libp2p, relayPeers: relays.map((r) => r.peer) });
+    const discovery = new Discovery({ libp2p, relays, peers, platform });
     // Requests to a peer outside the few this node keeps (a chosen miner) connect on demand.
     const rpc = new RpcRouter({ libp2p, key, clock, reach: discovery });
     const diagnostics = new Diagnostics({ libp2p, rpc, peers, slot: identity.slot });
@@ -125,7 +129,7 @@ export class WebtensorNode {
     await miner?.start();
     peers.start();
     announcements.start();
-    relay.start();
+    for (const r of relays) r.start();
     discovery.start();
     await ledger?.start();
     const services: NodeServices = {
@@ -136,6 +140,7 @@ export class WebtensorNode {
       rpc,
       peers,
       relay,
+      relays,
       discovery,
       diagnostics,
       announcements,
@@ -144,7 +149,8 @@ export class WebtensorNode {
       miner,
     };
     this.services.set(services);
-    await relay.reserved();
+    // Running once any relay holds our reservation (with several, one may be down).
+    await Promise.any(relays.map((r) => r.reserved()));
     this.status.update({ status: 'running', error: null });
     return services;
   }
@@ -154,7 +160,7 @@ export class WebtensorNode {
     if (!s) return;
     s.ledger?.stop();
     s.discovery.stop();
-    s.relay.stop();
+    for (const r of s.relays) r.stop();
     s.announcements.stop();
     s.peers.stop();
     await s.libp2p.stop();

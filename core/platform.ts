@@ -83,7 +83,8 @@ export interface Platform {
   readonly clock: Clock;
   /** Claim this node's identity (a tab takes the first free slot; a process its data directory). */
   claimIdentity(): Promise<Identity>;
-  createLibp2p(key: PrivateKey): Promise<Libp2pNode>;
+  /** libp2p with this key, holding a circuit reservation on each of `relays` relays (at least one). */
+  createLibp2p(key: PrivateKey, relays?: number): Promise<Libp2pNode>;
   /** Whether others can dial this node on an address of its own (a listener), not only through the relay. */
   readonly listens: boolean;
   /** Open a direct connection to a peer: WebRTC signalled through the relay, or the peer's own addresses. */

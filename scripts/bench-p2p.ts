@@ -1,9 +1,10 @@
 /**
  * npm run bench:p2p — a real relay and 2, 4 and 8 tabs (separate browser contexts) opened at once:
  * page load -> relay reservation -> first direct peer -> full direct mesh; RPC round trip (median, p95);
- * 10 MiB over one stream; Chromium CPU (idle mesh) and memory per tab. Writes docs/benchmarks.md.
+ * 10 MiB over one stream; Chromium CPU (idle mesh) and memory per tab. Then 40 headless nodes in four processes:
+ * time to ready, connections per node, gossip latency to all, bytes per node per epoch. Writes docs/benchmarks.md.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { chromium } from '@playwright/test';
 import { RelayProcess } from '../relay/testing/relay-process.ts';
@@ -44,6 +45,97 @@ interface Row {
   mbps: number;
   cpuPercent: number;
   memMiB: number;
+}
+
+// ---- Headless nodes: 40 in four swarm processes (core/testing/swarm.ts), no full mesh.
+const SWARM_PORTS = [9292, 9293, 9294, 9295];
+const PER_SWARM = 10;
+const swarmChildren: ChildProcess[] = [];
+let swarm:
+  | {
+      readyMs: number;
+      maxConnections: number;
+      meanConnections: number;
+      meanDirect: number;
+      p50: number;
+      p95: number;
+      bytesPerNodeEpoch: number;
+    }
+  | undefined;
+
+interface SwarmNode {
+  direct: number;
+  connections: number;
+}
+const swarmGet = async <T>(port: number, path: string, method = 'GET') =>
+  (await (await fetch(`http://127.0.0.1:${port}${path}`, { method })).json()) as T;
+const swarmStats = async () => (await Promise.all(SWARM_PORTS.map((p) => swarmGet<SwarmNode[]>(p, '/stats')))).flat();
+/** Bytes read and written by a process (sockets and files; the swarms touch no files: memory stores). */
+const ioBytes = (pid: number) => {
+  const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+  return Number(/rchar: (\d+)/.exec(io)![1]) + Number(/wchar: (\d+)/.exec(io)![1]);
+};
+
+async function benchSwarm(healthUrl: string) {
+  const started = performance.now();
+  await Promise.all(
+    SWARM_PORTS.map(
+      (port) =>
+        new Promise<void>((resolve, reject) => {
+          const child = spawn(
+            process.execPath,
+            [
+              '--import',
+              'tsx',
+              'core/testing/swarm.ts',
+              '--relay',
+              healthUrl,
+              '--count',
+              `${PER_SWARM}`,
+              '--port',
+              `${port}`,
+            ],
+            { stdio: ['ignore', 'pipe', 'inherit'] },
+          );
+          swarmChildren.push(child);
+          child.stdout!.on('data', (d: Buffer) => d.toString().includes('"swarm":"ready"') && resolve());
+          child.once('exit', (code) => reject(new Error(`swarm exited with ${code}`)));
+        }),
+    ),
+  );
+  while (Math.min(...(await swarmStats()).map((n) => n.direct)) < 3) await new Promise((r) => setTimeout(r, 200));
+  const readyMs = performance.now() - started;
+  const latencies: number[] = [];
+  const before = swarmChildren.reduce((a, c) => a + ioBytes(c.pid!), 0);
+  const epochStart = performance.now();
+  for (let k = 0; k < 10; k++) {
+    const port = SWARM_PORTS[k % SWARM_PORTS.length]!;
+    const { id, at } = await swarmGet<{ id: string; at: number }>(port, `/publish?node=${k}`, 'POST');
+    for (;;) {
+      const arrivals = (
+        await Promise.all(SWARM_PORTS.map((p) => swarmGet<(number | null)[]>(p, `/arrivals?id=${id}`)))
+      ).flat();
+      if (arrivals.every((a) => a !== null)) {
+        latencies.push(...arrivals.map((a) => a! - at));
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  // Fill one epoch (20 s on the test network) before reading the byte counters.
+  await new Promise((r) => setTimeout(r, Math.max(0, 20_000 - (performance.now() - epochStart))));
+  const bytes = swarmChildren.reduce((a, c) => a + ioBytes(c.pid!), 0) - before;
+  const stats = await swarmStats();
+  return {
+    readyMs,
+    maxConnections: Math.max(...stats.map((n) => n.connections)),
+    meanConnections: stats.reduce((a, n) => a + n.connections, 0) / stats.length,
+    meanDirect: stats.reduce((a, n) => a + n.direct, 0) / stats.length,
+    p50: median(latencies),
+    p95: p95(latencies),
+    bytesPerNodeEpoch: (bytes / stats.length) * (20_000 / (performance.now() - epochStart)),
+  };
 }
 
 const server = await startPreview(PORT);
@@ -126,8 +218,10 @@ try {
     for (const t of tabs) await t.context.close();
   }
   await browser.close();
+  swarm = await benchSwarm(relay.healthUrl);
 } finally {
   server.stop();
+  for (const child of swarmChildren) child.kill('SIGTERM');
   await relay.stop();
 }
 
@@ -146,5 +240,18 @@ Memory: Chromium resident memory ÷ tabs (shared pages are counted once per proc
 |---|---|---|---|---|---|---|---|
 ${rows.map((r) => `| ${r.tabs} | ${f0(r.reservedMs)} | ${f0(r.firstDirectMs)} | ${Number.isFinite(r.meshMs) ? f0(r.meshMs) : 'not in 60 s'} | ${f1(r.rttMedian)} / ${f1(r.rttP95)} | ${f0(r.mbps)} | ${f0(r.cpuPercent)} | ${f0(r.memMiB)} |`).join('\n')}
 `;
-writeSection('p2p', markdown);
-console.log(`\n${markdown}`);
+const swarmMarkdown = swarm
+  ? `
+**Headless nodes, no full mesh**: 40 nodes in 4 processes of 10 (\`core/testing/swarm.ts\`, test network) on the
+same relay, which lists a random sample of 24 peers; each node dials up to 10 and holds at most 32 connections.
+Ready: from spawning the processes to every node holding at least 3 direct peers. Gossip: 10 faucet claims from
+nodes in every process, time until each of the 40 stored it (400 arrivals). Bytes: read plus written by the swarm
+processes during one 20 s epoch with those 10 records (sockets; the nodes keep their ledgers in memory), per node.
+
+| nodes | → ready (ms) | connections per node (max / mean) | direct peers (mean) | gossip to all (p50 / p95 ms) | bytes per node per epoch |
+|---|---|---|---|---|---|
+| 40 | ${f0(swarm.readyMs)} | ${swarm.maxConnections} / ${f1(swarm.meanConnections)} | ${f1(swarm.meanDirect)} | ${f0(swarm.p50)} / ${f0(swarm.p95)} | ${(swarm.bytesPerNodeEpoch / 1024).toFixed(0)} KiB |
+`
+  : '';
+writeSection('p2p', markdown + swarmMarkdown);
+console.log(`\n${markdown}${swarmMarkdown}`);

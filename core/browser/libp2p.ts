@@ -7,13 +7,14 @@ import type { PrivateKey } from '@libp2p/interface';
 import { webRTC } from '@libp2p/webrtc';
 import { webSockets } from '@libp2p/websockets';
 import { createLibp2p } from 'libp2p';
-import { sharedLibp2pOptions } from '../libp2p-options.ts';
+import { circuitListeners, sharedLibp2pOptions } from '../libp2p-options.ts';
 import type { Libp2pNode } from '../platform.ts';
 
-export function createTabLibp2p(privateKey: PrivateKey, iceServers: RTCIceServer[]): Promise<Libp2pNode> {
+export function createTabLibp2p(privateKey: PrivateKey, iceServers: RTCIceServer[], relays = 1): Promise<Libp2pNode> {
   return createLibp2p({
     privateKey,
-    addresses: { listen: ['/p2p-circuit', '/webrtc'] },
+    // One '/p2p-circuit' per relay: libp2p makes one reservation for each.
+    addresses: { listen: [...circuitListeners(relays), '/webrtc'] },
     transports: [webSockets(), webRTC({ rtcConfiguration: { iceServers } }), circuitRelayTransport()],
     ...sharedLibp2pOptions(),
   });

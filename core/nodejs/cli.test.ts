@@ -106,6 +106,9 @@ describe('parseCliArgs', () => {
     expect(o.config.archive).toBe(false);
     expect((parseCliArgs(['--role', 'client', '--archive']) as CliOptions).config.archive).toBe(true);
     expect(o.listen).toEqual({ host: '127.0.0.1', port: 0 });
+    const two = parseCliArgs(['--role', 'client', '--relay', 'http://a:1', '--relay', 'http://b:2']) as CliOptions;
+    expect(two.config.relay).toEqual({ healthUrl: 'http://a:1/healthz' });
+    expect(two.config.moreRelays).toEqual([{ healthUrl: 'http://b:2/healthz' }]);
     expect((parseCliArgs(['--role', 'client', '--listen', 'none']) as CliOptions).listen).toBeNull();
     expect((parseCliArgs(['--role', 'client', '--listen', '0.0.0.0:4001']) as CliOptions).listen).toEqual({
       host: '0.0.0.0',

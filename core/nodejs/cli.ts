@@ -33,7 +33,7 @@ export const USAGE = `Usage: npm run node -- --role client|validator|miner [opti
 
   --role ROLE           what the node does: client (ask only), validator or miner (required)
   --relay URL|ADDR      the relay's http URL (its /healthz is asked where to dial) or its multiaddr with /p2p/<id>
-                        (default ${DEFAULT_RELAY})
+                        (default ${DEFAULT_RELAY}); repeat it to hold reservations on several relays
   --model ID            the catalogue model to mine with (default: the subnet's)
   --data DIR            where the node keeps its key and ledger (default ${DEFAULT_DATA_DIR})
   --archive             keep all of history from genesis (never join from a checkpoint) and serve it
@@ -106,7 +106,7 @@ const argsSchema = z.object({
         ? '--role is required: miner, validator or client.'
         : `--role must be miner, validator or client, not "${clip(issue.input)}".`,
   }),
-  relay: via(relayOf).default(() => relayOf(DEFAULT_RELAY)),
+  relay: z.array(via(relayOf)).default(() => [relayOf(DEFAULT_RELAY)]),
   model: z
     .string()
     .refine((id) => findModel(id)?.task === 'text-generation', {
@@ -150,12 +150,18 @@ const FLAGS = ['role', 'relay', 'model', 'data', 'network', 'status-port', 'stat
 
 /** Parse the command line; 'help' when --help was asked for. Throws UsageError with one sentence. */
 export function parseCliArgs(argv: string[]): CliOptions | 'help' {
-  let values: Record<string, string | boolean | undefined>;
+  let values: Record<string, string | string[] | boolean | undefined>;
   try {
     const options = Object.fromEntries(FLAGS.map((f) => [f, { type: 'string' as const }]));
     ({ values } = parseArgs({
       args: argv,
-      options: { ...options, help: { type: 'boolean' }, archive: { type: 'boolean' } },
+      options: {
+        ...options,
+        // Several relays: the node holds a reservation on each and survives losing one.
+        relay: { type: 'string', multiple: true },
+        help: { type: 'boolean' },
+        archive: { type: 'boolean' },
+      },
       strict: true,
     }));
   } catch (err) {
@@ -169,7 +175,8 @@ export function parseCliArgs(argv: string[]): CliOptions | 'help' {
   const role: Role = args.role;
   return {
     config: {
-      relay: args.relay,
+      relay: args.relay[0]!,
+      moreRelays: args.relay.slice(1),
       role,
       model: args.model ?? null,
       device: 'auto',

@@ -12,12 +12,14 @@ import { webRTC } from '@libp2p/webrtc';
 import { webSockets } from '@libp2p/websockets';
 import { createLibp2p } from 'libp2p';
 import { WebSocket } from 'ws';
-import { sharedLibp2pOptions } from '../libp2p-options.ts';
+import { circuitListeners, sharedLibp2pOptions } from '../libp2p-options.ts';
 import type { Libp2pNode } from '../platform.ts';
 
 export interface NodeLibp2pInit {
   /** Interface and port to listen on (port 0: any free one); null: no listener (behind NAT: WebRTC only). */
   listen: { host: string; port: number } | null;
+  /** How many relays to hold a reservation on (one '/p2p-circuit' listener each). */
+  relays?: number;
 }
 
 export async function createNodeLibp2p(privateKey: PrivateKey, init: NodeLibp2pInit): Promise<Libp2pNode> {
@@ -27,7 +29,7 @@ export async function createNodeLibp2p(privateKey: PrivateKey, init: NodeLibp2pI
     privateKey,
     addresses: {
       listen: [
-        '/p2p-circuit',
+        ...circuitListeners(init.relays ?? 1),
         '/webrtc',
         ...(init.listen ? [`/ip4/${init.listen.host}/tcp/${init.listen.port}/ws`] : []),
       ],

@@ -49,8 +49,9 @@ const ENDPOINTS = ['/healthz', '/status', '/metrics'];
 export function healthProblem(node: WebtensorNode): string | null {
   const { status, error } = node.status.get();
   if (status !== 'running') return error ? `The node failed: ${error}` : `The node is ${status}, not running.`;
-  const relay = node.services.get()?.relay.state.get();
-  if (!relay?.reserved) return relay?.problem ?? 'The node holds no relay reservation.';
+  // Healthy while any of its relays holds its reservation (a node given several survives losing one).
+  const relays = node.services.get()?.relays.map((r) => r.state.get()) ?? [];
+  if (!relays.some((r) => r.reserved)) return relays[0]?.problem ?? 'The node holds no relay reservation.';
   return null;
 }
 

@@ -1,21 +1,24 @@
 /**
- * Peer discovery: poll the relay's peer list, dial the peers this node is responsible for (through the Dialer:
- * bounded, with timeouts and backoff), and hang up on peers that left the list and stopped answering pings.
+ * Peer discovery: poll the peer list of every relay this node holds a reservation on, dial the peers this node
+ * is responsible for (through the Dialer: bounded, with timeouts and backoff), and hang up on peers that left
+ * every list and stopped answering pings. With several relays, losing one loses nothing: the others still list
+ * and signal for this node.
  */
 import { peerIdFromString } from '@libp2p/peer-id';
 import { lpStream } from '@libp2p/utils';
+import type { Multiaddr } from '@multiformats/multiaddr';
 import { decodeFrame, MAX_FRAME_BYTES, peerListSchema } from '../../shared/p2p/messages.ts';
 import { PROTOCOLS } from '../../shared/names.ts';
 import type { Libp2pNode, Platform } from '../platform.ts';
 import { Store } from '../store.ts';
 import { Dialer } from './dialer.ts';
+import type { PeerTable } from './peers.ts';
+import type { RelayLink } from './relay-link.ts';
 
-/** Peers a node dials from the relay's sample and keeps (gossipsub's mesh needs a handful; D is 6). */
+/** Peers a node dials from the relays' samples and keeps (gossipsub's mesh needs a handful; D is 6). */
 export const TARGET_PEERS = 10;
 /** An on-demand connection (to a miner asked, say) unused this long is closed. */
 const ON_DEMAND_IDLE_MS = 60_000;
-import type { PeerTable } from './peers.ts';
-import type { RelayLink } from './relay-link.ts';
 
 export interface DiscoveryState {
   /** When the relay's list last arrived and how many peers it named. */
@@ -26,7 +29,8 @@ export interface DiscoveryState {
 
 export interface DiscoveryComponents {
   libp2p: Libp2pNode;
-  relay: RelayLink;
+  /** The relays this node holds reservations on (one, or several to survive losing one). */
+  relays: readonly RelayLink[];
   peers: PeerTable;
   platform: Pick<Platform, 'dialPeer' | 'listens' | 'clock'>;
 }
@@ -34,15 +38,17 @@ export interface DiscoveryComponents {
 export class Discovery {
   readonly state = new Store<DiscoveryState>({ lastList: null, lastError: null, dialFailures: 0 });
   private readonly dialer: Dialer;
-  /** Addresses the relay listed for peers that listen on their own. */
+  /** Addresses the relays listed for peers that listen on their own. */
   private addrs: Record<string, string[]> = {};
+  /** Which relay listed each peer last (it holds a reservation there: dial through it). */
+  private listedBy = new Map<string, RelayLink>();
   private timer: ReturnType<typeof setInterval> | null = null;
   private stopReserved: (() => void) | null = null;
   /** Peers connected on demand (not from the sample), with when they were last used. */
   private readonly onDemand = new Map<string, number>();
 
   constructor(private readonly components: DiscoveryComponents) {
-    const { libp2p, relay, peers, platform } = components;
+    const { libp2p, peers, platform } = components;
     const self = libp2p.peerId.toString();
     this.dialer = new Dialer({
       self,
@@ -56,14 +62,15 @@ export class Discovery {
         return self < peer;
       },
       dial: (peer, signal) =>
-        platform.dialPeer(libp2p, { peer, relay: relay.address, addrs: this.addrs[peer] ?? [] }, signal),
+        platform.dialPeer(libp2p, { peer, relay: this.relayFor(peer), addrs: this.addrs[peer] ?? [] }, signal),
     });
   }
 
   start(): void {
     this.timer = setInterval(() => void this.poll(), 2000);
-    // Ask at once whenever the reservation is (re)made.
-    this.stopReserved = this.components.relay.state.subscribe((s) => s.reserved && void this.poll());
+    // Ask at once whenever a reservation is (re)made.
+    const stops = this.components.relays.map((r) => r.state.subscribe((s) => s.reserved && void this.poll()));
+    this.stopReserved = () => stops.forEach((stop) => stop());
   }
 
   stop(): void {
@@ -78,9 +85,17 @@ export class Discovery {
    * unused for a minute.
    */
   async reach(peer: string, signal: AbortSignal): Promise<void> {
-    const { libp2p, relay, platform } = this.components;
+    const { libp2p, platform } = this.components;
     this.onDemand.set(peer, platform.clock.now());
-    await platform.dialPeer(libp2p, { peer, relay: relay.address, addrs: this.addrs[peer] ?? [] }, signal);
+    await platform.dialPeer(libp2p, { peer, relay: this.relayFor(peer), addrs: this.addrs[peer] ?? [] }, signal);
+  }
+
+  /** The relay to reach `peer` through: the one that listed it, else the first this node holds a reservation on. */
+  private relayFor(peer: string): Multiaddr {
+    const { relays } = this.components;
+    const listed = this.listedBy.get(peer);
+    if (listed?.state.get().reserved) return listed.address;
+    return (relays.find((r) => r.state.get().reserved) ?? relays[0]!).address;
   }
 
   /** Note that `peer` was just used, if it is connected on demand. */
@@ -98,10 +113,34 @@ export class Discovery {
   }
 
   private async poll(): Promise<void> {
-    const { libp2p, relay, peers } = this.components;
-    if (!relay.state.get().reserved) return;
+    const { relays, peers } = this.components;
+    const reserved = relays.filter((r) => r.state.get().reserved);
+    if (reserved.length === 0) return;
+    const lists = await Promise.all(reserved.map((r) => this.askForPeers(r)));
+    const answered = lists.filter((l) => l !== null);
+    if (answered.length === 0) return;
+    const addrs: Record<string, string[]> = {};
+    const listed = new Map<string, RelayLink>();
+    for (const { relay, list } of answered) {
+      Object.assign(addrs, list.addrs ?? {});
+      for (const peer of list.peers) if (!listed.has(peer)) listed.set(peer, relay);
+    }
+    this.addrs = addrs;
+    this.listedBy = listed;
+    this.dialer.offer([...listed.keys()]);
+    this.state.update({
+      lastList: { at: this.components.platform.clock.now(), count: listed.size },
+      lastError: null,
+      dialFailures: this.dialer.failures,
+    });
+    await this.pruneGone(new Set(listed.keys()), peers);
+    await this.closeIdle(peers);
+  }
+
+  /** One relay's peer list, or null if it does not answer now (it may be restarting: its link reconnects). */
+  private async askForPeers(relay: RelayLink) {
     try {
-      const stream = await libp2p.dialProtocol(peerIdFromString(relay.peer), PROTOCOLS.peers, {
+      const stream = await this.components.libp2p.dialProtocol(peerIdFromString(relay.peer), PROTOCOLS.peers, {
         signal: AbortSignal.timeout(5000),
       });
       const bytes = await lpStream(stream, { maxDataLength: MAX_FRAME_BYTES }).read({
@@ -109,19 +148,10 @@ export class Discovery {
       });
       // Close our end: the relay's close waits for it, and open streams count against its limit.
       await stream.close({ signal: AbortSignal.timeout(2000) }).catch(() => stream.abort(new Error('closing failed')));
-      const list = decodeFrame(bytes.subarray(), peerListSchema);
-      this.addrs = list.addrs ?? {};
-      this.dialer.offer(list.peers);
-      this.state.update({
-        lastList: { at: this.components.platform.clock.now(), count: list.peers.length },
-        lastError: null,
-        dialFailures: this.dialer.failures,
-      });
-      await this.pruneGone(new Set(list.peers), peers);
-      await this.closeIdle(peers);
+      return { relay, list: decodeFrame(bytes.subarray(), peerListSchema) };
     } catch (err) {
-      // The relay may be restarting; the relay link reconnects.
-      this.state.update({ lastError: (err as Error).message });
+      this.state.update({ lastError: `${relay.peer}: ${(err as Error).message}` });
+      return null;
     }
   }
 

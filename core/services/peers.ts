@@ -15,8 +15,8 @@ export interface PeerView {
 
 export interface PeerTableComponents {
   libp2p: Libp2pNode;
-  /** The relay's peer id: a link to it is not a peer. */
-  relayPeer: string;
+  /** The relays' peer ids: a link to one is not a peer. */
+  relayPeers: readonly string[];
 }
 
 /**
@@ -70,7 +70,7 @@ export class PeerTable {
     const seen = new Map<string, PeerView>();
     for (const c of this.components.libp2p.getConnections()) {
       const peer = c.remotePeer.toString();
-      if (peer === this.components.relayPeer || c.status !== 'open') continue;
+      if (this.components.relayPeers.includes(peer) || c.status !== 'open') continue;
       const direct = isDirect(c);
       const prev = seen.get(peer);
       if (!prev || (direct && !prev.direct)) seen.set(peer, { peerId: peer, direct, rttMs: c.rtt ?? null });
