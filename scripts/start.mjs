@@ -16,6 +16,9 @@ if (build.status !== 0) {
   process.exit(build.status ?? 1);
 }
 
+// Where the network's state lives between runs (tests point it at a temporary folder).
+const state = process.env.WEBTENSOR_STATE_DIR ?? '.webtensor';
+
 // Services are spawned with node itself (not npx) so that stopping them really stops them.
 const services = [
   {
@@ -24,7 +27,7 @@ const services = [
     // A local network uses the fast test profile (1 s blocks, 20-block epochs) so epochs are seen within minutes.
     args: [
       ...['--experimental-websocket', '--import', 'tsx', 'relay/main.ts', '--network', 'test'],
-      ...['--key-file', '.webtensor/relay-key.pb', '--genesis-file', '.webtensor/test-network.json'],
+      ...['--key-file', `${state}/relay-key.pb`, '--genesis-file', `${state}/test-network.json`],
     ],
     ready: /"health":"(\S+?)"/,
     announce: (url) => `  relay is up: health at ${url}`,
@@ -35,7 +38,7 @@ const services = [
     command: process.execPath,
     args: [
       ...['--import', 'tsx', 'core/nodejs/cli.ts', '--role', 'client', '--archive'],
-      ...['--data', '.webtensor/archive', '--status-port', '9092'],
+      ...['--data', `${state}/archive`, '--status-port', '9092'],
     ],
     ready: /"status server listening"/,
     announce: () => '  archive node is up: status at http://127.0.0.1:9092/status',
@@ -46,7 +49,7 @@ const services = [
     command: process.execPath,
     args: [
       ...['--import', 'tsx', 'core/nodejs/cli.ts', '--role', 'miner', '--model', 'webtensor/tiny-llama'],
-      ...['--data', '.webtensor/miner', '--status-port', '9093'],
+      ...['--data', `${state}/miner`, '--status-port', '9093'],
     ],
     ready: /"status server listening"/,
     announce: () => '  headless miner is up: status at http://127.0.0.1:9093/status',

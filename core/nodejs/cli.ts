@@ -20,6 +20,7 @@ import { Roles } from '../roles.ts';
 import type { ReadableStore } from '../store.ts';
 import { NodeInferenceEngine } from './inference.ts';
 import { createNodePlatform } from './platform.ts';
+import { showProgress } from './progress.ts';
 import { readStatus, startStatusServer, type StatusServer } from './status-server.ts';
 
 // ---------------------------------------------------------------------------------------------------- arguments
@@ -377,7 +378,12 @@ async function run(options: CliOptions, log: Logger): Promise<void> {
     status = await startStatusServer({ ...options.status, node, roles });
     log.info({ url: status.url, port: status.port }, 'status server listening');
   }
-  const unwatch = node.services.subscribe((s) => s && stops.push(...logEvents(s, node, roles, log)));
+  const unwatch = node.services.subscribe((s) => {
+    if (!s) return;
+    stops.push(...logEvents(s, node, roles, log));
+    // On a terminal, bars for checking and loading the model and for the registration proof of work.
+    stops.push(showProgress({ miner: s.miner?.state, registration: s.ledger?.registration.state }));
+  });
   stops.push(unwatch);
 
   const services = await node.start();
