@@ -1,8 +1,9 @@
 /**
  * Headless nodes with tabs: a miner started as `npm run node -- --role miner` (a real child process: Node
  * platform, SQLite ledger, transformers.js on onnxruntime-web WASM) registers, answers a tab client with exactly
- * the tokens the tab computes itself, and a tab validator scores it correct. Restarted, it keeps its peer id, UID
- * and records.
+ * the tokens the tab computes itself, and a tab validator scores it correct; a headless validator (staked from the
+ * test faucet) scores it too, and the headless nodes and the tab agree on the epochs' roots. Restarted, the miner
+ * keeps its peer id, UID and records.
  */
 import { expect, test, type Page } from '@playwright/test';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -14,8 +15,11 @@ import { openTabs } from './support/tabs.ts';
 
 const relay = new RelayProcess(9860, 9861, undefined, ['--network', 'test']);
 const STATUS_PORT = 9862;
-const dataDir = join(mkdtempSync(join(tmpdir(), 'headless-e2e-')), 'miner');
+const VALIDATOR_PORT = 9863;
+const root = mkdtempSync(join(tmpdir(), 'headless-e2e-'));
+const dataDir = join(root, 'miner');
 let miner: ChildProcess | null = null;
+let validatorNode: ChildProcess | null = null;
 let minerLog = '';
 const MODEL = 'webtensor/tiny-llama'; // the test network's subnet model
 
@@ -23,6 +27,7 @@ test.setTimeout(240_000);
 test.beforeAll(() => relay.start());
 test.afterAll(async () => {
   miner?.kill('SIGTERM');
+  validatorNode?.kill('SIGTERM');
   await relay.stop();
 });
 
@@ -47,9 +52,11 @@ interface Status {
   peerId: string;
   uid: number | null;
   model: string | null;
+  lastEpoch: { epoch: number; recordsRoot: string; stateRoot: string } | null;
+  validator: { challenges: number; correctMiners: number } | null;
 }
-const status = async (): Promise<Status | null> =>
-  fetch(`http://127.0.0.1:${STATUS_PORT}/status`)
+const status = async (port = STATUS_PORT): Promise<Status | null> =>
+  fetch(`http://127.0.0.1:${port}/status`)
     .then((r) => r.json() as Promise<Status>)
     .catch(() => null);
 const records = async (): Promise<number> => {
@@ -105,6 +112,41 @@ test('a headless miner answers a tab like a tab would, a tab validator scores it
       { timeout: 90_000 },
     )
     .toBeGreaterThan(0);
+  // A headless validator, staked from the test faucet, finds the headless miner correct too.
+  validatorNode = spawn(
+    process.execPath,
+    [
+      ...['--import', 'tsx', 'core/nodejs/cli.ts', '--role', 'validator', '--faucet-stake', '1000000000000'],
+      ...['--relay', relay.healthUrl, '--data', join(root, 'validator'), '--status-port', String(VALIDATOR_PORT)],
+    ],
+    { stdio: 'ignore' },
+  );
+  await expect
+    .poll(async () => (await status(VALIDATOR_PORT))?.validator?.correctMiners ?? 0, { timeout: 120_000 })
+    .toBeGreaterThan(0);
+
+  // The headless miner, the headless validator and the tab client report the same roots for an epoch they all
+  // closed.
+  const rootsAt = async (epoch: number) => {
+    const tab = await client.evaluate((e) => window.webtensor.ledger.epochs.find((x) => x.epoch === e) ?? null, epoch);
+    const heads = await Promise.all([status(), status(VALIDATOR_PORT)]);
+    return [tab, ...heads.map((h) => (h?.lastEpoch?.epoch === epoch ? h.lastEpoch : null))].map((r) =>
+      r ? `${r.recordsRoot}:${r.stateRoot}` : null,
+    );
+  };
+  await expect
+    .poll(
+      async () => {
+        const epoch = Math.min(
+          ...(await Promise.all([status(), status(VALIDATOR_PORT)])).map((h) => h?.lastEpoch?.epoch ?? -1),
+        );
+        const roots = await rootsAt(epoch);
+        return epoch >= 0 && roots.every((r) => r !== null && r === roots[0]);
+      },
+      { timeout: 60_000 },
+    )
+    .toBe(true);
+
   const held = await records();
   expect(held).toBeGreaterThan(0);
 

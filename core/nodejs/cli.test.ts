@@ -115,6 +115,10 @@ describe('parseCliArgs', () => {
       port: 4001,
     });
     expect(() => parseCliArgs(['--role', 'client', '--listen', 'here'])).toThrow(/^--listen must be HOST:PORT/);
+    expect(o.faucetStake).toBeNull();
+    const staked = parseCliArgs(['--role', 'validator', '--faucet-stake', '1000000000000']) as CliOptions;
+    expect(staked.faucetStake).toBe(1_000_000_000_000n);
+    expect(() => parseCliArgs(['--role', 'validator', '--faucet-stake', '1.5'])).toThrow(/^--faucet-stake must be/);
     expect(parseCliArgs(['--help'])).toBe('help');
   });
 

@@ -42,6 +42,7 @@ export const USAGE = `Usage: npm run node -- --role client|validator|miner [opti
   --status-port N       serve /healthz, /status and /metrics on this port (0: any free one; default: none)
   --status-host HOST    the status port's interface (default 127.0.0.1)
   --listen HOST:PORT    its own listener for peers (default 127.0.0.1:0); none: WebRTC through the relay only
+  --faucet-stake RAO    test networks: draw RAO from the faucet and stake it on this node (validators need stake)
   --help                print this and exit
 `;
 
@@ -58,6 +59,8 @@ export interface CliOptions {
   status: { host: string; port: number } | null;
   /** Where its own libp2p listener is (peers dial it there), or null: none, WebRTC through the relay only. */
   listen: { host: string; port: number } | null;
+  /** Test networks: rao to draw from the faucet and stake on this node at start (a validator needs stake). */
+  faucetStake: bigint | null;
 }
 
 const clip = (value: unknown) => String(value).slice(0, 80);
@@ -145,9 +148,24 @@ const argsSchema = z.object({
     })
     .refine((l) => l === null || l.port <= 65535, '--listen port must be from 0 to 65535.')
     .default({ host: '127.0.0.1', port: 0 }),
+  'faucet-stake': z
+    .string()
+    .regex(/^[1-9]\d{0,24}$/, '--faucet-stake must be a whole number of rao, like 1000000000000 (1 τ = 1e9 rao).')
+    .transform(BigInt)
+    .optional(),
 });
 
-const FLAGS = ['role', 'relay', 'model', 'data', 'network', 'status-port', 'status-host', 'listen'] as const;
+const FLAGS = [
+  'role',
+  'relay',
+  'model',
+  'data',
+  'network',
+  'status-port',
+  'status-host',
+  'listen',
+  'faucet-stake',
+] as const;
 
 /** Parse the command line; 'help' when --help was asked for. Throws UsageError with one sentence. */
 export function parseCliArgs(argv: string[]): CliOptions | 'help' {
@@ -190,6 +208,7 @@ export function parseCliArgs(argv: string[]): CliOptions | 'help' {
     dataDir: resolve(args.data),
     status: args['status-port'] === undefined ? null : { host: args['status-host'], port: args['status-port'] },
     listen: args.listen,
+    faucetStake: args['faucet-stake'] ?? null,
   };
 }
 
@@ -405,6 +424,11 @@ async function run(options: CliOptions, log: Logger): Promise<void> {
         : `--network ${options.profile} was given, but no network config could be read (a multiaddr --relay serves none; give the relay's http URL).`,
     );
   if (stopping) return;
+  if (options.faucetStake !== null) {
+    // Refused with a sentence on a network without a faucet (only test networks have one).
+    await services.ledger?.faucetStake(services.peerId, options.faucetStake);
+    log.info({ rao: options.faucetStake.toString() }, 'staked from the faucet');
+  }
   await roles.startRole();
   const v = roles.validator.get();
   if (v)

@@ -5,6 +5,7 @@
  */
 import Fastify from 'fastify';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { LedgerSnapshot } from '../../shared/ledger/snapshot.ts';
 import { uidOf } from '../../shared/ledger/snapshot.ts';
 import type { Role } from '../config.ts';
 import type { NodeServices, WebtensorNode } from '../node.ts';
@@ -41,6 +42,10 @@ export interface NodeStatusView {
   block: number | null;
   /** The last final epoch (-1 before any), null without a network. */
   lastFinal: number | null;
+  /** The last epoch this node closed and its checkpoint roots (what every honest node agrees on), or null. */
+  lastEpoch: { epoch: number; recordsRoot: string; stateRoot: string } | null;
+  /** A validator's work: challenges sent, miners it found answering correctly, its last commit's epoch. */
+  validator: { challenges: number; correctMiners: number; committedEpoch: number | null } | null;
 }
 
 const ENDPOINTS = ['/healthz', '/status', '/metrics'];
@@ -78,6 +83,23 @@ export function readStatus(node: WebtensorNode, roles?: Roles): NodeStatusView {
     model: miner?.phase === 'ready' ? miner.model : null,
     block: ledger ? ledger.consensus.block.get() : null,
     lastFinal: ledger ? ledger.finality.state.get().lastFinal : null,
+    lastEpoch: lastEpochOf(snapshot),
+    validator: validatorOf(roles),
+  };
+}
+
+function lastEpochOf(snapshot: LedgerSnapshot | null): NodeStatusView['lastEpoch'] {
+  const link = snapshot?.chain.at(-1);
+  return link ? { epoch: link.epoch, recordsRoot: link.recordsRoot, stateRoot: link.stateRoot } : null;
+}
+
+function validatorOf(roles: Roles | undefined): NodeStatusView['validator'] {
+  const state = roles?.validator.get()?.state.get();
+  if (!state) return null;
+  return {
+    challenges: state.challenges,
+    correctMiners: state.scores.filter((s) => s.correct > 0).length,
+    committedEpoch: state.committed?.epoch ?? null,
   };
 }
 

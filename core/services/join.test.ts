@@ -67,7 +67,11 @@ async function servingPeer(held: readonly StoredRecord[], tamper: (method: strin
 }
 
 /** A fresh node with an empty store that joins through `peer`. */
-async function joiningNode(peer: Awaited<ReturnType<typeof servingPeer>>, held: readonly StoredRecord[] = []) {
+async function joiningNode(
+  peer: Awaited<ReturnType<typeof servingPeer>>,
+  held: readonly StoredRecord[] = [],
+  init: ConstructorParameters<typeof Join>[1] = {},
+) {
   const me = await actor();
   const store = new MemoryLedgerStore();
   await store.put(held.map((r) => rowOf(r)));
@@ -82,7 +86,7 @@ async function joiningNode(peer: Awaited<ReturnType<typeof servingPeer>>, held: 
   await replayNow();
   let heads = 0;
   const book = { network: config, reloadHead: async () => void heads++ };
-  const join = new Join({ rpc, store, book, snapshot, replayNow, clock });
+  const join = new Join({ rpc, store, book, snapshot, replayNow, clock }, init);
   return { join, store, snapshot, heads: () => heads };
 }
 
@@ -142,6 +146,19 @@ describe('joining from a checkpoint', () => {
     const node = await joiningNode(peer);
     expect(await node.join.maybeJoin('server')).toBe(false);
     expect(node.join.state.get().last).toMatchObject({ error: expect.stringMatching(/records served for epoch 0/) });
+  });
+
+  it('stops taking a chain past its budget, however the peer pads it, and keeps no base', async () => {
+    const peer = await servingPeer(records, (method, c) =>
+      method === 'sync.join' ? ({ ...(c as object), padding: 'x'.repeat(100_000) } as unknown as Json) : c,
+    );
+    const node = await joiningNode(peer, [], { maxChainChars: 500_000 });
+    expect(await node.join.maybeJoin('server')).toBe(false);
+    expect(node.join.state.get().last).toEqual({
+      from: 'server',
+      error: 'it served more than 500000 characters of chain',
+    });
+    expect(await node.store.base()).toBeNull();
   });
 
   it('does not join a peer that is not far ahead, and asks each peer once', async () => {

@@ -45,11 +45,15 @@ export interface JoinComponents {
 export interface JoinInit {
   /** Join only when a peer's final state is at least this many epochs past this node's last voted-final one. */
   minLead?: number;
+  /** The most characters of chain (links, votes, prefix) taken from one peer. */
+  maxChainChars?: number;
 }
 
-// What a joining node takes from one peer at most: bounds, so a peer cannot make it hold unbounded data.
+// What a joining node takes from one peer at most: bounds, so a peer cannot make it hold unbounded data (each
+// frame is at most 64 KiB; these bound how many it keeps).
 const MAX_LINKS = 100_000;
 const MAX_PREFIX_RECORDS = 20_000;
+const MAX_CHAIN_CHARS = 32 * 1024 * 1024;
 const MAX_STATE_CHARS = 64 * 1024 * 1024;
 
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/);
@@ -95,9 +99,14 @@ export class Join {
     const links: ServedLink[] = [];
     const prefixRaw: unknown[] = [];
     let stateEpoch: number;
+    let chars = 0;
+    const maxChars = this.init.maxChainChars ?? MAX_CHAIN_CHARS;
     try {
       stateEpoch = joinReply.parse(
         await this.call(peer, 'sync.join', null, (c) => {
+          // Past the budget, chunks are dropped (and the join fails below): memory stays bounded.
+          chars += JSON.stringify(c).length;
+          if (chars > maxChars) return;
           const chunk = joinChunk.safeParse(c);
           if (!chunk.success) return;
           if ('link' in chunk.data && links.length < MAX_LINKS) links.push(chunk.data.link as ServedLink);
@@ -111,6 +120,7 @@ export class Join {
     // -1: the peer holds no final state yet.
     if (stateEpoch < 0 || stateEpoch < mine + (this.init.minLead ?? 3)) return false;
     try {
+      if (chars > maxChars) throw new Error(`it served more than ${maxChars} characters of chain`);
       const chain = links.filter((l) => l.epoch <= stateEpoch).sort((a, b) => a.epoch - b.epoch);
       if (chain.length !== stateEpoch + 1)
         throw new Error(`it served ${chain.length} links for ${stateEpoch + 1} epochs`);
