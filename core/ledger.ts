@@ -71,7 +71,7 @@ export class LedgerServices {
         replayNow: () => this.consensus.replayNow(),
         clock: c.clock,
       },
-      c.archive ? { minLead: Infinity } : {},
+      c.archive ? { never: true } : {},
     );
     this.sync = new Sync({
       store: c.store,

@@ -161,6 +161,13 @@ describe('joining from a checkpoint', () => {
     expect(await node.store.base()).toBeNull();
   });
 
+  it('an archive never joins, however far behind it is', async () => {
+    const node = await joiningNode(await servingPeer(records), [], { never: true });
+    expect(await node.join.maybeJoin('server')).toBe(false);
+    expect(node.join.state.get().last).toBeNull();
+    expect(await node.store.base()).toBeNull();
+  });
+
   it('does not join a peer that is not far ahead, and asks each peer once', async () => {
     const peer = await servingPeer(records);
     const uptodate = await joiningNode(peer, records); // holds all of history: its own replay is as final

@@ -43,10 +43,15 @@ export interface JoinComponents {
 }
 
 export interface JoinInit {
-  /** Join only when a peer's final state is at least this many epochs past this node's last voted-final one. */
+  /**
+   * A node with voted-final history joins only when a peer's final state is at least this many epochs past its
+   * own last voted-final one (default 3); a node with none joins any final state from epoch 1 on.
+   */
   minLead?: number;
   /** The most characters of chain (links, votes, prefix) taken from one peer. */
   maxChainChars?: number;
+  /** Never join (an archive keeps all of history from genesis). */
+  never?: boolean;
 }
 
 // What a joining node takes from one peer at most: bounds, so a peer cannot make it hold unbounded data (each
@@ -84,6 +89,7 @@ export class Join {
    * peer's checkpoint; false if it did not need to, or could not (the reason is in `state`).
    */
   async maybeJoin(peer: string): Promise<boolean> {
+    if (this.init.never) return false;
     if (this.joining) return this.joining;
     // Until the first replay this node does not know how far it is behind (it may hold all of history).
     if (this.tried.has(peer) || !this.components.snapshot.get()) return false;
@@ -117,8 +123,10 @@ export class Join {
       return false; // it has nothing to offer (no final state yet), or does not answer: sync as usual
     }
     const mine = this.components.snapshot.get()?.lastVotedFinal ?? -1;
-    // -1: the peer holds no final state yet.
-    if (stateEpoch < 0 || stateEpoch < mine + (this.init.minLead ?? 3)) return false;
+    // -1: the peer holds no final state yet. A node with nothing final joins any final state; one with history
+    // only when it is well behind (joining drops what it holds before the base).
+    const enough = mine < 0 ? 1 : mine + (this.init.minLead ?? 3);
+    if (stateEpoch < 0 || stateEpoch < enough) return false;
     try {
       if (chars > maxChars) throw new Error(`it served more than ${maxChars} characters of chain`);
       const chain = links.filter((l) => l.epoch <= stateEpoch).sort((a, b) => a.epoch - b.epoch);
