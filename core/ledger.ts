@@ -65,6 +65,7 @@ export class LedgerServices {
     this.join = new Join(
       {
         rpc: c.rpc,
+        peers: c.peers,
         store: c.store,
         book: this.book,
         snapshot: this.consensus.snapshot,

@@ -66,18 +66,29 @@ async function servingPeer(held: readonly StoredRecord[], tamper: (method: strin
   };
 }
 
-/** A fresh node with an empty store that joins through `peer`. */
+type Peer = Awaited<ReturnType<typeof servingPeer>>;
+
+/**
+ * A node holding `held` (a fresh one: nothing) that joins through `peer` ('server'). Its other direct peer,
+ * 'witness', serves the honest chain unless told otherwise (null: it has no other peer).
+ */
 async function joiningNode(
-  peer: Awaited<ReturnType<typeof servingPeer>>,
-  held: readonly StoredRecord[] = [],
-  init: ConstructorParameters<typeof Join>[1] = {},
+  peer: Peer,
+  options: { witness?: Peer | null; held?: readonly StoredRecord[]; init?: ConstructorParameters<typeof Join>[1] } = {},
 ) {
+  const witness = options.witness === undefined ? await servingPeer(records) : options.witness;
   const me = await actor();
   const store = new MemoryLedgerStore();
-  await store.put(held.map((r) => rowOf(r)));
+  await store.put((options.held ?? []).map((r) => rowOf(r)));
   const clock = new FakeClock(GENESIS_MS + NOW * config.blockMs);
   const rpc = new FakeRpcRouter(me.key, clock);
-  rpc.answer = (_peer, request, options) => peer(request.method, request.params, options.onChunk);
+  const routes: Record<string, Peer | null> = { server: peer, witness };
+  rpc.answer = async (to, request, opts) => {
+    const route = routes[to];
+    if (!route) throw new Error(`no route to ${to}`);
+    return route(request.method, request.params, opts.onChunk);
+  };
+  const peers = new FakePeerTable(witness ? ['server', 'witness'] : ['server']);
   const snapshot = new Store<LedgerSnapshot | null>(null);
   const replayNow = async () => {
     const rows = (await store.all()).map((r) => ({ id: r.id, record: r.record }));
@@ -86,7 +97,7 @@ async function joiningNode(
   await replayNow();
   let heads = 0;
   const book = { network: config, reloadHead: async () => void heads++ };
-  const join = new Join({ rpc, store, book, snapshot, replayNow, clock }, init);
+  const join = new Join({ rpc, peers, store, book, snapshot, replayNow, clock }, options.init ?? {});
   return { join, store, snapshot, heads: () => heads };
 }
 
@@ -152,7 +163,7 @@ describe('joining from a checkpoint', () => {
     const peer = await servingPeer(records, (method, c) =>
       method === 'sync.join' ? ({ ...(c as object), padding: 'x'.repeat(100_000) } as unknown as Json) : c,
     );
-    const node = await joiningNode(peer, [], { maxChainChars: 500_000 });
+    const node = await joiningNode(peer, { init: { maxChainChars: 500_000 } });
     expect(await node.join.maybeJoin('server')).toBe(false);
     expect(node.join.state.get().last).toEqual({
       from: 'server',
@@ -161,8 +172,82 @@ describe('joining from a checkpoint', () => {
     expect(await node.store.base()).toBeNull();
   });
 
+  it("a new node does not join on one peer's word: a second must serve the same chain", async () => {
+    const alone = await joiningNode(await servingPeer(records), { witness: null });
+    expect(await alone.join.maybeJoin('server')).toBe(false);
+    expect(alone.join.state.get().last).toMatchObject({ error: 'no second peer confirms its chain' });
+    // A witness that serves another checkpoint of epoch 2: the peers disagree, and neither is trusted.
+    const otherRoot = (method: string, c: Json): Json => {
+      const chunk = c as { link?: { epoch: number } };
+      return chunk.link?.epoch === 2
+        ? ({ link: { ...chunk.link, recordsRoot: 'ab'.repeat(32) } } as unknown as Json)
+        : c;
+    };
+    const split = await joiningNode(await servingPeer(records), { witness: await servingPeer(records, otherRoot) });
+    expect(await split.join.maybeJoin('server')).toBe(false);
+    expect(split.join.state.get().last).toMatchObject({
+      error: expect.stringMatching(/^witness serves another checkpoint of epoch 2: peers disagree/),
+    });
+    expect(await split.store.base()).toBeNull();
+  });
+
+  it('refuses a chain nobody voted on, however long (THREATS: a peer with no keys forging finality)', async () => {
+    // The attacker serves the checkpoints of an empty replay: every epoch voterless, no votes anywhere.
+    const empty = replay(config, [], NOW);
+    const forged = async (method: string, params: Json, onChunk?: (c: Json) => void): Promise<Json> => {
+      const S = 6;
+      if (method === 'sync.join') {
+        for (const link of empty.chain.slice(0, S + 1))
+          onChunk?.(JSON.parse(JSON.stringify({ link: { ...link, votes: [] } })));
+        return { stateEpoch: S, links: S + 1, prefix: 0 };
+      }
+      onChunk?.(empty.recentStates.get(S)!);
+      return { epoch: (params as { epoch: number }).epoch, chars: 0, held: S };
+    };
+    const node = await joiningNode(forged, { witness: forged });
+    expect(await node.join.maybeJoin('server')).toBe(false);
+    expect(node.join.state.get().last).toMatchObject({
+      error: expect.stringMatching(/^its chain starts with|no votes prove/),
+    });
+    expect(await node.store.base()).toBeNull();
+
+    // The same from the future (epoch 50, while this node's clock is in epoch 8): refused before anything else.
+    const future = replay(config, [], 60 * T);
+    const ahead = async (method: string, _params: Json, onChunk?: (c: Json) => void): Promise<Json> => {
+      for (const link of future.chain.slice(0, 51))
+        onChunk?.(JSON.parse(JSON.stringify({ link: { ...link, votes: [] } })));
+      return { stateEpoch: 50, links: 51, prefix: 0 };
+    };
+    const later = await joiningNode(ahead, { witness: ahead });
+    expect(await later.join.maybeJoin('server')).toBe(false);
+    expect(later.join.state.get().last).toMatchObject({
+      error: `it offers epoch 50, which has not ended by this node's block ${NOW}`,
+    });
+  });
+
+  it('a node with final history joins only a chain that extends its own, and never one from the future', async () => {
+    // It holds epochs 0-3 final; the server serves the honest chain: it may join (far enough ahead).
+    const partial = records.filter((r) => r.record.block < 4 * T + 10);
+    const honest = await joiningNode(await servingPeer(records), { held: partial, init: { minLead: 1 } });
+    expect(honest.snapshot.get()!.lastVotedFinal).toBeGreaterThanOrEqual(1);
+    expect(await honest.join.maybeJoin('server')).toBe(true);
+    // A chain that differs from its own final history is refused, whatever votes it carries.
+    const rewritten = (method: string, c: Json): Json => {
+      const chunk = c as { link?: { epoch: number } };
+      return chunk.link?.epoch === 0
+        ? ({ link: { ...chunk.link, recordsRoot: 'cd'.repeat(32) } } as unknown as Json)
+        : c;
+    };
+    const lied = await joiningNode(await servingPeer(records, rewritten), { held: partial, init: { minLead: 1 } });
+    expect(await lied.join.maybeJoin('server')).toBe(false);
+    expect(lied.join.state.get().last).toMatchObject({
+      error: expect.stringMatching(/^its chain differs from this node's final history at epoch 0/),
+    });
+    expect((await lied.store.all()).length).toBe(partial.length); // nothing dropped
+  });
+
   it('an archive never joins, however far behind it is', async () => {
-    const node = await joiningNode(await servingPeer(records), [], { never: true });
+    const node = await joiningNode(await servingPeer(records), { init: { never: true } });
     expect(await node.join.maybeJoin('server')).toBe(false);
     expect(node.join.state.get().last).toBeNull();
     expect(await node.store.base()).toBeNull();
@@ -170,7 +255,7 @@ describe('joining from a checkpoint', () => {
 
   it('does not join a peer that is not far ahead, and asks each peer once', async () => {
     const peer = await servingPeer(records);
-    const uptodate = await joiningNode(peer, records); // holds all of history: its own replay is as final
+    const uptodate = await joiningNode(peer, { held: records }); // holds all of history: its own replay is as final
     expect(await uptodate.join.maybeJoin('server')).toBe(false);
     expect(uptodate.join.state.get().last).toBeNull();
     expect(await uptodate.store.base()).toBeNull();

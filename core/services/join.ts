@@ -6,23 +6,27 @@
  * and it syncs the whole history instead. docs/ledger.md, "Joining from a checkpoint".
  */
 import { z } from 'zod';
-import { epochBlocks } from '../../shared/ledger/config.ts';
+import { blockAt, epochBlocks } from '../../shared/ledger/config.ts';
 import {
   followChain,
   replayPrefix,
   stateTextHolds,
   voterlessPrefix,
+  votersOfLink,
   type JoinedBase,
   type ServedLink,
+  type TrustedPoint,
 } from '../../shared/ledger/join.ts';
-import { checkRecord } from '../../shared/ledger/records.ts';
-import type { StoredRecord } from '../../shared/ledger/replay.ts';
+import { checkRecord, type LedgerRecord } from '../../shared/ledger/records.ts';
+import { linkHash, type StoredRecord } from '../../shared/ledger/replay.ts';
+import { stateFromText, stateText } from '../../shared/ledger/state.ts';
 import type { LedgerSnapshot } from '../../shared/ledger/snapshot.ts';
 import { PROTOCOLS } from '../../shared/names.ts';
 import type { Json } from '../../shared/p2p/rpc.ts';
 import type { LedgerStore } from '../platform.ts';
 import { Store, type ReadableStore } from '../store.ts';
 import type { RecordBook } from './record-book.ts';
+import type { PeerTable } from './peers.ts';
 import type { RpcRouter } from './rpc.ts';
 
 export interface JoinState {
@@ -35,7 +39,9 @@ export interface JoinState {
 
 export interface JoinComponents {
   rpc: Pick<RpcRouter, 'call'>;
-  store: Pick<LedgerStore, 'setBase'>;
+  store: Pick<LedgerStore, 'setBase' | 'base' | 'all'>;
+  /** Direct peers: a new node asks a second one to confirm the chain. */
+  peers: Pick<PeerTable, 'direct'>;
   book: Pick<RecordBook, 'network' | 'reloadHead'>;
   snapshot: ReadableStore<LedgerSnapshot | null>;
   replayNow(): Promise<unknown>;
@@ -60,6 +66,20 @@ const MAX_LINKS = 100_000;
 const MAX_PREFIX_RECORDS = 20_000;
 const MAX_CHAIN_CHARS = 32 * 1024 * 1024;
 const MAX_STATE_CHARS = 64 * 1024 * 1024;
+/** Epochs without voters at the start of a chain a new node replays itself, at most. */
+const MAX_PREFIX_EPOCHS = 64;
+/** Other peers a new node asks to confirm a chain. */
+const MAX_WITNESSES = 2;
+
+/** One peer's offer: its final state's epoch and the chain up to it (one link per epoch if honest). */
+interface Offer {
+  peer: string;
+  stateEpoch: number;
+  chain: ServedLink[];
+  prefix: unknown[];
+  /** The budget it exceeded, or null. */
+  tooLarge: number | null;
+}
 
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/);
 const linkSchema = z.object({
@@ -98,62 +118,104 @@ export class Join {
     return this.joining;
   }
 
-  private async join(peer: string): Promise<boolean> {
-    const started = this.components.clock.now();
-    const { book } = this.components;
-    const network = book.network;
+  /** What `peer` offers to join from: its final state's epoch and the chain up to it; null if nothing. */
+  private async offer(peer: string): Promise<Offer | null> {
     const links: ServedLink[] = [];
-    const prefixRaw: unknown[] = [];
-    let stateEpoch: number;
+    const prefix: unknown[] = [];
     let chars = 0;
     const maxChars = this.init.maxChainChars ?? MAX_CHAIN_CHARS;
+    let stateEpoch: number;
     try {
       stateEpoch = joinReply.parse(
         await this.call(peer, 'sync.join', null, (c) => {
-          // Past the budget, chunks are dropped (and the join fails below): memory stays bounded.
+          // Past the budget, chunks are dropped (and the join fails): memory stays bounded.
           chars += JSON.stringify(c).length;
           if (chars > maxChars) return;
           const chunk = joinChunk.safeParse(c);
           if (!chunk.success) return;
           if ('link' in chunk.data && links.length < MAX_LINKS) links.push(chunk.data.link as ServedLink);
-          if ('prefix' in chunk.data && prefixRaw.length < MAX_PREFIX_RECORDS) prefixRaw.push(...chunk.data.prefix);
+          if ('prefix' in chunk.data && prefix.length < MAX_PREFIX_RECORDS) prefix.push(...chunk.data.prefix);
         }),
       ).stateEpoch;
     } catch {
-      return false; // it has nothing to offer (no final state yet), or does not answer: sync as usual
+      return null; // it does not answer: sync as usual
     }
-    const mine = this.components.snapshot.get()?.lastVotedFinal ?? -1;
-    // -1: the peer holds no final state yet. A node with nothing final joins any final state; one with history
-    // only when it is well behind (joining drops what it holds before the base).
+    if (stateEpoch < 0) return null; // nothing final yet
+    if (chars > maxChars) return { peer, stateEpoch, chain: [], prefix: [], tooLarge: maxChars };
+    const chain = links.filter((l) => l.epoch <= stateEpoch).sort((a, b) => a.epoch - b.epoch);
+    return { peer, stateEpoch, chain, prefix, tooLarge: null };
+  }
+
+  private async join(peer: string): Promise<boolean> {
+    const started = this.components.clock.now();
+    const { book, snapshot, clock } = this.components;
+    const network = book.network;
+    const tempo = epochBlocks(network);
+    const own = snapshot.get()!;
+    const mine = own.lastVotedFinal;
+    const nowBlock = blockAt(network, clock.now());
+    const offer = await this.offer(peer);
+    // A node with nothing final joins any final state; one with history only when it is well behind.
     const enough = mine < 0 ? 1 : mine + (this.init.minLead ?? 3);
-    if (stateEpoch < 0 || stateEpoch < enough) return false;
+    if (!offer || offer.stateEpoch < enough) return false;
+    const { stateEpoch, chain } = offer;
     try {
-      if (chars > maxChars) throw new Error(`it served more than ${maxChars} characters of chain`);
-      const chain = links.filter((l) => l.epoch <= stateEpoch).sort((a, b) => a.epoch - b.epoch);
-      if (chain.length !== stateEpoch + 1)
-        throw new Error(`it served ${chain.length} links for ${stateEpoch + 1} epochs`);
-      const prefix = voterlessPrefix(chain);
-      const records = await checkedRecords(network, prefixRaw);
-      const start = replayPrefix(network, chain, prefix, records);
-      if ('error' in start) throw new Error(start.error);
-      const walk = await followChain(network, chain, start.point);
+      if (offer.tooLarge !== null) throw new Error(`it served more than ${offer.tooLarge} characters of chain`);
+      if ((stateEpoch + 1) * tempo > nowBlock)
+        throw new Error(`it offers epoch ${stateEpoch}, which has not ended by this node's block ${nowBlock}`);
+      if (chain.length !== stateEpoch + 1 || chain.some((l, k) => l.epoch !== k))
+        throw new Error(`it served ${chain.length} links for epochs 0-${stateEpoch}, not one each`);
+      // Where the walk starts. A node with final history starts from its own last final checkpoint, and the
+      // chain served must be its own up to there: no peer can rewrite what this node already holds final.
+      // A new node replays the voterless epochs itself, and a second peer must serve the same chain.
+      let start: TrustedPoint;
+      let prefixRecords: LedgerRecord[];
+      if (mine >= 0) {
+        const differs = own.chain
+          .slice(0, mine + 1)
+          .findIndex((l, k) => linkHash(network.networkId, l) !== linkHash(network.networkId, chain[k]!));
+        if (differs >= 0) throw new Error(`its chain differs from this node's final history at epoch ${differs}`);
+        const anchor = own.chain[mine]!;
+        start = { epoch: mine, hash: linkHash(network.networkId, anchor), voters: votersOfLink(anchor) };
+        // This node keeps serving the voterless prefix of its own history (its records there are dropped below).
+        const prefixEnd = voterlessPrefix(own.chain) * tempo;
+        const base = await this.components.store.base();
+        prefixRecords = [
+          ...(base?.prefix ?? []),
+          ...(await this.components.store.all()).filter((r) => r.block < prefixEnd).map((r) => r.record),
+        ];
+      } else {
+        const prefix = voterlessPrefix(chain);
+        if (prefix > MAX_PREFIX_EPOCHS)
+          throw new Error(`its chain starts with ${prefix} epochs nobody voted on (at most ${MAX_PREFIX_EPOCHS})`);
+        await this.confirmWithAnotherPeer(offer);
+        const records = await checkedRecords(network, offer.prefix, nowBlock);
+        const replayed = replayPrefix(network, chain, prefix, records);
+        if ('error' in replayed) throw new Error(replayed.error);
+        start = replayed.point;
+        prefixRecords = records.map((r) => r.record);
+      }
+      const walk = await followChain(network, chain, start, nowBlock);
       if (walk.through !== stateEpoch) throw new Error(walk.stopped ?? `the chain ends at epoch ${walk.through}`);
+      if (stateEpoch <= start.epoch || Object.keys(walk.votes).length === 0)
+        throw new Error(`no votes prove its chain past epoch ${start.epoch}`);
       let text = '';
       await this.call(peer, 'sync.state', { epoch: stateEpoch }, (c) => {
         if (typeof c === 'string' && text.length + c.length <= MAX_STATE_CHARS) text += c;
       });
       if (!stateTextHolds(chain[stateEpoch]!, text))
         throw new Error(`its state of epoch ${stateEpoch} is not the one the checkpoint names`);
+      checkState(network, text);
       const base: JoinedBase = {
         epoch: stateEpoch,
         stateText: text,
         chain: chain.map(({ votes: _, ...link }) => link),
         votes: Object.values(walk.votes).flat(),
-        prefix: records.map((r) => r.record),
+        prefix: prefixRecords,
         from: peer,
-        at: this.components.clock.now(),
+        at: clock.now(),
       };
-      await this.components.store.setBase(base, (stateEpoch + 1) * epochBlocks(network));
+      await this.components.store.setBase(base, (stateEpoch + 1) * tempo);
       await book.reloadHead();
       await this.components.replayNow();
       this.state.set({
@@ -161,9 +223,9 @@ export class Join {
           epoch: stateEpoch,
           from: peer,
           links: chain.length,
-          prefixRecords: records.length,
+          prefixRecords: prefixRecords.length,
           stateChars: text.length,
-          ms: this.components.clock.now() - started,
+          ms: clock.now() - started,
         },
       });
       return true;
@@ -171,6 +233,33 @@ export class Join {
       this.state.set({ last: { from: peer, error: (err as Error).message } });
       return false;
     }
+  }
+
+  /**
+   * A new node has no history to check a chain against: another direct peer must serve the same checkpoints for
+   * every epoch both cover (so one lying peer is not enough; all of them is an eclipse, docs/ledger.md).
+   */
+  private async confirmWithAnotherPeer(offer: Offer): Promise<void> {
+    const network = this.components.book.network;
+    const others = this.components.peers
+      .direct()
+      .filter((p) => p !== offer.peer)
+      .slice(0, MAX_WITNESSES);
+    let confirmed = false;
+    for (const other of others) {
+      const theirs = await this.offer(other);
+      if (!theirs || theirs.tooLarge !== null || theirs.stateEpoch < 1) continue;
+      const common = Math.min(theirs.stateEpoch, offer.stateEpoch);
+      for (let k = 0; k <= common; k++) {
+        const [a, b] = [offer.chain[k], theirs.chain[k]];
+        if (!a || !b || linkHash(network.networkId, a) !== linkHash(network.networkId, b))
+          throw new Error(
+            `${other} serves another checkpoint of epoch ${k}: peers disagree, so this node syncs instead`,
+          );
+      }
+      confirmed = true;
+    }
+    if (!confirmed) throw new Error('no second peer confirms its chain');
   }
 
   private call(peer: string, method: string, params: Json, onChunk: (c: Json) => void): Promise<Json> {
@@ -182,14 +271,33 @@ export class Join {
 async function checkedRecords(
   network: JoinComponents['book']['network'],
   raw: readonly unknown[],
+  nowBlock: number,
 ): Promise<StoredRecord[]> {
   const out: StoredRecord[] = [];
   for (const r of raw) {
     try {
-      out.push(await checkRecord(r, network, { nowBlock: Number.MAX_SAFE_INTEGER, minBlock: 0 }));
+      out.push(await checkRecord(r, network, { nowBlock, minBlock: 0 }));
     } catch {
       // A bad record in the prefix makes the prefix replay disagree with the chain; that is the error reported.
     }
   }
   return out;
+}
+
+/**
+ * The downloaded state must parse back to exactly its text (its hash already matched a verified checkpoint, so
+ * this guards the parser, not the content) and fit the network's bounds.
+ */
+function checkState(network: JoinComponents['book']['network'], text: string): void {
+  let state;
+  try {
+    state = stateFromText(text);
+  } catch (err) {
+    throw new Error(`its state does not parse: ${(err as Error).message}`);
+  }
+  if (stateText(state) !== text) throw new Error('its state does not read back as the text it sent');
+  for (const sub of state.subnets) {
+    const cfg = network.subnets.find((c) => c.netuid === sub.netuid);
+    if (!cfg || sub.uids.length > cfg.maxUids) throw new Error(`its state of subnet ${sub.netuid} is out of bounds`);
+  }
 }

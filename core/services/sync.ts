@@ -45,6 +45,13 @@ export interface CheckpointRecordSet {
   ids: string[];
 }
 
+/** What this node serves a joining one: its chain up to its final state, and the voterless prefix's records. */
+interface JoinOffer {
+  stateEpoch: number;
+  links: ServedLink[];
+  prefix: LedgerRecord[];
+}
+
 export interface SyncInit {
   /** How often to sync with a random direct peer. */
   intervalMs?: number;
@@ -84,6 +91,7 @@ export class Sync {
   /** Direct peers already synced with on connecting. */
   private readonly greeted = new Set<string>();
   private stopWatching: (() => void) | null = null;
+  private offerCache: JoinOffer | null = null;
 
   constructor(
     private readonly components: SyncComponents,
@@ -237,10 +245,12 @@ export class Sync {
    * What this node offers a joining node: its chain up to the final state it holds, with the votes proving each
    * link (from its store, and those its own base kept), and the records of the voterless epochs at the start.
    */
-  private async joinOffer(): Promise<{ stateEpoch: number; links: ServedLink[]; prefix: LedgerRecord[] } | null> {
+  private async joinOffer(): Promise<JoinOffer | null> {
     const snapshot = this.components.snapshot.get();
     const state = snapshot?.finalState;
     if (!snapshot || !state) return null;
+    // Built once per final epoch: every new peer asks, and building reads the whole store.
+    if (this.offerCache?.stateEpoch === state.epoch) return this.offerCache;
     const { store, book } = this.components;
     const base = await store.base();
     const rows = await store.all();
@@ -248,7 +258,8 @@ export class Sync {
     const votes = [...(base?.votes ?? []), ...rows.filter((r) => r.kind === 'checkpoint').map((r) => r.record)];
     const prefixEnd = voterlessPrefix(chain) * epochBlocks(book.network);
     const prefix = [...(base?.prefix ?? []), ...rows.filter((r) => r.block < prefixEnd).map((r) => r.record)];
-    return { stateEpoch: state.epoch, links: servedLinks(book.network, chain, votes), prefix };
+    this.offerCache = { stateEpoch: state.epoch, links: servedLinks(book.network, chain, votes), prefix };
+    return this.offerCache;
   }
 
   /** Ask `peer` for its checkpoint of `epoch` and the ids it covers (the caller checks them against a vote). */

@@ -18,6 +18,8 @@ const T = epochBlocks(config); // 20
 const network = () => joinableNetwork(config);
 
 const closeThrough = 8 * T;
+/** The joining node's clock: every epoch of the network has ended. */
+const NOW_BLOCK = closeThrough + 5;
 const votesIn = (records: StoredRecord[]): LedgerRecord[] =>
   records.map((r) => r.record).filter((r) => r.kind === 'checkpoint');
 
@@ -66,12 +68,12 @@ describe('following the chain', () => {
   it('proves every voted-final checkpoint from the records of the voterless epochs and the votes after them', async () => {
     const { full, links, prefix, start } = await served();
     expect(prefix).toBe(1); // epoch 0 has no voters; the validators hold permits from the close of epoch 0 on
-    const walk = await followChain(config, links.slice(0, full.lastVotedFinal + 1), start);
+    const walk = await followChain(config, links.slice(0, full.lastVotedFinal + 1), start, NOW_BLOCK);
     expect(walk.stopped).toBeNull();
     expect(walk.through).toBe(full.lastVotedFinal);
     expect(walk.hash).toBe(linkHash(config.networkId, full.chain[full.lastVotedFinal]!));
     // The epochs not voted final yet stop the walk, saying why.
-    const beyond = await followChain(config, links, start);
+    const beyond = await followChain(config, links, start, NOW_BLOCK);
     expect(beyond.through).toBe(full.lastVotedFinal);
     expect(beyond.stopped).toMatch(/not more than 2\/3/);
   });
@@ -102,7 +104,7 @@ describe('following the chain', () => {
       forged.push({ ...link, votes });
       previous = linkHash(config.networkId, link);
     }
-    const walk = await followChain(config, forged, start);
+    const walk = await followChain(config, forged, start, NOW_BLOCK);
     expect(walk.through).toBe(target - 1);
     expect(walk.stopped).toMatch(/^epoch 2: votes hold 0 of/);
   });
@@ -113,7 +115,7 @@ describe('following the chain', () => {
     const tampered = links.map((l) =>
       l.epoch === 2 ? { ...l, nextVoters: { ...l.nextVoters, [intruder.id]: '999999999999999' } } : l,
     );
-    const walk = await followChain(config, tampered, start);
+    const walk = await followChain(config, tampered, start, NOW_BLOCK);
     expect(walk.through).toBe(1);
     expect(walk.stopped).toMatch(/stateRoot is not made of/);
   });
@@ -134,17 +136,36 @@ describe('following the chain', () => {
       (await make(config, other, 'checkpoint', 3 * T + 5, { ...body, epoch: 3 }, 98)).record, // another epoch
     ];
     // `one` alone holds half the stake: not more than 2/3, so the link is not proven by it.
-    const walk = await followChain(config, [...links.slice(0, 2), { ...link, votes: noise }], start);
+    const walk = await followChain(config, [...links.slice(0, 2), { ...link, votes: noise }], start, NOW_BLOCK);
     expect(walk.through).toBe(1);
     expect(walk.stopped).toMatch(/not more than 2\/3/);
     expect(full.lastVotedFinal).toBeGreaterThan(2);
   });
 
+  it('refuses a link from the future by its clock, and votes dated ahead of it', async () => {
+    const { links, start, full } = await served();
+    // A node whose clock is in epoch 3 takes links 1 and 2 (ended), not epoch 3 or later.
+    const early = await followChain(config, links, start, 3 * T + 10);
+    expect(early.through).toBe(2);
+    expect(early.stopped).toMatch(/^epoch 3: it has not ended by this node's block 70/);
+    // Votes on epoch 2 are dated block 65: at block 60 epoch 2 has ended, but its votes are ahead of the clock
+    // (plus its skew of 3), so they do not count.
+    const tooEarly = await followChain(config, links.slice(0, 3), start, 3 * T);
+    expect(tooEarly.through).toBe(1);
+    expect(tooEarly.stopped).toMatch(/^epoch 2: votes hold 0 of/);
+    expect(full.lastVotedFinal).toBeGreaterThan(2);
+  });
+
   it('refuses a link that skips an epoch or names another previous checkpoint', async () => {
     const { links, start } = await served();
-    const skipped = await followChain(config, [links[1]!, links[3]!], start);
+    const skipped = await followChain(config, [links[1]!, links[3]!], start, NOW_BLOCK);
     expect(skipped.stopped).toMatch(/^epoch 3: expected epoch 2 next/);
-    const rechained = await followChain(config, [links[1]!, { ...links[2]!, previous: 'ee'.repeat(32) }], start);
+    const rechained = await followChain(
+      config,
+      [links[1]!, { ...links[2]!, previous: 'ee'.repeat(32) }],
+      start,
+      NOW_BLOCK,
+    );
     expect(rechained.stopped).toMatch(/^epoch 2: it does not name the previous checkpoint/);
   });
 

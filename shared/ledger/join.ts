@@ -109,12 +109,16 @@ export async function followChain(
   config: NetworkConfig,
   links: readonly ServedLink[],
   start: TrustedPoint,
+  nowBlock: number,
 ): Promise<ChainWalk> {
   const walk: ChainWalk = { through: start.epoch, hash: start.hash, stopped: null, votes: {} };
+  const tempo = epochBlocks(config);
   let voters = start.voters;
   for (const link of links.filter((l) => l.epoch > start.epoch).sort((a, b) => a.epoch - b.epoch)) {
     const stop = (why: string) => ({ ...walk, stopped: `epoch ${link.epoch}: ${why}` });
     if (link.epoch !== walk.through + 1) return stop(`expected epoch ${walk.through + 1} next`);
+    // Nothing from the future: the epoch must have ended by this node's clock (votes too are checked against it).
+    if ((link.epoch + 1) * tempo > nowBlock) return stop(`it has not ended by this node's block ${nowBlock}`);
     if (link.previous !== walk.hash) return stop('it does not name the previous checkpoint');
     if (!linkRootHolds(link)) return stop('its stateRoot is not made of its next voters and body hash');
     const permitted = Object.values(voters).reduce((a, b) => a + b, 0n);
@@ -122,7 +126,7 @@ export async function followChain(
     const hash = linkHash(config.networkId, link);
     const counted = new Map<string, LedgerRecord>();
     for (const raw of link.votes.slice(0, Object.keys(voters).length * 2)) {
-      const vote = await checkedVote(config, raw);
+      const vote = await checkedVote(config, raw, nowBlock);
       if (!vote || vote.body.epoch !== link.epoch || !(vote.author in voters) || counted.has(vote.author)) continue;
       if (checkpointHash(config.networkId, vote.body) === hash) counted.set(vote.author, vote);
     }
@@ -137,13 +141,17 @@ export async function followChain(
   return walk;
 }
 
-/** A vote's record if it is a well-formed, correctly signed checkpoint record of this network; else null. */
+/**
+ * A vote's record if it is a well-formed, correctly signed checkpoint record of this network, not dated ahead of
+ * `nowBlock` (plus the clock skew); else null.
+ */
 async function checkedVote(
   config: NetworkConfig,
   raw: unknown,
+  nowBlock: number,
 ): Promise<Extract<LedgerRecord, { kind: 'checkpoint' }> | null> {
   try {
-    const { record } = await checkRecord(raw, config, { nowBlock: Number.MAX_SAFE_INTEGER, minBlock: 0 });
+    const { record } = await checkRecord(raw, config, { nowBlock, minBlock: 0 });
     return record.kind === 'checkpoint' ? record : null;
   } catch {
     return null;
