@@ -293,7 +293,7 @@ function checkState(network: JoinComponents['book']['network'], text: string): v
   try {
     state = stateFromText(text);
   } catch (err) {
-    throw new Error(`its state does not parse: ${(err as Error).message}`);
+    throw new Error(`its state does not parse: ${(err as Error).message}`, { cause: err });
   }
   if (stateText(state) !== text) throw new Error('its state does not read back as the text it sent');
   for (const sub of state.subnets) {
