@@ -65,6 +65,8 @@ function stats() {
     const snapshot = s.ledger!.consensus.snapshot.get();
     return {
       peerId: s.peerId,
+      reserved: s.relays.map((r) => r.state.get().reserved),
+      discovery: s.discovery.describe(),
       direct: s.peers.peers.get().filter((p) => p.direct).length,
       connections: s.libp2p.getConnections().length,
       records: s.ledger!.book.state.get().records,
