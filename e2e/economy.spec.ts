@@ -133,6 +133,8 @@ test('miners earn, a faulty miner does not, and every tab agrees on every epoch'
   expect(joined.baseEpoch).toBeGreaterThanOrEqual(1);
   expect(joined.records).toBeLessThan(await validatorA.evaluate(() => window.webtensor.ledger.records));
   console.log(`late tab joined: ${JSON.stringify(joined)}`);
+  // Its page says what it knows of the epochs before its base: final, by the checkpoint it joined from.
+  await expect(late!.page.getByText('final (this tab joined from a later checkpoint)').first()).toBeVisible();
 
   for (const p of [validatorA, honestA]) {
     await p.setViewportSize({ width: 1280, height: 800 });

@@ -212,6 +212,8 @@ export interface EpochAgreement {
   /** Voters that named other roots. */
   disagreeing: number;
   final: boolean;
+  /** Known only by its checkpoint: the epoch is at or before the one this node joined from (votes not kept). */
+  joined: boolean;
 }
 
 /**
@@ -221,7 +223,7 @@ export interface EpochAgreement {
 export function epochAgreement(snapshot: LedgerSnapshot | null, netuid: number): EpochAgreement[] {
   if (!snapshot) return [];
   const tallies = new Map(snapshot.checkpoints.map((c) => [c.epoch, c]));
-  const joined = snapshot.chain
+  const joined: EpochAgreement[] = snapshot.chain
     .filter((l) => l.epoch <= snapshot.baseEpoch)
     .map((l) => ({
       epoch: l.epoch,
@@ -231,6 +233,7 @@ export function epochAgreement(snapshot: LedgerSnapshot | null, netuid: number):
       permittedStake: '0',
       disagreeing: 0,
       final: true,
+      joined: true,
     }));
   return joined.concat(
     snapshot.epochs
@@ -245,6 +248,7 @@ export function epochAgreement(snapshot: LedgerSnapshot | null, netuid: number):
           permittedStake: c?.permittedStake ?? '0',
           disagreeing: c?.otherVotes.reduce((n, o) => n + o.voters.length, 0) ?? 0,
           final: e.epoch <= snapshot.lastFinal,
+          joined: false,
         };
       }),
   );

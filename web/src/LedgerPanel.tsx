@@ -98,9 +98,11 @@ export function LedgerPanel({ tab }: { tab: TabNode }) {
                     <code>{e.stateRoot.slice(0, 12)}…</code>
                   </td>
                   <td>
-                    {BigInt(e.permittedStake) > 0n
-                      ? `${tao(e.agreeingStake)} of ${tao(e.permittedStake)}`
-                      : 'no validators yet'}
+                    {e.joined
+                      ? 'final (this tab joined from a later checkpoint)'
+                      : BigInt(e.permittedStake) > 0n
+                        ? `${tao(e.agreeingStake)} of ${tao(e.permittedStake)}`
+                        : 'no validators yet'}
                     {e.disagreeing > 0 && ` (${e.disagreeing} disagree)`}
                   </td>
                 </tr>

@@ -364,9 +364,11 @@ export function DashboardPage() {
                           <code>{a.stateRoot.slice(0, 10)}…</code>
                         </td>
                         <td>
-                          {BigInt(a.permittedStake) > 0n
-                            ? `${((100 * units(a.agreeingStake)) / units(a.permittedStake)).toFixed(0)} %`
-                            : '—'}
+                          {a.joined
+                            ? 'final (joined)'
+                            : BigInt(a.permittedStake) > 0n
+                              ? `${((100 * units(a.agreeingStake)) / units(a.permittedStake)).toFixed(0)} %`
+                              : '—'}
                         </td>
                         <td>{a.disagreeing > 0 ? `${a.disagreeing} disagree` : ''}</td>
                       </tr>
