@@ -246,6 +246,15 @@ describe('joining from a checkpoint', () => {
     expect((await lied.store.all()).length).toBe(partial.length); // nothing dropped
   });
 
+  it('a node taking part from the start, with records but nothing final yet, keeps its history', async () => {
+    const early = records.filter((r) => r.record.block < 2 * T); // epochs 0-1, before any vote
+    const node = await joiningNode(await servingPeer(records), { held: early });
+    expect(node.snapshot.get()!.lastVotedFinal).toBe(-1);
+    expect(await node.join.maybeJoin('server')).toBe(false);
+    expect(node.join.state.get().last).toBeNull();
+    expect((await node.store.all()).length).toBe(early.length);
+  });
+
   it('an archive never joins, however far behind it is', async () => {
     const node = await joiningNode(await servingPeer(records), { init: { never: true } });
     expect(await node.join.maybeJoin('server')).toBe(false);

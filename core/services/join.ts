@@ -159,6 +159,9 @@ export class Join {
     const enough = mine < 0 ? 1 : mine + (this.init.minLead ?? 3);
     if (!offer || offer.stateEpoch < enough) return false;
     const { stateEpoch, chain } = offer;
+    // A node that holds records of the epochs the base would replace, but nothing final yet, is taking part
+    // from the start (finality just has not come): it keeps its history and syncs, it does not start over.
+    if (mine < 0 && (await this.components.store.all()).some((r) => r.block < (stateEpoch + 1) * tempo)) return false;
     try {
       if (offer.tooLarge !== null) throw new Error(`it served more than ${offer.tooLarge} characters of chain`);
       if ((stateEpoch + 1) * tempo > nowBlock)
