@@ -109,7 +109,7 @@ test('a headless miner answers a tab like a tab would, a tab validator scores it
           (uid) => window.webtensor.validator?.scores.find((s) => s.uid === uid)?.correct ?? 0,
           before.uid!,
         ),
-      { timeout: 90_000 },
+      { timeout: 150_000 },
     )
     .toBeGreaterThan(0);
   // A headless validator, staked from the test faucet, finds the headless miner correct too.

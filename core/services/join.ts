@@ -24,7 +24,7 @@ import type { LedgerSnapshot } from '../../shared/ledger/snapshot.ts';
 import { PROTOCOLS } from '../../shared/names.ts';
 import type { Json } from '../../shared/p2p/rpc.ts';
 import type { LedgerStore } from '../platform.ts';
-import { Store, type ReadableStore } from '../store.ts';
+import { Store, waitFor, type ReadableStore } from '../store.ts';
 import type { RecordBook } from './record-book.ts';
 import type { PeerTable } from './peers.ts';
 import type { RpcRouter } from './rpc.ts';
@@ -110,8 +110,14 @@ export class Join {
    */
   async maybeJoin(peer: string): Promise<boolean> {
     if (this.init.never) return false;
+    // One join at a time; syncs with other peers wait for it (a node that just joined syncs only what follows).
     if (this.joining) return this.joining;
-    // Until the first replay this node does not know how far it is behind (it may hold all of history).
+    if (this.tried.has(peer)) return false;
+    // Until the first replay this node does not know how far it is behind (it may hold all of history): wait
+    // for it (a new tab's first sync comes within a second of starting), rather than sync everything at once.
+    if (!this.components.snapshot.get())
+      await waitFor(this.components.snapshot, (s) => s !== null, AbortSignal.timeout(10_000)).catch(() => null);
+    if (this.joining) return this.joining;
     if (this.tried.has(peer) || !this.components.snapshot.get()) return false;
     this.tried.add(peer);
     this.joining = this.join(peer).finally(() => (this.joining = null));

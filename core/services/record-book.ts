@@ -65,10 +65,7 @@ export class RecordBook {
   }
 
   async start(): Promise<void> {
-    const { store } = this.components;
     await this.reloadHead();
-    this.state.update({ records: await store.count() });
-    this.recent.set(await store.recent(50));
   }
 
   get network(): NetworkConfig {
@@ -177,8 +174,8 @@ export class RecordBook {
   }
 
   /**
-   * Where this node's own chain continues: after the last record of ours it holds, or after the head the state
-   * of the checkpoint it joined from records (its earlier records are not held then).
+   * Read again what depends on the store's contents: where this node's own chain continues (after the last
+   * record of ours it holds, or after the head the base it joined from records) and what pages show.
    */
   async reloadHead(): Promise<void> {
     const { store } = this.components;
@@ -189,6 +186,9 @@ export class RecordBook {
       : undefined;
     this.nextSeq = Math.max(head?.seq ?? 0, ...mine.map((r) => r.record.seq)) + 1;
     this.lastBlock = Math.max(head?.block ?? 0, ...mine.map((r) => r.record.block));
+    // What the pages show: the store may have lost rows below a new base.
+    this.state.update({ records: await store.count() });
+    this.recent.set(await store.recent(50));
   }
 
   /** Forget records (those a final checkpoint this node adopts does not hold). */
@@ -197,8 +197,6 @@ export class RecordBook {
     await this.components.store.delete(ids);
     // If one of ours went (signed while cut off, say), our chain continues after the last we still hold.
     await this.reloadHead();
-    this.state.update({ records: await this.components.store.count() });
-    this.recent.set(await this.components.store.recent(50));
     for (const listener of this.storedListeners) listener([]);
   }
 
