@@ -1,7 +1,7 @@
 /** Progress bars: drawn on a terminal for model loading and the proof of work; nothing at all on a pipe. */
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import type { MinerState } from '../services/miner.ts';
+import { idleMiner, type MinerState } from '../services/miner.ts';
 import type { RegistrationState } from '../services/registration.ts';
 import { Store } from '../store.ts';
 import { showProgress } from './progress.ts';
@@ -18,22 +18,7 @@ function terminal(isTTY: boolean) {
   return { stream, text: () => text };
 }
 
-const miner = (over: Partial<MinerState>): MinerState => ({
-  model: 'webtensor/tiny-llama',
-  device: null,
-  deviceReason: null,
-  phase: 'idle',
-  progress: { loaded: 0, total: 0 },
-  ready: false,
-  served: 0,
-  tokensServed: 0,
-  tokensPerSecond: null,
-  queueDepth: 0,
-  busyRefusals: 0,
-  lastRequest: null,
-  lastError: null,
-  ...over,
-});
+const miner = (over: Partial<MinerState>): MinerState => ({ ...idleMiner, model: 'webtensor/tiny-llama', ...over });
 
 describe('showProgress', () => {
   it('draws a bar while the model is checked and loaded, and one for the proof of work, then removes them', async () => {

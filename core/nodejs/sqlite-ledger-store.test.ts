@@ -14,27 +14,15 @@ import { NodeError } from '../../shared/errors.ts';
 import type { StoredRecordRow } from '../../shared/ledger/db.ts';
 import type { JoinedBase } from '../../shared/ledger/join.ts';
 import { recordId } from '../../shared/ledger/records.ts';
-import type { StoredRecord } from '../../shared/ledger/replay.ts';
 import { actor, claim, make, registration, smallConfig, type Actor } from '../../shared/ledger/testing.ts';
 import { MemoryLedgerStore } from '../memory-ledger-store.ts';
 import type { LedgerStore } from '../platform.ts';
+import { rowOf } from '../testing/fakes.ts';
 import { LEDGER_SCHEMA_VERSION, SqliteLedgerStore } from './sqlite-ledger-store.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const config = smallConfig();
 const tempDir = () => mkdtempSync(join(tmpdir(), 'sqlite-ledger-'));
-
-/** A record as a store row, received from `source` at `receivedAt`. */
-const rowOf = ({ id, record }: StoredRecord, source = 'self', receivedAt = 0): StoredRecordRow => ({
-  id,
-  network: record.network,
-  block: record.block,
-  author: record.author,
-  kind: record.kind,
-  record,
-  source,
-  receivedAt,
-});
 
 const byId = (rows: readonly (StoredRecordRow | undefined)[]) =>
   [...rows].sort((a, b) => (a!.id < b!.id ? -1 : a!.id > b!.id ? 1 : 0));
@@ -276,7 +264,7 @@ describe('SqliteLedgerStore', () => {
     expect(await store.count()).toBeGreaterThanOrEqual(acknowledged.length);
     expect(await store.count()).toBeLessThanOrEqual(acknowledged.length + 4);
     const more = await claim(config, alice, 9, 1n);
-    await store.put([rowOf(more)]);
+    await store.put([rowOf(more, 'self')]);
     expect(ids(await store.recent(1))).toEqual([more.id]);
   });
 });

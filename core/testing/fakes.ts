@@ -281,7 +281,7 @@ export async function unhandledRejectionsDuring(body: () => Promise<void>): Prom
 }
 
 /** A record as a store row (what `LedgerStore.all` returns), received from `source`. */
-export function rowOf(r: StoredRecord, source = 'import'): StoredRecordRow {
+export function rowOf(r: StoredRecord, source = 'import', receivedAt = 0): StoredRecordRow {
   const { record, id } = r;
   return {
     id,
@@ -291,7 +291,7 @@ export function rowOf(r: StoredRecord, source = 'import'): StoredRecordRow {
     kind: record.kind,
     record,
     source,
-    receivedAt: 0,
+    receivedAt,
   };
 }
 
