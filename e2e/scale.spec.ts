@@ -5,8 +5,9 @@
  * them agree on three epochs.
  */
 import { expect, test } from '@playwright/test';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { RelayProcess } from '../relay/testing/relay-process.ts';
+import { startSwarm } from '../core/testing/swarm-process.ts';
 import { openTabs } from './support/tabs.ts';
 
 const relay = new RelayProcess(9840, 9841, undefined, ['--network', 'test']);
@@ -35,39 +36,10 @@ const get = async <T>(port: number, path: string, method = 'GET'): Promise<T> =>
   (await (await fetch(`http://127.0.0.1:${port}${path}`, { method })).json()) as T;
 const allStats = async () => (await Promise.all(SWARMS.map((p) => get<NodeStats[]>(p, '/stats')))).flat();
 
-function startSwarm(port: number): Promise<void> {
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      'core/testing/swarm.ts',
-      '--relay',
-      relay.healthUrl,
-      '--count',
-      `${PER_SWARM}`,
-      '--port',
-      `${port}`,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  swarms.push(child);
-  let output = '';
-  return new Promise((resolve, reject) => {
-    const onData = (d: Buffer) => {
-      output += d.toString();
-      if (output.includes('"swarm":"ready"')) resolve();
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`swarm on ${port} exited with ${code}:\n${output}`)));
-  });
-}
-
 test('40 headless nodes and 4 tabs: bounded connections, records at every node (latency measured), three epochs agreed', async ({
   browser,
 }) => {
-  await Promise.all(SWARMS.map(startSwarm));
+  await Promise.all(SWARMS.map((port) => startSwarm(relay.healthUrl, PER_SWARM, port, swarms)));
   const tabs = await openTabs(browser, 4, relay.healthUrl);
   await Promise.all(tabs.map((t) => t.page.evaluate(() => window.webtensor.ready)));
 

@@ -4,10 +4,11 @@
  * 10 MiB over one stream; Chromium CPU (idle mesh) and memory per tab. Then 40 headless nodes in four processes:
  * time to ready, connections per node, gossip latency to all, bytes per node per epoch. Writes docs/benchmarks.md.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { chromium } from '@playwright/test';
 import { RelayProcess } from '../relay/testing/relay-process.ts';
+import { startSwarm } from '../core/testing/swarm-process.ts';
 import { openTabs, type Tab } from '../e2e/support/tabs.ts';
 import { machine, startPreview, writeSection } from './bench-lib.ts';
 import { chromiumLaunchOptions } from './chromium.ts';
@@ -78,31 +79,7 @@ const ioBytes = (pid: number) => {
 
 async function benchSwarm(healthUrl: string) {
   const started = performance.now();
-  await Promise.all(
-    SWARM_PORTS.map(
-      (port) =>
-        new Promise<void>((resolve, reject) => {
-          const child = spawn(
-            process.execPath,
-            [
-              '--import',
-              'tsx',
-              'core/testing/swarm.ts',
-              '--relay',
-              healthUrl,
-              '--count',
-              `${PER_SWARM}`,
-              '--port',
-              `${port}`,
-            ],
-            { stdio: ['ignore', 'pipe', 'inherit'] },
-          );
-          swarmChildren.push(child);
-          child.stdout!.on('data', (d: Buffer) => d.toString().includes('"swarm":"ready"') && resolve());
-          child.once('exit', (code) => reject(new Error(`swarm exited with ${code}`)));
-        }),
-    ),
-  );
+  await Promise.all(SWARM_PORTS.map((port) => startSwarm(healthUrl, PER_SWARM, port, swarmChildren)));
   while (Math.min(...(await swarmStats()).map((n) => n.direct)) < 3) await new Promise((r) => setTimeout(r, 200));
   const readyMs = performance.now() - started;
   const latencies: number[] = [];
