@@ -5,6 +5,7 @@
 // continues the same network. Every service it starts is stopped together on Ctrl-C.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { stripVTControlCharacters } from 'node:util';
 
 // The default model is generated at install; generate it here too if install scripts were skipped.
 if (!existsSync('generated/models/webtensor/tiny-llama/onnx/model.onnx'))
@@ -68,7 +69,8 @@ function launch(service) {
   const child = spawn(service.command, service.args, { stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   const onData = (chunk) => {
-    const text = chunk.toString();
+    // Tools colour their output when CI is set or on a terminal; match on the plain text.
+    const text = stripVTControlCharacters(chunk.toString());
     for (const line of text.split('\n')) if (line.trim()) console.log(`[${service.name}] ${line}`);
     const match = service.ready && text.match(service.ready);
     if (match && !service.started) {
