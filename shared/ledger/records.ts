@@ -71,6 +71,12 @@ export type LedgerRecord = {
 export type UnsignedRecord = LedgerRecord extends infer R ? (R extends unknown ? Omit<R, 'sig'> : never) : never;
 
 const DOMAIN = 'webtensor/record/1\n';
+
+/**
+ * The most bytes a record's JSON may take. The largest honest record, a reveal of 4096 weights, is about 45 KB;
+ * with this bound any one record fits in a 64 KiB frame of sync or gossip with room for the frame's envelope.
+ */
+export const MAX_RECORD_BYTES = 48 * 1024;
 const encoder = new TextEncoder();
 
 export function signedBytes(record: UnsignedRecord | LedgerRecord): Uint8Array {
@@ -124,7 +130,10 @@ export type RefusalCode =
   | 'final'
   | 'not-final'
   | 'bad-checkpoint'
-  | 'no-faucet';
+  | 'no-faucet'
+  // admission (docs/ledger.md, "Admission")
+  | 'too-large'
+  | 'quota';
 
 export class RecordRefused extends WebtensorError<RefusalCode> {
   override name = 'RecordRefused';
@@ -151,6 +160,9 @@ export async function checkRecord(
   config: NetworkConfig,
   at: ArrivalContext,
 ): Promise<{ record: LedgerRecord; id: string }> {
+  const size = encoder.encode(JSON.stringify(raw) ?? '').byteLength;
+  if (size > MAX_RECORD_BYTES)
+    throw new RecordRefused('too-large', `the record is ${size} bytes; at most ${MAX_RECORD_BYTES} are allowed`);
   const env = envelope.safeParse(raw);
   if (!env.success) {
     const issue = env.error.issues[0]!;
@@ -178,6 +190,11 @@ export async function checkRecord(
   if ('netuid' in record.body) {
     const subnet = findSubnet(config, record.body.netuid);
     if (!subnet) throw new RecordRefused('unknown-subnet', `there is no subnet ${record.body.netuid}`);
+    if ('uids' in record.body && record.body.uids.length > subnet.maxUids)
+      throw new RecordRefused(
+        'malformed',
+        `body.uids: ${record.body.uids.length} weights, but subnet ${subnet.netuid} has at most ${subnet.maxUids} UIDs`,
+      );
     if (record.kind === 'register' && !checkProofOfWork(config.networkId, record, subnet.registrationDifficulty))
       throw new RecordRefused('bad-pow', `the proof of work does not reach ${subnet.registrationDifficulty} bits`);
   }
