@@ -26,10 +26,15 @@ export function sharedLibp2pOptions() {
     // Relays and peers on loopback and private networks are exactly where local networks live (a browser's
     // default gater refuses ws:// and loopback addresses).
     connectionGater: { denyDialMultiaddr: () => false },
-    // Inbound circuit connections all carry the relay's IP (P2P.md pitfall 2).
+    // Bounded on every platform (tabs and Node processes both spread these options, overriding none):
+    // - maxConnections: beyond it libp2p refuses inbound connections and prunes the least valued;
+    // - maxIncomingPendingConnections: handshakes in progress at once; no more than the connections it may hold;
+    // - inboundConnectionThreshold: new inbound connections per second from one host. Inbound circuit and WebRTC
+    //   connections all carry the relay's IP (P2P.md pitfall 2), so this cannot be low; a node never needs more
+    //   new connections in a second than it may hold at all.
     connectionManager: {
-      inboundConnectionThreshold: 1000,
-      maxIncomingPendingConnections: 100,
+      inboundConnectionThreshold: MAX_CONNECTIONS,
+      maxIncomingPendingConnections: MAX_CONNECTIONS,
       maxConnections: MAX_CONNECTIONS,
     },
     // A slow ping under load must not tear down a healthy connection (pitfall 4).

@@ -1,7 +1,8 @@
 /**
  * Relay configuration from flags (--host, --port, --http-port, --key-file, --tls-cert, --tls-key,
- * --max-reservations, --network, --genesis-file, --peer-sample) or environment (RELAY_HOST, RELAY_PORT, ...). Flags win. Bad values are refused
- * with a message naming the flag.
+ * --max-reservations, --max-reservations-per-ip, --max-connections-per-ip, --connection-rate-per-ip,
+ * --peer-list-rate, --network, --genesis-file, --peer-sample) or environment (RELAY_HOST, RELAY_PORT,
+ * RELAY_MAX_RESERVATIONS_PER_IP, ...). Flags win. Bad values are refused with a message naming the flag.
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -15,6 +16,14 @@ export interface RelayConfig {
   tlsCert: string | null;
   tlsKey: string | null;
   maxReservations: number;
+  /** Reservations held at once by peers connected from one IP (IPv6: one /64); see limits.ts. */
+  maxReservationsPerIp: number;
+  /** Inbound connections open at once from one IP, handshakes included. */
+  maxConnectionsPerIp: number;
+  /** New inbound connections one IP may open per minute. */
+  connectionRatePerIp: number;
+  /** Peer-list (`/webtensor/peers/1`) requests one peer may make per minute. */
+  peerListRate: number;
   /** The network config this relay serves at /network (a profile name or a JSON file). */
   network: string;
   /** For `--network test`: where the test network's config (its genesis) is kept across restarts, or null. */
@@ -35,6 +44,10 @@ const options = {
   'tls-cert': { env: 'RELAY_TLS_CERT', fallback: '' },
   'tls-key': { env: 'RELAY_TLS_KEY', fallback: '' },
   'max-reservations': { env: 'RELAY_MAX_RESERVATIONS', fallback: '1024' },
+  'max-reservations-per-ip': { env: 'RELAY_MAX_RESERVATIONS_PER_IP', fallback: '8' },
+  'max-connections-per-ip': { env: 'RELAY_MAX_CONNECTIONS_PER_IP', fallback: '16' },
+  'connection-rate-per-ip': { env: 'RELAY_CONNECTION_RATE_PER_IP', fallback: '60' },
+  'peer-list-rate': { env: 'RELAY_PEER_LIST_RATE', fallback: '60' },
   network: { env: 'RELAY_NETWORK', fallback: 'production' },
   'genesis-file': { env: 'RELAY_GENESIS_FILE', fallback: '' },
   'peer-sample': { env: 'RELAY_PEER_SAMPLE', fallback: '24' },
@@ -73,6 +86,13 @@ export function parseRelayConfig(argv: string[], env: NodeJS.ProcessEnv): RelayC
   const tlsKey = get('tls-key') || null;
   if ((tlsCert === null) !== (tlsKey === null))
     throw new ConfigError('--tls-cert and --tls-key must be given together');
+  const maxReservationsPerIp = integer('max-reservations-per-ip', get('max-reservations-per-ip'), 1, 1_000_000);
+  const maxConnectionsPerIp = integer('max-connections-per-ip', get('max-connections-per-ip'), 1, 1_000_000);
+  // Each reservation needs a connection: a lower connection limit would silently be the reservation limit.
+  if (maxConnectionsPerIp < maxReservationsPerIp)
+    throw new ConfigError(
+      `--max-connections-per-ip (${maxConnectionsPerIp}) must be at least --max-reservations-per-ip (${maxReservationsPerIp})`,
+    );
   return {
     host,
     port,
@@ -81,6 +101,10 @@ export function parseRelayConfig(argv: string[], env: NodeJS.ProcessEnv): RelayC
     tlsCert,
     tlsKey,
     maxReservations: integer('max-reservations', get('max-reservations'), 1, 100_000),
+    maxReservationsPerIp,
+    maxConnectionsPerIp,
+    connectionRatePerIp: integer('connection-rate-per-ip', get('connection-rate-per-ip'), 1, 1_000_000),
+    peerListRate: integer('peer-list-rate', get('peer-list-rate'), 1, 1_000_000),
     network: get('network'),
     genesisFile: get('genesis-file') || null,
     peerSample: integer('peer-sample', get('peer-sample'), 1, 1000),

@@ -5,6 +5,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { NetworkConfig } from '../shared/ledger/config.ts';
+import { REFUSAL_REASONS } from './limits.ts';
 import type { RelayNode } from './node.ts';
 
 export function relayMetrics(node: RelayNode, startedAt: number): string {
@@ -21,9 +22,13 @@ export function relayMetrics(node: RelayNode, startedAt: number): string {
     ['webtensor_relay_uptime_seconds', 'Seconds since the relay started.', Math.round((Date.now() - startedAt) / 1000)],
     ['webtensor_relay_resident_memory_bytes', 'Resident set size of the relay process.', process.memoryUsage().rss],
   ] as const;
-  return lines
-    .map(([name, help, value]) => `# HELP ${name} ${help}\n# TYPE ${name} gauge\n${name} ${value}\n`)
-    .join('');
+  const refused = node.services.limits.refused;
+  return (
+    lines.map(([name, help, value]) => `# HELP ${name} ${help}\n# TYPE ${name} gauge\n${name} ${value}\n`).join('') +
+    '# HELP webtensor_relay_refused_total Connections, reservations and peer-list requests refused by a limit, by reason.\n' +
+    '# TYPE webtensor_relay_refused_total counter\n' +
+    REFUSAL_REASONS.map((reason) => `webtensor_relay_refused_total{reason="${reason}"} ${refused[reason]}\n`).join('')
+  );
 }
 
 export function startHttp(

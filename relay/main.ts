@@ -69,6 +69,13 @@ async function main() {
     network: `http://${config.host}:${httpPort}/network`,
     networkId: network.networkId,
     profile: network.profile,
+    limits: {
+      maxReservations: config.maxReservations,
+      maxReservationsPerIp: config.maxReservationsPerIp,
+      maxConnectionsPerIp: config.maxConnectionsPerIp,
+      connectionRatePerIpPerMinute: config.connectionRatePerIp,
+      peerListRatePerMinute: config.peerListRate,
+    },
   });
 }
 

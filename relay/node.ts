@@ -1,6 +1,7 @@
 /**
  * The relay's libp2p node: WebSockets listener, noise, yamux, identify, ping, circuit relay v2 server sized for
- * hundreds of tabs, and gossipsub that relays the network's topics. Settings from ../shared/notes/P2P.md.
+ * hundreds of tabs, gossipsub that relays the network's topics, and per-IP and per-peer limits (limits.ts,
+ * through libp2p's connection gater; the node's `limits` service). Settings from ../shared/notes/P2P.md.
  */
 import { readFileSync } from 'node:fs';
 import { createLibp2p, type Libp2p } from 'libp2p';
@@ -14,13 +15,21 @@ import { webSockets } from '@libp2p/websockets';
 import { yamux } from '@libp2p/yamux';
 import type { PrivateKey } from '@libp2p/interface';
 import type { RelayConfig } from './config.ts';
+import { RelayLimits } from './limits.ts';
 
-export type RelayServices = { identify: Identify; ping: Ping; relay: CircuitRelayService; pubsub: GossipSub };
+export type RelayServices = {
+  identify: Identify;
+  ping: Ping;
+  relay: CircuitRelayService;
+  pubsub: GossipSub;
+  limits: RelayLimits;
+};
 export type RelayNode = Libp2p<RelayServices>;
 
 export async function createRelayNode(config: RelayConfig, privateKey: PrivateKey): Promise<RelayNode> {
   const tls = config.tlsCert && config.tlsKey;
-  return createLibp2p({
+  const limits = new RelayLimits(config);
+  const node = await createLibp2p({
     privateKey,
     addresses: { listen: [`/ip4/${config.host}/tcp/${config.port}/${tls ? 'tls/ws' : 'ws'}`] },
     transports: [
@@ -28,9 +37,13 @@ export async function createRelayNode(config: RelayConfig, privateKey: PrivateKe
     ],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
+    // Connections and reservations per IP, and their rate (limits.ts).
+    connectionGater: limits.gater,
     connectionManager: {
-      // Every tab reaches the relay from the same IP on a local network (P2P.md pitfall 2).
-      inboundConnectionThreshold: 10_000,
+      // libp2p's per-host limit (new connections per second) only backs up the gater's per-minute one, which
+      // refuses first and counts what it refuses; both come from --connection-rate-per-ip (P2P.md pitfall 2:
+      // every tab of a local network reaches the relay from one IP, so it must be configurable).
+      inboundConnectionThreshold: 2 * config.connectionRatePerIp,
       maxIncomingPendingConnections: 1_000,
       maxConnections: 4 * config.maxReservations,
     },
@@ -48,6 +61,9 @@ export async function createRelayNode(config: RelayConfig, privateKey: PrivateKe
         // Peers behind one relay share its IP: no colocation penalty (P2P.md pitfall 3).
         scoreParams: createPeerScoreParams({ IPColocationFactorWeight: 0 }),
       }),
+      limits: () => limits,
     },
   });
+  limits.attach(node);
+  return node;
 }

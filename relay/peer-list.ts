@@ -3,7 +3,8 @@
  * the asker), then close. Nodes poll it to learn whom to dial; this replaces pubsub discovery storms (P2P.md
  * pitfall 5). A sample, not everyone: each node keeps a few connections and gossipsub's mesh does the rest, so no
  * node ends up dialling the whole network. Peers that listen on an address anyone can dial (a headless node's
- * WebSocket) are listed with it, learned by identify.
+ * WebSocket) are listed with it, learned by identify. Each peer may ask `--peer-list-rate` times a minute
+ * (limits.ts); beyond that its stream is reset unanswered.
  */
 import type { PeerId } from '@libp2p/interface';
 import { lpStream } from '@libp2p/utils';
@@ -40,6 +41,10 @@ export async function servePeerList(node: RelayNode, sampleSize = DEFAULT_PEER_S
   await node.handle(
     PROTOCOLS.peers,
     async (stream, connection) => {
+      if (!node.services.limits.allowPeerList(connection.remotePeer)) {
+        stream.abort(new Error('peer list rate limit exceeded'));
+        return;
+      }
       const asker = connection.remotePeer.toString();
       // A reservation outlives its peer's connection until its TTL runs out: list only peers still connected.
       const listed = sample(

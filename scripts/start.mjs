@@ -29,6 +29,10 @@ const services = [
     args: [
       ...['--experimental-websocket', '--import', 'tsx', 'relay/main.ts', '--network', 'test'],
       ...['--key-file', `${state}/relay-key.pb`, '--genesis-file', `${state}/test-network.json`],
+      // Every tab and node of a local network reaches the relay from 127.0.0.1: lift the per-IP limits
+      // (relay/limits.ts), whose defaults are for a public relay.
+      ...['--max-reservations-per-ip', '100000', '--max-connections-per-ip', '400000'],
+      ...['--connection-rate-per-ip', '1000000'],
     ],
     ready: /"health":"(\S+?)"/,
     announce: (url) => `  relay is up: health at ${url}`,

@@ -1,5 +1,5 @@
 /** The dialer: who dials whom, how many at once, and what happens to a dial that fails or hangs. */
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { deferred, settle, type Deferred } from '../testing/fakes.ts';
 import { Dialer, type DialerOptions } from './dialer.ts';
 
@@ -177,5 +177,65 @@ describe('Dialer', () => {
     await settle();
     dd.offer(['n', 'o']);
     expect(d.peers()).toEqual(['n', 'o']);
+  });
+
+  describe('dial-rate cap', () => {
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+
+    it('starts at most maxDials dials per window, however many peers are listed and slots are free', async () => {
+      vi.useFakeTimers();
+      const d = controlledDials();
+      const dd = dialer({ dial: d.dial, concurrency: 100, maxDials: 4, dialWindowMs: 10_000 });
+      const listed = Array.from({ length: 10 }, (_, k) => `n${k}`);
+      dd.offer(listed);
+      expect(d.peers()).toEqual(['n0', 'n1', 'n2', 'n3']);
+      expect(dd.describe()).toMatchObject({ inFlight: 4, queued: 6, rateLimited: 1 });
+
+      // Failed dials free their slots, but not the window: nothing more starts before it ends, although the
+      // failed peers' backoff is over and they are queued again.
+      for (const peer of d.peers()) d.call(peer).result.reject(new Error('unreachable'));
+      await vi.advanceTimersByTimeAsync(9_999);
+      dd.offer(listed);
+      expect(d.calls).toHaveLength(4);
+      expect(dd.describe()).toMatchObject({ inFlight: 0, queued: 10 });
+
+      // Each window starts four more, in queue order.
+      await vi.advanceTimersByTimeAsync(2);
+      expect(d.peers().slice(4)).toEqual(['n4', 'n5', 'n6', 'n7']);
+      await vi.advanceTimersByTimeAsync(10_000);
+      expect(d.peers().slice(8)).toEqual(['n8', 'n9', 'n0', 'n1']);
+    });
+
+    it('drops a queued peer that connected while it waited for the next window', async () => {
+      vi.useFakeTimers();
+      const d = controlledDials();
+      const connected = new Set<string>();
+      const dd = dialer({
+        dial: d.dial,
+        concurrency: 100,
+        maxDials: 1,
+        dialWindowMs: 1000,
+        isConnected: (p) => connected.has(p),
+      });
+      dd.offer(['n', 'o', 'p']);
+      expect(d.peers()).toEqual(['n']);
+      connected.add('o'); // 'o' dialled this node meanwhile
+      await vi.advanceTimersByTimeAsync(1001);
+      expect(d.peers()).toEqual(['n', 'p']);
+      expect(dd.describe()).toMatchObject({ queued: 0 });
+    });
+
+    it('stop() forgets the queue and the wait for the next window', async () => {
+      vi.useFakeTimers();
+      const d = controlledDials();
+      const dd = dialer({ dial: d.dial, concurrency: 100, maxDials: 1, dialWindowMs: 1000 });
+      dd.offer(['n', 'o']);
+      dd.stop();
+      await vi.advanceTimersByTimeAsync(5000);
+      expect(d.peers()).toEqual(['n']);
+      expect(vi.getTimerCount()).toBe(0);
+    });
   });
 });

@@ -1,10 +1,18 @@
 /**
  * Who dials whom: the lower peer id dials, so two tabs never race to connect to each other; at most
  * `concurrency` dials at once (12 tabs dialling everyone at once never converged on 2 cores, P2P.md pitfall 5);
- * each dial has a timeout; failures back off exponentially per peer. If a peer stays unconnected for
- * `fallbackMs` although it is the other side's turn (its dials keep failing, or it does not dial), this side
- * dials too: otherwise one side's trouble would keep the pair apart for good.
+ * each dial has a timeout; failures back off exponentially per peer; and at most `maxDials` dials start per
+ * `dialWindowMs` whatever the peer list says (a list full of unreachable peers, or peers churning, must not turn
+ * every node into a source of dial storms); a dial over the cap waits in the queue for the next window. If a
+ * peer stays unconnected for `fallbackMs` although it is the other side's turn (its dials keep failing, or it
+ * does not dial), this side dials too: otherwise one side's trouble would keep the pair apart for good.
  */
+import { RateLimiter, type RateLimitError } from '@libp2p/utils';
+
+/** Dials a node starts at most per window, by default: enough to reach TARGET_PEERS in the first window. */
+export const MAX_DIALS_PER_WINDOW = 16;
+export const DIAL_WINDOW_MS = 10_000;
+
 export interface DialerOptions {
   self: string;
   concurrency?: number;
@@ -23,6 +31,9 @@ export interface DialerOptions {
   targetPeers?: number;
   /** How many peers are connected now (for `targetPeers`). */
   connectedCount?: () => number;
+  /** Dials started at most per `dialWindowMs` (a fixed window; default MAX_DIALS_PER_WINDOW per DIAL_WINDOW_MS). */
+  maxDials?: number;
+  dialWindowMs?: number;
   now?: () => number;
 }
 
@@ -36,10 +47,20 @@ export class Dialer {
   /** When each listed peer was first seen unconnected (cleared once connected). */
   private readonly waitingSince = new Map<string, number>();
   private readonly concurrency: number;
+  /** The dial-rate cap (its clock is the real one: Date.now and timers). */
+  private readonly dialRate: RateLimiter;
+  /** Set while queued dials wait for the next window. */
+  private nextWindow: ReturnType<typeof setTimeout> | null = null;
   failures = 0;
+  /** How many times a dial had to wait for the rate cap. */
+  rateLimited = 0;
 
   constructor(private readonly options: DialerOptions) {
     this.concurrency = options.concurrency ?? 3;
+    this.dialRate = new RateLimiter({
+      points: options.maxDials ?? MAX_DIALS_PER_WINDOW,
+      duration: (options.dialWindowMs ?? DIAL_WINDOW_MS) / 1000,
+    });
   }
 
   describe() {
@@ -48,7 +69,15 @@ export class Dialer {
       queued: this.queue.length,
       backingOff: this.backoff.size,
       failures: this.failures,
+      rateLimited: this.rateLimited,
     };
+  }
+
+  /** Forget the queue and stop waiting for the next window (dials in flight finish on their own). */
+  stop(): void {
+    this.queue.length = 0;
+    if (this.nextWindow) clearTimeout(this.nextWindow);
+    this.nextWindow = null;
   }
 
   private now() {
@@ -83,8 +112,27 @@ export class Dialer {
   }
 
   private pump() {
-    while (this.inFlight.size < this.concurrency && this.queue.length > 0) {
-      const peer = this.queue.shift()!;
+    while (this.inFlight.size < this.concurrency && this.queue.length > 0 && this.nextWindow === null) {
+      const peer = this.queue[0]!;
+      // It may have connected (dialling this node) while it waited.
+      if (this.options.isConnected(peer)) {
+        this.queue.shift();
+        continue;
+      }
+      try {
+        this.dialRate.consume('dials');
+      } catch (err) {
+        this.rateLimited++;
+        const wait = Math.max(1, (err as RateLimitError).msBeforeNext);
+        this.nextWindow = setTimeout(() => {
+          this.nextWindow = null;
+          this.pump();
+        }, wait);
+        // A waiting dial must not keep a Node process alive (browsers' timers have no unref).
+        (this.nextWindow as { unref?: () => void }).unref?.();
+        return;
+      }
+      this.queue.shift();
       this.inFlight.add(peer);
       const signal = AbortSignal.timeout(this.options.timeoutMs ?? 15_000);
       // A dial that ignores its signal must not hold a slot forever: with every slot held, nobody new is dialled.

@@ -77,6 +77,7 @@ export class Discovery {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     this.stopReserved?.();
+    this.dialer.stop();
   }
 
   /**

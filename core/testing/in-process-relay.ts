@@ -1,6 +1,7 @@
 /**
  * Test helper: a real relay (the same libp2p node, peer list and HTTP endpoints `npm run relay` starts) inside
- * the test's own process, on free ports, with a fresh test network. Stop it when done.
+ * the test's own process, on free ports, with a fresh test network and per-IP limits high enough for every node
+ * of a test to connect from 127.0.0.1 (LOOPBACK_TEST_LIMITS). Stop it when done.
  */
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -12,6 +13,7 @@ import { startHttp } from '../../relay/http.ts';
 import { loadOrCreateKey } from '../../relay/key.ts';
 import { createRelayNode, type RelayNode } from '../../relay/node.ts';
 import { servePeerList } from '../../relay/peer-list.ts';
+import { LOOPBACK_TEST_LIMITS } from '../../relay/testing/loopback-limits.ts';
 
 export interface InProcessRelay {
   node: RelayNode;
@@ -22,13 +24,23 @@ export interface InProcessRelay {
 export async function startInProcessRelay(network = 'test'): Promise<InProcessRelay> {
   const dir = await mkdtemp(join(tmpdir(), 'webtensor-relay-'));
   const config = parseRelayConfig(
-    ['--port', '0', '--http-port', '0', '--network', network, '--key-file', join(dir, 'key.pb')],
+    [
+      '--port',
+      '0',
+      '--http-port',
+      '0',
+      '--network',
+      network,
+      '--key-file',
+      join(dir, 'key.pb'),
+      ...LOOPBACK_TEST_LIMITS,
+    ],
     {},
   );
   const startedAt = Date.now();
   const { key } = await loadOrCreateKey(config.keyFile);
   const node = await createRelayNode(config, key);
-  await servePeerList(node);
+  await servePeerList(node, config.peerSample);
   const http: Server = await startHttp(
     node,
     config.host,

@@ -1,11 +1,13 @@
 /**
  * A real relay process for tests (relay tests and Playwright): started, stopped with SIGTERM and restarted with the
- * same identity; its output and exit code are kept for assertions.
+ * same identity; its output and exit code are kept for assertions. Every node of a test connects from 127.0.0.1,
+ * so the relay starts with high per-IP limits (LOOPBACK_TEST_LIMITS); `extraArgs` come after them and win.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { LOOPBACK_TEST_LIMITS } from './loopback-limits.ts';
 
 export class RelayProcess {
   private child: ChildProcess | null = null;
@@ -20,6 +22,8 @@ export class RelayProcess {
     readonly keyFile = join(mkdtempSync(join(tmpdir(), 'relay-')), 'key.pb'),
     /** More flags, e.g. ['--network', 'test']. */
     readonly extraArgs: string[] = [],
+    /** Environment added to the relay's, e.g. { RELAY_LOG_LEVEL: 'debug' }. */
+    readonly env: Record<string, string> = {},
   ) {}
 
   get running(): boolean {
@@ -48,9 +52,10 @@ export class RelayProcess {
         `${this.httpPort}`,
         '--key-file',
         this.keyFile,
+        ...LOOPBACK_TEST_LIMITS,
         ...this.extraArgs,
       ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...this.env } },
     );
     this.child = child;
     this.output = '';
