@@ -5,6 +5,8 @@
 import type { PrivateKey } from '@libp2p/interface';
 import type { NetworkConfig } from '../shared/ledger/config.ts';
 import { NodeError } from '../shared/errors.ts';
+import { Admission } from '../shared/ledger/admission.ts';
+import { epochBlocks } from '../shared/ledger/config.ts';
 import type { Clock, ConsensusEngine, Libp2pNode, LedgerStore } from './platform.ts';
 import { Store } from './store.ts';
 import { FinalRecordSets } from './services/final-sets.ts';
@@ -40,18 +42,23 @@ export class LedgerServices {
   readonly consensus: Consensus;
   readonly finality: Finality;
   readonly registration: Registration;
+  /** The state checks peers' records pass before they are stored (docs/ledger.md, "Admission"). */
+  readonly admission: Admission;
+  private readonly unsubscribe: (() => void)[] = [];
 
   constructor(c: LedgerComponents) {
     this.network = c.network;
     const countRefusal = (peer: string) => c.rpc.countRefusal(peer);
     // What the record book refuses depends on what the replay found final: one store carries it across.
     const lastFinal = new Store(-1);
+    this.admission = new Admission(c.network);
     this.book = new RecordBook({
       store: c.store,
       key: c.key,
       network: c.network,
       clock: c.clock,
       lastFinal,
+      admission: this.admission,
       countRefusal,
     });
     this.gossip = new RecordGossip({ libp2p: c.libp2p, book: this.book, rpc: c.rpc });
@@ -102,6 +109,15 @@ export class LedgerServices {
   }
 
   async start(): Promise<void> {
+    // Admission judges by the latest replay, and forgets quotas of blocks nothing can arrive for any more.
+    this.unsubscribe.push(
+      this.consensus.snapshot.subscribe((s) => s && this.admission.rebase(s)),
+      this.consensus.block.subscribe((block) => {
+        const final = this.consensus.snapshot.get()?.lastVotedFinal ?? -1;
+        const tempo = epochBlocks(this.network);
+        this.admission.prune(Math.max((final + 1) * tempo, block - 4 * tempo));
+      }),
+    );
     await this.book.start();
     this.gossip.start();
     await this.sync.start();
@@ -116,6 +132,7 @@ export class LedgerServices {
     this.consensus.stop();
     this.sync.stop();
     this.gossip.stop();
+    for (const off of this.unsubscribe.splice(0)) off();
   }
 
   /**

@@ -30,6 +30,13 @@ export class MemoryLedgerStore implements LedgerStore {
     return [...this.rows.values()];
   }
 
+  async keysFrom(from: number): Promise<{ block: number; id: string }[]> {
+    return [...this.rows.values()]
+      .filter((r) => r.block >= from)
+      .map((r) => ({ block: r.block, id: r.id }))
+      .sort((a, b) => a.block - b.block || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
   async byAuthor(author: string): Promise<StoredRecordRow[]> {
     return [...this.rows.values()].filter((r) => r.author === author);
   }

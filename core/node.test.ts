@@ -51,11 +51,12 @@ describe('the node core in Node', () => {
     await waitFor(a.peers.peers, (ps) => ps.some((p) => p.peerId === b.peerId && p.direct), timeout(20_000));
     await waitFor(b.peers.peers, (ps) => ps.some((p) => p.peerId === a.peerId && p.direct), timeout(20_000));
 
-    // Once A knows B subscribes to the records topic, a record A publishes reaches B by gossip.
+    // Once A knows B subscribes to the records topic, a record A publishes reaches B by gossip (a funded one:
+    // admission keeps unfunded spends out).
     const topic = TOPICS.records(a.ledger!.network.networkId);
     while (!a.libp2p.services.pubsub.getSubscribers(topic).some((p) => p.toString() === b.peerId))
       await new Promise((r) => setTimeout(r, 50));
-    const record = await a.ledger!.book.publish('transfer', { to: b.peerId, amount: '1' });
+    const record = await a.ledger!.book.publish('faucet.claim', { amount: '1000' });
     await waitFor(
       b.ledger!.book.recent,
       (rows) => rows.some((r) => r.record.sig === record.sig && r.source === `gossip:${a.peerId}`),

@@ -44,6 +44,11 @@ export interface LedgerStore {
   /** Remove rows (records a final checkpoint does not hold). */
   delete(ids: readonly string[]): Promise<void>;
   all(): Promise<StoredRecordRow[]>;
+  /**
+   * The block and id of every row at or after block `from`, ordered by block, then id (sync's index of what this
+   * node holds: read from an index, without the records).
+   */
+  keysFrom(from: number): Promise<{ block: number; id: string }[]>;
   byAuthor(author: string): Promise<StoredRecordRow[]>;
   /** The newest rows by arrival, newest first. */
   recent(limit: number): Promise<StoredRecordRow[]>;
@@ -53,11 +58,13 @@ export interface LedgerStore {
   setBase(base: JoinedBase, dropBelow: number): Promise<void>;
 }
 
+/** A registration's proof of work: see shared/ledger/pow.ts. */
 export interface RegistrationPuzzle {
   network: string;
   netuid: number;
   author: string;
-  block: number;
+  /** The recent checkpoint's hash the proof is bound to. */
+  checkpoint: string;
   difficulty: number;
 }
 

@@ -13,7 +13,7 @@ export const PROTOCOLS = {
   benchSink: '/webtensor/bench-sink/1',
   /** infer.generate: a miner generates for a peer and signs the result. */
   infer: '/webtensor/infer/1',
-  /** Ledger anti-entropy: sync.digests, sync.ids, sync.records. */
+  /** Ledger anti-entropy (sync.reconcile, sync.records) and what joining and finality fetch. */
   sync: '/webtensor/sync/1',
 } as const;
 
@@ -58,6 +58,7 @@ export const NODE_ERROR_CODES = [
   'no-inference',
   'bad-model',
   'no-miner',
+  'insufficient-funds',
   'unreachable',
   'cancelled',
 ] as const;

@@ -33,7 +33,7 @@ export interface YumaWorkerApi {
   /** Replay the slot's ledger for `config` through block `closeThrough`; stores closed epochs in the database. */
   computeLedger(slot: number, config: NetworkConfig, closeThrough: number): Promise<LedgerSnapshot>;
   solveRegistration(
-    input: { network: string; netuid: number; author: string; block: number; difficulty: number },
+    input: { network: string; netuid: number; author: string; checkpoint: string; difficulty: number },
     onProgress?: (p: PowProgress) => void,
   ): Promise<{ nonce: string; hashes: number; ms: number }>;
 }

@@ -45,6 +45,18 @@ export class DexieLedgerStore implements LedgerStore {
     return this.db.records.where('network').equals(this.networkId).toArray();
   }
 
+  async keysFrom(from: number): Promise<{ block: number; id: string }[]> {
+    // Index keys only ([network, block, id]): no record is read or cloned.
+    const keys = await this.db.records
+      .where('[network+block+id]')
+      .between([this.networkId, from], [this.networkId, Dexie.maxKey], true, true)
+      .keys();
+    return keys.map((k) => {
+      const [, block, id] = k as unknown as [string, number, string];
+      return { block, id };
+    });
+  }
+
   byAuthor(author: string): Promise<StoredRecordRow[]> {
     return this.db.records.where('[network+author]').equals([this.networkId, author]).toArray();
   }

@@ -27,12 +27,12 @@ describe('showProgress', () => {
     const r = new Store<RegistrationState | null>(null);
     const stop = showProgress({ miner: m, registration: r }, t.stream);
     m.set(miner({ phase: 'verifying', progress: { loaded: 512 * 1024, total: 1024 * 1024 } }));
-    r.set({ netuid: 1, phase: 'hashing', hashes: 300, expected: 1024, uid: null, error: null });
+    r.set({ netuid: 1, phase: 'hashing', hashes: 300, expected: 1024, uid: null, error: null, maxBurn: null });
     await new Promise((resolve) => setTimeout(resolve, 150)); // cli-progress redraws on a timer
     expect(t.text()).toMatch(/model \[.*\] 50% verifying webtensor\/tiny-llama/);
     expect(t.text()).toMatch(/register \[.*\] 29% proof of work, subnet 1/);
     m.set(miner({ phase: 'ready', ready: true }));
-    r.set({ netuid: 1, phase: 'registered', hashes: 1100, expected: 1024, uid: 3, error: null });
+    r.set({ netuid: 1, phase: 'registered', hashes: 1100, expected: 1024, uid: 3, error: null, maxBurn: null });
     stop();
   });
 

@@ -125,6 +125,25 @@ describe.each(stores)('LedgerStore contract: $name', ({ make: newStore }) => {
     expect(await store.get([a.id])).toEqual([a]);
   });
 
+  it('lists the block and id of the rows from a block on, ordered by block then id', async () => {
+    const store = newStore();
+    // Two more rows in block 3, so ids decide the order within a block.
+    const more = [
+      await make(config, bob, 'transfer', 3, { to: alice.id, amount: '1' }),
+      await make(config, bob, 'transfer', 3, { to: alice.id, amount: '2' }),
+    ].map((r) => rowOf(r));
+    await store.put([...rows, ...more].reverse());
+    const expected = (from: number) =>
+      [...rows, ...more]
+        .filter((r) => r.block >= from)
+        .map((r) => ({ block: r.block, id: r.id }))
+        .sort((a, b) => a.block - b.block || (a.id < b.id ? -1 : 1));
+    expect(await store.keysFrom(0)).toEqual(expected(0));
+    expect(await store.keysFrom(3)).toEqual(expected(3));
+    expect((await store.keysFrom(3)).filter((k) => k.block === 3)).toHaveLength(3);
+    expect(await store.keysFrom(6)).toEqual([]);
+  });
+
   it('lists every row, and each author’s own', async () => {
     const store = newStore();
     await store.put(rows);

@@ -4,7 +4,7 @@
  */
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { actor, make, registration, type Actor } from '../../shared/ledger/testing.ts';
+import { actor, claim, make, registration, type Actor } from '../../shared/ledger/testing.ts';
 import { MemoryLedgerStore } from '../memory-ledger-store.ts';
 import { Store } from '../store.ts';
 import {
@@ -183,8 +183,15 @@ describe('Consensus', () => {
   it('knows the UID a hotkey holds on a subnet in the latest replay', async () => {
     const bob = await actor();
     expect(consensus.uidOf(1, alice.id)).toBeNull();
-    await book.accept([(await registration(network, alice, 95, 'miner')).record], 'import');
-    await book.accept([(await registration(network, bob, 96, 'validator')).record], 'import');
+    // In the network's first epochs (proofs bound to genesis), each paying the burn from a faucet claim.
+    const burn = BigInt(network.subnets[0]!.registration.maxBurn);
+    const funds = await Promise.all([claim(network, alice, 60, burn), claim(network, bob, 60, burn)]);
+    await book.accept(
+      funds.map((f) => f.record),
+      'import',
+    );
+    await book.accept([(await registration(network, alice, 61, 'miner')).record], 'import');
+    await book.accept([(await registration(network, bob, 62, 'validator')).record], 'import');
     await consensus.replayNow();
     expect(consensus.uidOf(1, alice.id)).toBe(0);
     expect(consensus.uidOf(1, bob.id)).toBe(1);

@@ -74,7 +74,13 @@ type Peer = Awaited<ReturnType<typeof servingPeer>>;
  */
 async function joiningNode(
   peer: Peer,
-  options: { witness?: Peer | null; held?: readonly StoredRecord[]; init?: ConstructorParameters<typeof Join>[1] } = {},
+  options: {
+    witness?: Peer | null;
+    /** Connect the witness only this many ms after the start. */
+    witnessLater?: number;
+    held?: readonly StoredRecord[];
+    init?: ConstructorParameters<typeof Join>[1];
+  } = {},
 ) {
   const witness = options.witness === undefined ? await servingPeer(records) : options.witness;
   const me = await actor();
@@ -88,7 +94,8 @@ async function joiningNode(
     if (!route) throw new Error(`no route to ${to}`);
     return route(request.method, request.params, opts.onChunk);
   };
-  const peers = new FakePeerTable(witness ? ['server', 'witness'] : ['server']);
+  const peers = new FakePeerTable(witness && !options.witnessLater ? ['server', 'witness'] : ['server']);
+  if (witness && options.witnessLater) setTimeout(() => peers.connect('witness'), options.witnessLater);
   const snapshot = new Store<LedgerSnapshot | null>(null);
   const replayNow = async () => {
     const rows = (await store.all()).map((r) => ({ id: r.id, record: r.record }));
@@ -172,8 +179,14 @@ describe('joining from a checkpoint', () => {
     expect(await node.store.base()).toBeNull();
   });
 
+  it('a new node that has met one peer waits for a second to confirm the chain, then joins', async () => {
+    const node = await joiningNode(await servingPeer(records), { witnessLater: 100 });
+    expect(await node.join.maybeJoin('server')).toBe(true);
+    expect(node.join.state.get().last).toMatchObject({ from: 'server' });
+  });
+
   it("a new node does not join on one peer's word: a second must serve the same chain", async () => {
-    const alone = await joiningNode(await servingPeer(records), { witness: null });
+    const alone = await joiningNode(await servingPeer(records), { witness: null, init: { witnessWaitMs: 50 } });
     expect(await alone.join.maybeJoin('server')).toBe(false);
     expect(alone.join.state.get().last).toMatchObject({ error: 'no second peer confirms its chain' });
     // A witness that serves another checkpoint of epoch 2: the peers disagree, and neither is trusted.

@@ -41,7 +41,7 @@ export interface JoinComponents {
   rpc: Pick<RpcRouter, 'call'>;
   store: Pick<LedgerStore, 'setBase' | 'base' | 'all'>;
   /** Direct peers: a new node asks a second one to confirm the chain. */
-  peers: Pick<PeerTable, 'direct'>;
+  peers: Pick<PeerTable, 'direct' | 'peers'>;
   book: Pick<RecordBook, 'network' | 'reloadHead'>;
   snapshot: ReadableStore<LedgerSnapshot | null>;
   replayNow(): Promise<unknown>;
@@ -58,6 +58,8 @@ export interface JoinInit {
   maxChainChars?: number;
   /** Never join (an archive keeps all of history from genesis). */
   never?: boolean;
+  /** How long a new node waits for a second direct peer to confirm a chain (default 20 s). */
+  witnessWaitMs?: number;
 }
 
 // What a joining node takes from one peer at most: bounds, so a peer cannot make it hold unbounded data (each
@@ -250,10 +252,16 @@ export class Join {
    */
   private async confirmWithAnotherPeer(offer: Offer): Promise<void> {
     const network = this.components.book.network;
-    const others = this.components.peers
-      .direct()
-      .filter((p) => p !== offer.peer)
-      .slice(0, MAX_WITNESSES);
+    const { peers } = this.components;
+    const othersNow = () => peers.direct().filter((p) => p !== offer.peer);
+    // A new node has often met one peer when its first sync starts: give discovery a moment to bring another.
+    if (othersNow().length === 0)
+      await waitFor(
+        peers.peers,
+        () => othersNow().length > 0,
+        AbortSignal.timeout(this.init.witnessWaitMs ?? 20_000),
+      ).catch(() => {});
+    const others = othersNow().slice(0, MAX_WITNESSES);
     let confirmed = false;
     for (const other of others) {
       const theirs = await this.offer(other);

@@ -8,7 +8,9 @@ import type { PrivateKey } from '@libp2p/interface';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { blockAt, type NetworkConfig } from '../../shared/ledger/config.ts';
 import type { StoredRecordRow } from '../../shared/ledger/db.ts';
+import type { Admission } from '../../shared/ledger/admission.ts';
 import { arrivalContext } from '../../shared/ledger/finality.ts';
+import { canonicalOrder } from '../../shared/ledger/replay.ts';
 import {
   checkRecord,
   RecordRefused,
@@ -37,8 +39,13 @@ export interface RecordBookComponents {
   clock: Clock;
   /** The last final epoch as this node knows it (nothing in it or before may change). */
   lastFinal: ReadableStore<number>;
+  /** State checks for peers' records (funded, registered, permitted, within quota) before they are stored. */
+  admission?: Pick<Admission, 'admit'>;
   countRefusal(peer: string): void;
 }
+
+/** What became of one record handed to the book: stored now, already held, or refused (and why). */
+export type Outcome = { stored: true } | { stored: false; held: true } | { stored: false; refused: RecordRefused };
 
 /**
  * Where a record came from: ourselves, a bulk import, a peer by gossip or sync, or the record set of a final
@@ -94,35 +101,59 @@ export class RecordBook {
    * clock; by any way but adoption it must not be in a final epoch (`shared/ledger/finality.ts`).
    */
   accept(raws: unknown[], source: RecordSource): Promise<number> {
+    return this.receive(raws, source).then((outcomes) => outcomes.filter((o) => o.stored).length);
+  }
+
+  /** As `accept`, with what became of each record (the gossip validator's verdict follows from it). */
+  receive(raws: unknown[], source: RecordSource): Promise<Outcome[]> {
     // One batch at a time: a record arriving by gossip and by sync at once must be new only once.
     const run = this.tail.then(() => this.acceptNow(raws, source));
     this.tail = run.catch(() => {});
     return run;
   }
 
-  private async acceptNow(raws: unknown[], source: RecordSource): Promise<number> {
+  private async acceptNow(raws: unknown[], source: RecordSource): Promise<Outcome[]> {
     const { network, store, clock, lastFinal } = this.components;
     const via = source.startsWith('gossip:') ? 'gossip' : source === 'self' ? 'self' : 'sync';
     const at = source.startsWith('adopt:')
       ? { nowBlock: this.block, minBlock: 0 }
       : arrivalContext(network, this.block, lastFinal.get(), via);
-    const checked: StoredRecordRow[] = [];
+    const outcomes: Outcome[] = raws.map(() => ({ stored: false, held: true }));
+    const checked: (StoredRecordRow & { at: number })[] = [];
     let refused = 0;
-    for (const raw of raws) {
+    const refuse = (k: number, err: unknown) => {
+      if (!(err instanceof RecordRefused) || source === 'self') throw err;
+      refused++;
+      outcomes[k] = { stored: false, refused: err };
+      // A peer that syncs us a record from an epoch that became final meanwhile did nothing wrong.
+      const peer = source.split(':')[1];
+      if (peer && !(err.code === 'final' && source.startsWith('sync:'))) this.components.countRefusal(peer);
+    };
+    for (const [k, raw] of raws.entries()) {
       try {
         const { record, id } = await checkRecord(raw, network, at);
         const row = { id, network: record.network, block: record.block, author: record.author, kind: record.kind };
-        checked.push({ ...row, record, source, receivedAt: clock.now() });
+        checked.push({ ...row, record, source, receivedAt: clock.now(), at: k });
       } catch (err) {
-        if (!(err instanceof RecordRefused) || source === 'self') throw err;
-        refused++;
-        // A peer that syncs us a record from an epoch that became final meanwhile did nothing wrong.
-        const peer = source.split(':')[1];
-        if (peer && !(err.code === 'final' && source.startsWith('sync:'))) this.components.countRefusal(peer);
+        refuse(k, err);
       }
     }
     const held = await store.get(checked.map((r) => r.id));
-    const fresh = [...new Map(checked.filter((_, k) => !held[k]).map((r) => [r.id, r])).values()];
+    const unheld = [...new Map(checked.filter((_, k) => !held[k]).map((r) => [r.id, r])).values()];
+    // Peers' records pass admission, in canonical order (an author's chain in sequence, a claim before its spend).
+    const admission =
+      source.startsWith('gossip:') || source.startsWith('sync:') ? this.components.admission : undefined;
+    const fresh: StoredRecordRow[] = [];
+    for (const row of admission ? unheld.sort(canonicalOrder) : unheld) {
+      try {
+        admission?.admit(row.record, row.id);
+        const { at: k, ...stored } = row;
+        fresh.push(stored);
+        outcomes[k] = { stored: true };
+      } catch (err) {
+        refuse(row.at, err);
+      }
+    }
     if (fresh.length > 0) {
       try {
         await store.put(fresh);
@@ -138,7 +169,7 @@ export class RecordBook {
       const s = this.state.get();
       this.state.update({ records: s.records + fresh.length, refused: s.refused + refused });
     }
-    return fresh.length;
+    return outcomes;
   }
 
   /**

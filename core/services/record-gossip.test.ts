@@ -1,110 +1,123 @@
 /**
- * Records by gossip, with the real record book over the in-memory store and real signed records: our records go
- * out on the records topic, arriving ones are checked with the gossip age limit, and garbage counts against the
- * peer that sent it. The pubsub is a fake.
+ * Records by gossip, with the real record book and admission over the in-memory store and real signed records:
+ * our records go out on the records topic; arriving ones pass the topic validator (checks, then admission's
+ * state checks against a real replay) and only accepted ones are stored; rejected ones cost the sender score
+ * until it is hung up on. The pubsub is a fake that runs validators and scores as gossipsub does.
  */
 import { generateKeyPair } from '@libp2p/crypto/keys';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { Admission } from '../../shared/ledger/admission.ts';
 import type { LedgerRecord } from '../../shared/ledger/records.ts';
-import { actor, make, type Actor } from '../../shared/ledger/testing.ts';
+import { replay } from '../../shared/ledger/replay.ts';
+import { snapshotOf } from '../../shared/ledger/snapshot.ts';
+import { actor, claim, make, type Actor } from '../../shared/ledger/testing.ts';
 import { TOPICS } from '../../shared/names.ts';
 import { MemoryLedgerStore } from '../memory-ledger-store.ts';
-import { Store, waitFor } from '../store.ts';
-import { FakePubsub, fakeLibp2p, settle, testNetwork } from '../testing/fakes.ts';
+import { Store } from '../store.ts';
+import { FakePubsub, fakeLibp2p, testNetwork } from '../testing/fakes.ts';
 import { RecordBook } from './record-book.ts';
-import { RecordGossip } from './record-gossip.ts';
+import { RECORDS_TOPIC_SCORE, RecordGossip } from './record-gossip.ts';
 
 const { network, clock } = testNetwork(200);
 const topic = TOPICS.records(network.networkId);
 let store: MemoryLedgerStore;
 let book: RecordBook;
 let pubsub: FakePubsub;
-let refused: Store<string[]>;
+let libp2p: ReturnType<typeof fakeLibp2p>;
+let refused: string[];
 let gossip: RecordGossip;
 let alice: Actor;
 let bob: Actor;
+let mallory: Actor;
 
 const encode = (record: unknown) => new TextEncoder().encode(JSON.stringify(record));
-const until = <T>(store: Store<T>, test: (value: T) => boolean) => waitFor(store, test, AbortSignal.timeout(2000));
-const transfer = async (block = 198) =>
-  (await make(network, alice, 'transfer', block, { to: bob.id, amount: '1' })).record;
+const transfer = async (who: Actor, block = 198, amount = '1') =>
+  (await make(network, who, 'transfer', block, { to: bob.id, amount })).record;
 
 beforeEach(async () => {
   const key = await generateKeyPair('Ed25519');
   store = new MemoryLedgerStore();
-  refused = new Store<string[]>([]);
-  const countRefusal = (peer: string) => refused.set([...refused.get(), peer]);
-  book = new RecordBook({ store, key, network, clock, countRefusal, lastFinal: new Store(-1) });
+  refused = [];
+  const countRefusal = (peer: string) => void refused.push(peer);
+  [alice, bob, mallory] = await Promise.all([actor(), actor(), actor()]);
+  // Alice holds 1000 rao by a replayed faucet claim; Mallory holds nothing.
+  const admission = new Admission(network);
+  const funded = await claim(network, alice, 150, 1000n);
+  admission.rebase(snapshotOf(replay(network, [funded], 190), 1, 190, 0));
+  book = new RecordBook({ store, key, network, clock, countRefusal, admission, lastFinal: new Store(-1) });
   await book.start();
   pubsub = new FakePubsub();
-  gossip = new RecordGossip({ libp2p: fakeLibp2p(key, pubsub), book, rpc: { countRefusal } });
+  libp2p = fakeLibp2p(key, pubsub);
+  gossip = new RecordGossip({ libp2p, book, rpc: { countRefusal } });
   gossip.start();
-  [alice, bob] = await Promise.all([actor(), actor()]);
 });
 
-afterEach(() => gossip.stop());
-
 describe('RecordGossip', () => {
-  it('subscribes to the network’s records topic', () => {
+  it('subscribes to the network’s records topic with a validator and the topic’s score parameters', () => {
     expect(pubsub.topics).toEqual([topic]);
+    expect(pubsub.topicValidators.has(topic)).toBe(true);
+    expect(pubsub.score.params.topics[topic]).toBe(RECORDS_TOPIC_SCORE);
   });
 
   it('publishes every record this node signs, as JSON on the records topic', async () => {
     const mine = await book.publish('transfer', { to: bob.id, amount: '2' });
-    await book.accept([await transfer()], `sync:${bob.id}`);
     expect(pubsub.published.map((p) => p.topic)).toEqual([topic]);
     expect(JSON.parse(new TextDecoder().decode(pubsub.published[0]!.data)) as LedgerRecord).toEqual(mine);
   });
 
-  it('stores a valid record that arrives, as gossip from the peer that forwarded it', async () => {
-    const record = await transfer();
-    pubsub.deliver(topic, encode(record), bob.id);
-    await until(book.state, (s) => s.records === 1);
+  it('accepts and stores a funded record, as gossip from the peer that forwarded it', async () => {
+    const record = await transfer(alice);
+    expect(await pubsub.deliver(topic, encode(record), bob.id)).toBe('accept');
     expect(await store.all()).toMatchObject([{ record, source: `gossip:${bob.id}` }]);
-    expect(refused.get()).toEqual([]);
-    // Records that arrive are not gossiped again by this node (gossipsub forwards them).
+    expect(refused).toEqual([]);
+    // Records that arrive are not published again by this node (gossipsub forwards what was accepted).
     expect(pubsub.published).toEqual([]);
+    expect(gossip.counts).toMatchObject({ accepted: 1, rejected: 0 });
   });
 
-  it('counts bytes that are not JSON against the peer that sent them', async () => {
-    pubsub.deliver(topic, new Uint8Array([0xff, 0x00, 0xfe]), bob.id);
-    expect(refused.get()).toEqual([bob.id]);
-    expect(book.state.get().refused).toBe(0);
+  it('ignores a record it already holds (gossipsub does not forward it again)', async () => {
+    const record = await transfer(alice);
+    await pubsub.deliver(topic, encode(record), bob.id);
+    expect(await pubsub.deliver(topic, encode(record), alice.id)).toBe('ignore');
+    expect(await store.count()).toBe(1);
   });
 
-  it('counts a record the book refuses against the peer that sent it', async () => {
-    const record = await transfer();
-    pubsub.deliver(topic, encode({ ...record, seq: record.seq + 1 }), bob.id);
-    await until(book.state, (s) => s.refused === 1);
-    expect(refused.get()).toEqual([bob.id]);
+  it('rejects bytes that are not JSON and counts them against the sender', async () => {
+    expect(await pubsub.deliver(topic, new Uint8Array([0xff, 0x00, 0xfe]), bob.id)).toBe('reject');
+    expect(refused).toEqual([bob.id]);
+  });
+
+  it('rejects an unfunded transfer without storing it: admission checks the balance before storage', async () => {
+    expect(await pubsub.deliver(topic, encode(await transfer(mallory)), bob.id)).toBe('reject');
+    expect(await store.count()).toBe(0);
+    expect(book.state.get().refused).toBe(1);
+  });
+
+  it('rejects a spend of what pending records already spent (the balance net of pending records)', async () => {
+    expect(await pubsub.deliver(topic, encode(await transfer(alice, 198, '600')), bob.id)).toBe('accept');
+    expect(await pubsub.deliver(topic, encode(await transfer(alice, 198, '600')), bob.id)).toBe('reject');
+    expect(await store.count()).toBe(1);
+  });
+
+  it('ignores a record outside the gossip window: the sender may only be slow', async () => {
+    expect(await pubsub.deliver(topic, encode(await transfer(alice, 139)), bob.id)).toBe('ignore');
     expect(await store.count()).toBe(0);
   });
 
-  it('applies the gossip age limit: records from epochs closed for good are refused', async () => {
-    // Block 200: blocks before 140 are final (see RecordBook.minGossipBlock).
-    pubsub.deliver(topic, encode(await transfer(139)), bob.id);
-    await until(refused, (r) => r.length === 1);
-    expect(await store.count()).toBe(0);
+  it('hangs up on a peer whose rejected messages cross the graylist threshold, and only on it', async () => {
+    await pubsub.deliver(topic, encode(await transfer(alice)), bob.id);
+    for (let k = 0; k < 10; k++) await pubsub.deliver(topic, encode(await transfer(mallory)), mallory.id);
+    await new Promise((r) => setTimeout(r, 0));
+    expect(pubsub.getScore(mallory.id)).toBeLessThan(-80);
+    expect(libp2p.hungUp).toContain(mallory.id);
+    expect(libp2p.hungUp).not.toContain(bob.id);
+    expect(await store.count()).toBe(1);
   });
 
-  it('ignores other topics and unsigned messages', async () => {
-    pubsub.deliver(TOPICS.announce, new Uint8Array([0xff]), bob.id);
-    pubsub.dispatchEvent(
-      new CustomEvent('message', { detail: { topic, type: 'unsigned', data: encode(await transfer()) } }),
-    );
-    await settle();
-    expect(refused.get()).toEqual([]);
-    expect(await store.count()).toBe(0);
-  });
-
-  it('neither publishes nor receives once stopped', async () => {
+  it('neither publishes nor validates once stopped', async () => {
     gossip.stop();
     await book.publish('transfer', { to: bob.id, amount: '2' });
-    pubsub.deliver(topic, encode(await transfer()), bob.id);
-    pubsub.deliver(topic, new Uint8Array([0xff]), bob.id);
-    await settle();
     expect(pubsub.published).toEqual([]);
-    expect(refused.get()).toEqual([]);
-    expect(await store.count()).toBe(1);
+    expect(pubsub.topicValidators.has(topic)).toBe(false);
   });
 });

@@ -1,8 +1,14 @@
 /**
  * Records by gossip: this node's own records go out on the network's records topic as soon as they are stored,
- * and records that arrive on it are checked (with the gossip age limit) before they are stored. Bytes that are
- * not a JSON record count against the peer that sent them.
+ * and records that arrive on it pass a gossipsub topic validator before anything else sees them: the record book
+ * checks them (shape, signature, clock, then admission's state checks) and stores the good ones. gossipsub
+ * forwards only what the validator accepts; a rejected message lowers its sender's peer score (the records
+ * topic's score parameters below), and a sender whose score falls under the graylist threshold is hung up on.
  */
+import { TopicValidatorResult } from '@libp2p/gossipsub';
+import { createTopicScoreParams, type PeerScoreParams, type PeerScoreThresholds } from '@libp2p/gossipsub/score';
+import type { PeerId } from '@libp2p/interface';
+import { UNCERTAIN_REFUSALS } from '../../shared/ledger/admission.ts';
 import { TOPICS } from '../../shared/names.ts';
 import type { Libp2pNode } from '../platform.ts';
 import type { RecordBook } from './record-book.ts';
@@ -10,48 +16,111 @@ import type { RpcRouter } from './rpc.ts';
 
 export interface RecordGossipComponents {
   libp2p: Libp2pNode;
-  book: RecordBook;
+  book: Pick<RecordBook, 'receive' | 'onPublished' | 'network'>;
   rpc: Pick<RpcRouter, 'countRefusal'>;
 }
+
+/**
+ * The records topic's peer scoring: each rejected message costs its sender (P4, squared and decaying by a tenth
+ * a second), so a handful of mistakes from an honest peer whose view differs from ours fade within a minute,
+ * while a flood crosses gossipsub's graylist threshold (-80 by default) after about seven. Mesh delivery
+ * counts (P3) are off: records are few and bursty, and a quiet honest peer must not lose score for it.
+ */
+export const RECORDS_TOPIC_SCORE = createTopicScoreParams({
+  topicWeight: 1,
+  timeInMeshWeight: 0.01,
+  timeInMeshQuantum: 1000,
+  timeInMeshCap: 300,
+  firstMessageDeliveriesWeight: 1,
+  firstMessageDeliveriesDecay: 0.5,
+  firstMessageDeliveriesCap: 10,
+  meshMessageDeliveriesWeight: 0,
+  meshFailurePenaltyWeight: 0,
+  invalidMessageDeliveriesWeight: -2,
+  invalidMessageDeliveriesDecay: 0.9,
+});
+
+/**
+ * Public members of gossipsub's implementation class that its exported interface leaves out: the live score
+ * parameters (a topic's are added once the network, and so the topic, is known) and a peer's score.
+ */
+interface ScoredPubsub {
+  score: { params: PeerScoreParams };
+  opts: { scoreThresholds: PeerScoreThresholds };
+  getScore(peer: string): number;
+}
+const scored = (pubsub: unknown) => pubsub as ScoredPubsub;
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
 const encoder = new TextEncoder();
 
+export interface RecordGossipState {
+  accepted: number;
+  ignored: number;
+  rejected: number;
+  /** Peers hung up on for a score under the graylist threshold. */
+  dropped: number;
+}
+
 export class RecordGossip {
   private readonly topic: string;
   private stopPublishing: (() => void) | null = null;
-  private readonly onMessage = (e: CustomEvent<{ topic: string; type: string; data: Uint8Array; from?: unknown }>) => {
-    const m = e.detail;
-    if (m.topic !== this.topic || m.type !== 'signed') return;
-    const from = String(m.from);
-    let raw: unknown;
-    try {
-      raw = JSON.parse(decoder.decode(m.data));
-    } catch {
-      this.components.rpc.countRefusal(from);
-      return;
-    }
-    // A storage failure is shown in the record book's state.
-    this.components.book.accept([raw], `gossip:${from}`).catch(() => {});
-  };
+  readonly counts: RecordGossipState = { accepted: 0, ignored: 0, rejected: 0, dropped: 0 };
 
   constructor(private readonly components: RecordGossipComponents) {
     this.topic = TOPICS.records(components.book.network.networkId);
   }
 
+  /** The verdict on one message: accept (stored, forward it), ignore (not the sender's fault) or reject. */
+  private readonly validate = async (peer: PeerId, message: { data: Uint8Array }): Promise<TopicValidatorResult> => {
+    const from = peer.toString();
+    let raw: unknown;
+    try {
+      raw = JSON.parse(decoder.decode(message.data));
+    } catch {
+      this.components.rpc.countRefusal(from);
+      return this.verdict(peer, TopicValidatorResult.Reject);
+    }
+    const [outcome] = await this.components.book.receive([raw], `gossip:${from}`).catch(() => []);
+    if (!outcome) return this.verdict(peer, TopicValidatorResult.Ignore); // storage failed: shown in the book's state
+    if (outcome.stored) return this.verdict(peer, TopicValidatorResult.Accept);
+    if ('held' in outcome) return this.verdict(peer, TopicValidatorResult.Ignore);
+    const uncertain = UNCERTAIN_REFUSALS.has(outcome.refused.code);
+    return this.verdict(peer, uncertain ? TopicValidatorResult.Ignore : TopicValidatorResult.Reject);
+  };
+
+  private verdict(peer: PeerId, result: TopicValidatorResult): TopicValidatorResult {
+    const { libp2p } = this.components;
+    if (result === TopicValidatorResult.Accept) this.counts.accepted++;
+    else if (result === TopicValidatorResult.Ignore) this.counts.ignored++;
+    else {
+      this.counts.rejected++;
+      // gossipsub scores the rejection once we return; hang up once the score has crossed the graylist line.
+      queueMicrotask(() => {
+        const pubsub = scored(libp2p.services.pubsub);
+        if (pubsub.getScore(peer.toString()) >= pubsub.opts.scoreThresholds.graylistThreshold) return;
+        this.counts.dropped++;
+        void libp2p.hangUp(peer).catch(() => {});
+      });
+    }
+    return result;
+  }
+
   start(): void {
     const { libp2p, book } = this.components;
-    libp2p.services.pubsub.subscribe(this.topic);
-    libp2p.services.pubsub.addEventListener('message', this.onMessage as never);
+    const pubsub = libp2p.services.pubsub;
+    scored(pubsub).score.params.topics[this.topic] = RECORDS_TOPIC_SCORE;
+    pubsub.topicValidators.set(this.topic, this.validate);
+    pubsub.subscribe(this.topic);
     this.stopPublishing = book.onPublished((records) => {
       for (const record of records)
         // No subscribers yet is fine: sync delivers it later.
-        void libp2p.services.pubsub.publish(this.topic, encoder.encode(JSON.stringify(record))).catch(() => {});
+        void pubsub.publish(this.topic, encoder.encode(JSON.stringify(record))).catch(() => {});
     });
   }
 
   stop(): void {
-    this.components.libp2p.services.pubsub.removeEventListener('message', this.onMessage as never);
+    this.components.libp2p.services.pubsub.topicValidators.delete(this.topic);
     this.stopPublishing?.();
   }
 }

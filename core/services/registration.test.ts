@@ -7,9 +7,9 @@ import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { PrivateKey } from '@libp2p/interface';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { NodeError } from '../../shared/errors.ts';
-import { checkProofOfWork } from '../../shared/ledger/pow.ts';
+import { proofOfWorkBits } from '../../shared/ledger/pow.ts';
 import type { LedgerRecord } from '../../shared/ledger/records.ts';
-import { actor, registration as registerRecord } from '../../shared/ledger/testing.ts';
+import { actor, claim, registration as registerRecord } from '../../shared/ledger/testing.ts';
 import { MemoryLedgerStore } from '../memory-ledger-store.ts';
 import { Store } from '../store.ts';
 import { FakeConsensusEngine, testNetwork } from '../testing/fakes.ts';
@@ -46,19 +46,23 @@ beforeEach(async () => {
 });
 
 describe('Registration', () => {
-  it('solves the puzzle for this node in the engine, then publishes a signed register record through the book', async () => {
+  it('solves the puzzle bound to the newest recent checkpoint, draws the burn from the faucet, then registers', async () => {
+    const snapshot = await consensus.replayNow();
     await registration.register(1, 'miner');
 
+    const checkpoint = snapshot.checkpoints.at(-1)!.hash;
     expect(engine.puzzles).toEqual([
-      { network: network.networkId, netuid: 1, author: book.self, block: 100, difficulty },
+      { network: network.networkId, netuid: 1, author: book.self, checkpoint, difficulty },
     ]);
-    expect(published).toHaveLength(1);
-    const [record] = published;
-    expect(record).toMatchObject({ kind: 'register', author: book.self, seq: 1, block: 100 });
-    expect(record!.body).toMatchObject({ netuid: 1, role: 'miner' });
-    expect(checkProofOfWork(network.networkId, record as Extract<LedgerRecord, { kind: 'register' }>, difficulty)).toBe(
-      true,
-    );
+    // Nothing registered yet: the price is the floor, and the record offers up to twice it.
+    const maxBurn = (2n * BigInt(network.subnets[0]!.registration.minBurn)).toString();
+    expect(published.map((r) => r.kind)).toEqual(['faucet.claim', 'register']);
+    expect(published[0]!.body).toEqual({ amount: maxBurn });
+    const record = published[1];
+    expect(record).toMatchObject({ kind: 'register', author: book.self, seq: 2, block: 100 });
+    expect(record!.body).toMatchObject({ netuid: 1, role: 'miner', checkpoint, maxBurn });
+    const bits = proofOfWorkBits(network.networkId, record as Extract<LedgerRecord, { kind: 'register' }>);
+    expect(bits).toBeGreaterThanOrEqual(difficulty);
     expect(registration.state.get()).toMatchObject({
       netuid: 1,
       phase: 'published',
@@ -66,12 +70,19 @@ describe('Registration', () => {
       expected: 2 ** difficulty,
       uid: null,
       error: null,
+      maxBurn,
     });
     expect(phases).toEqual(['hashing', 'published']);
   });
 
+  it('waits for a recent checkpoint: before any replay it says so and publishes nothing', async () => {
+    await expect(registration.register(1, 'miner')).rejects.toMatchObject({ code: 'not-started' });
+    expect(published).toEqual([]);
+  });
+
   it('follows the replay to "registered" with the UID it got', async () => {
     await registerRecordOfSomeoneElse();
+    await consensus.replayNow();
     await registration.register(1, 'validator');
     await consensus.replayNow();
     expect(registration.state.get()).toMatchObject({ phase: 'registered', uid: 1, error: null });
@@ -83,16 +94,17 @@ describe('Registration', () => {
     await consensus.replayNow();
     await ensuring;
     expect(engine.puzzles).toHaveLength(1);
-    expect(published.map((r) => r.kind)).toEqual(['register']);
+    expect(published.map((r) => r.kind)).toEqual(['faucet.claim', 'register']);
   });
 
   it('ensureRegistered does nothing when the node already holds a UID', async () => {
+    await consensus.replayNow();
     await registration.register(1, 'miner');
     await consensus.replayNow();
     await registration.ensureRegistered(1, 'miner');
     await registration.ensureRegistered(1, 'validator');
     expect(engine.puzzles).toHaveLength(1);
-    expect(published).toHaveLength(1);
+    expect(published).toHaveLength(2);
   });
 
   // BUG (registration.ts:46-50): ensureRegistered checks for a UID and then registers with no note of a
@@ -102,11 +114,12 @@ describe('Registration', () => {
     await consensus.replayNow();
     await Promise.all([registration.ensureRegistered(1, 'miner'), registration.ensureRegistered(1, 'miner')]);
     expect(engine.puzzles).toHaveLength(1);
-    expect(published).toHaveLength(1);
+    expect(published.map((r) => r.kind)).toEqual(['faucet.claim', 'register']);
   });
 
   it('ends in phase "error" with the engine’s sentence when the proof of work fails, and publishes nothing', async () => {
     engine.powFailure = new Error('the worker stopped');
+    await consensus.replayNow();
     await expect(registration.register(1, 'miner')).rejects.toThrow('the worker stopped');
     expect(registration.state.get()).toMatchObject({ phase: 'error', error: 'the worker stopped', uid: null });
     expect(phases).toEqual(['hashing', 'error']);
@@ -122,6 +135,7 @@ describe('Registration', () => {
   });
 
   it('stops following the replay once stopped', async () => {
+    await consensus.replayNow();
     await registration.register(1, 'miner');
     registration.stop();
     await consensus.replayNow();
@@ -129,8 +143,9 @@ describe('Registration', () => {
   });
 });
 
-/** Someone else registers first, so this node's UID is not 0. */
+/** Someone else registers first (in epoch 3, bound to genesis, with the burn from the faucet): not UID 0. */
 async function registerRecordOfSomeoneElse(): Promise<void> {
   const other = await actor();
-  await book.accept([(await registerRecord(network, other, 99, 'miner')).record], 'import');
+  const funds = await claim(network, other, 60, BigInt(network.subnets[0]!.registration.maxBurn));
+  await book.accept([funds.record, (await registerRecord(network, other, 61, 'miner')).record], 'import');
 }

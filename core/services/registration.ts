@@ -1,10 +1,14 @@
 /**
- * Registration: take a UID on a subnet by solving the network's proof of work in the consensus engine (with
- * progress), then publishing a signed `register` record. The state follows the replay until the UID shows up.
+ * Registration: take a UID on a subnet at the price the ledger asks (docs/ledger.md, "Registration"): solve the
+ * proof of work at the subnet's current difficulty, bound to a recent checkpoint, in the consensus engine (with
+ * progress); on a test network draw the burn from the faucet if the balance is short; then publish a signed
+ * `register` record offering to burn up to twice the current price (the price can rise once at the next close
+ * before the record is replayed). The state follows the replay until the UID shows up.
  */
 import type { PrivateKey } from '@libp2p/interface';
-import { findSubnet } from '../../shared/ledger/config.ts';
+import { epochOf, findSubnet, type NetworkConfig } from '../../shared/ledger/config.ts';
 import type { LedgerSnapshot } from '../../shared/ledger/snapshot.ts';
+import { genesisHash, RECENT_CHECKPOINT_EPOCHS } from '../../shared/ledger/state.ts';
 import { NodeError } from '../../shared/errors.ts';
 import type { ConsensusEngine } from '../platform.ts';
 import { Store } from '../store.ts';
@@ -18,6 +22,31 @@ export interface RegistrationState {
   expected: number;
   uid: number | null;
   error: string | null;
+  /** What the record offers to burn at most, rao (null before it is known). */
+  maxBurn: string | null;
+}
+
+/** A subnet's registration price as the latest replay has it: the burn (rao) and the proof-of-work bits. */
+export interface RegistrationPrice {
+  burn: bigint;
+  difficulty: number;
+}
+
+export function registrationPrice(snapshot: LedgerSnapshot | null, netuid: number): RegistrationPrice | null {
+  const sub = snapshot?.subnets.find((s) => s.netuid === netuid);
+  return sub ? { burn: sub.burn, difficulty: sub.difficulty } : null;
+}
+
+/**
+ * The checkpoint a proof of work made at `block` binds to: the newest final one among the recent closes, else
+ * the newest closed one, else (in the network's first epochs) the genesis hash; null when none is recent.
+ */
+export function proofCheckpoint(config: NetworkConfig, snapshot: LedgerSnapshot | null, block: number): string | null {
+  const oldest = epochOf(config, block) - RECENT_CHECKPOINT_EPOCHS;
+  const recent = (snapshot?.checkpoints ?? []).filter((c) => c.epoch >= oldest && c.hash !== '');
+  const chosen = recent.filter((c) => c.final).at(-1) ?? recent.at(-1);
+  if (chosen) return chosen.hash;
+  return oldest < 0 ? genesisHash(config) : null;
 }
 
 export interface RegistrationComponents {
@@ -63,39 +92,68 @@ export class Registration {
     await this.register(netuid, role);
   }
 
-  /** Mine the proof of work (progress in `state`), then publish the record. */
+  /** Mine the proof of work (progress in `state`), fund the burn if needed, then publish the record. */
   async register(netuid: number, role: 'miner' | 'validator'): Promise<void> {
     const { book, engine, consensus } = this.components;
     const subnet = findSubnet(book.network, netuid);
     if (!subnet) throw new NodeError('no-network', `This network has no subnet ${netuid}.`);
     const progress = (patch: Partial<RegistrationState>) => this.state.set({ ...this.state.get()!, ...patch });
+    const snapshot = consensus.snapshot.get();
+    const price = registrationPrice(snapshot, netuid) ?? {
+      burn: BigInt(subnet.registration.minBurn),
+      difficulty: subnet.registrationDifficulty,
+    };
+    const ceiling = BigInt(subnet.registration.maxBurn);
+    const maxBurn = price.burn * 2n < ceiling ? price.burn * 2n : ceiling;
     this.state.set({
       netuid,
       phase: 'hashing',
       hashes: 0,
-      expected: 2 ** subnet.registrationDifficulty,
+      expected: 2 ** price.difficulty,
       uid: null,
       error: null,
+      maxBurn: maxBurn.toString(),
     });
     try {
-      const block = consensus.currentBlock();
-      const { nonce } = await engine.solveRegistration(
-        {
-          network: book.network.networkId,
-          netuid,
-          author: book.self,
-          block,
-          difficulty: subnet.registrationDifficulty,
-        },
-        (p) => progress({ hashes: p.hashes }),
-      );
-      await book.publish('register', { netuid, nonce, role }, block);
+      // The proof binds to a recent checkpoint; one that aged out while hashing means hashing again.
+      for (let attempt = 0; ; attempt++) {
+        const checkpoint = proofCheckpoint(book.network, consensus.snapshot.get(), consensus.currentBlock());
+        if (!checkpoint)
+          throw new NodeError(
+            'not-started',
+            'No recent checkpoint is known yet; registration waits for the next replay.',
+          );
+        const { nonce } = await engine.solveRegistration(
+          { network: book.network.networkId, netuid, author: book.self, checkpoint, difficulty: price.difficulty },
+          (p) => progress({ hashes: p.hashes }),
+        );
+        const now = consensus.currentBlock();
+        if (proofCheckpoint(book.network, consensus.snapshot.get(), now) !== checkpoint && attempt < 2) continue;
+        await this.fund(maxBurn);
+        await book.publish('register', { netuid, nonce, role, checkpoint, maxBurn: maxBurn.toString() }, now);
+        break;
+      }
       progress({ phase: 'published' });
       this.follow(consensus.snapshot.get());
     } catch (err) {
       progress({ phase: 'error', error: (err as Error).message });
       throw err;
     }
+  }
+
+  /** Make sure the balance covers `amount`: on a test network from the faucet, elsewhere it must already. */
+  private async fund(amount: bigint): Promise<void> {
+    const { book, consensus } = this.components;
+    const balance = consensus.snapshot.get()?.balances[book.self] ?? 0n;
+    if (balance >= amount) return;
+    const faucet = book.network.faucet;
+    if (!faucet)
+      throw new NodeError(
+        'insufficient-funds',
+        `Registration burns up to ${amount} rao; this key holds ${balance}. Send it τ first.`,
+      );
+    const claim = amount - balance < BigInt(faucet.maxClaim) ? amount - balance : BigInt(faucet.maxClaim);
+    await book.publish('faucet.claim', { amount: claim.toString() });
   }
 
   private follow(snapshot: LedgerSnapshot | null): void {

@@ -1,12 +1,12 @@
 /**
- * Anti-entropy sync (`/webtensor/sync/1`): every few seconds, compare bucket digests with a random direct peer,
- * list the ids in the buckets that differ, and fetch the records this node lacks. Serves the same three methods
- * to peers, each bounded (200 buckets or ids per request, ids in chunks of 500, records in chunks of 40).
+ * Anti-entropy sync (`/webtensor/sync/1`): every few seconds, reconcile the record ids after the last final epoch
+ * with a random direct peer (`sync.reconcile`, range-based: shared/ledger/reconcile.ts) and fetch the records
+ * this node lacks (`sync.records`); the peer fetches those it lacks from us the same way. Every request is
+ * bounded in ranges and ids, every answer in bytes: no frame outgrows MAX_FRAME_BYTES, however long the history.
+ * Also serves what joining and finality ask for: `sync.join`, `sync.state`, `sync.checkpoint`.
  */
-import { sha256 } from '@noble/hashes/sha2.js';
-import { bytesToHex } from '@noble/hashes/utils.js';
 import { z } from 'zod';
-import { SYNC_BUCKET_BLOCKS, type StoredRecordRow } from '../../shared/ledger/db.ts';
+import type { StoredRecordRow } from '../../shared/ledger/db.ts';
 import { PROTOCOLS } from '../../shared/names.ts';
 import type { Json } from '../../shared/p2p/rpc.ts';
 import type { LedgerStore } from '../platform.ts';
@@ -18,8 +18,10 @@ import { checkpointIds, finalThrough } from '../../shared/ledger/finality.ts';
 import { servedLinks, voterlessPrefix, type ServedLink } from '../../shared/ledger/join.ts';
 import { epochBlocks } from '../../shared/ledger/config.ts';
 import type { LedgerSnapshot } from '../../shared/ledger/snapshot.ts';
-import { RpcError } from '../../shared/p2p/messages.ts';
+import { MAX_FRAME_BYTES, RpcError } from '../../shared/p2p/messages.ts';
 import { recordId, type LedgerRecord } from '../../shared/ledger/records.ts';
+import { answer, LIMITS, Reconciliation, type AskRange } from '../../shared/ledger/reconcile.ts';
+import { SyncIndex } from './sync-index.ts';
 import type { Join } from './join.ts';
 import type { RpcRouter } from './rpc.ts';
 
@@ -57,30 +59,81 @@ export interface SyncInit {
   intervalMs?: number;
 }
 
-const bucketsParams = z.object({ buckets: z.array(z.number().int().nonnegative()).max(200) });
-const digestsParams = z.union([z.null(), z.object({ from: z.number().int().nonnegative() })]);
 const checkpointParams = z.object({ epoch: z.number().int().nonnegative() });
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/);
 const checkpointReply = z.object({ epoch: z.number().int(), recordsRoot: hex64, stateRoot: hex64, previous: hex64 });
-const idsParams = z.object({ ids: z.array(z.string().regex(/^[0-9a-f]{64}$/)).max(200) });
-const digestsReply = z.object({ buckets: z.record(z.string().regex(/^\d+$/), z.string()) });
-const idsChunk = z.array(z.string().regex(/^[0-9a-f]{64}$/)).max(500);
-/** State text per chunk: JSON escaping can double it, and a frame holds 64 KiB. */
+const idsChunk = z.array(hex64).max(500);
+/** State text per chunk: every character of a JSON text takes at most 3 bytes re-encoded, and a frame 64 KiB. */
 const STATE_CHUNK_CHARS = 16_000;
+/** Ids per `sync.records` request. */
+const MAX_RECORD_IDS = 200;
+/** Bytes of records per chunk: a frame less room for the chunk's envelope. Any one record fits by construction. */
+const RECORD_CHUNK_BYTES = MAX_FRAME_BYTES - 1024;
+/** Ids waiting to be fetched from one peer that showed we lack them; more wait for a later sync. */
+const MAX_PULL_IDS = 5000;
+/** Rounds of one reconciliation; a longer one (a node far behind) goes on at the next sync, its records kept. */
+const MAX_ROUNDS = 500;
 
-/** sha256 of the sorted ids in each bucket of SYNC_BUCKET_BLOCKS blocks (from block `from` on). */
-export function bucketDigests(rows: readonly StoredRecordRow[], from = 0): Record<string, string> {
-  const buckets = new Map<number, string[]>();
-  for (const r of rows) {
-    if (r.block < from) continue;
-    const b = Math.floor(r.block / SYNC_BUCKET_BLOCKS);
-    const ids = buckets.get(b) ?? [];
-    ids.push(r.id);
-    buckets.set(b, ids);
+// Ranges of `sync.reconcile` (shared/ledger/reconcile.ts): bounds are [block, hex prefix of an id].
+const bound = z.tuple([
+  z
+    .number()
+    .int()
+    .nonnegative()
+    .max(2 ** 48),
+  z.string().regex(/^[0-9a-f]{0,64}$/),
+]);
+const span = { lo: bound, hi: bound.nullable() };
+const fpRange = z.strictObject({ ...span, fp: z.string().regex(/^[0-9a-f]{32}$/), n: z.number().int().nonnegative() });
+const idsRange = z.strictObject({ ...span, ids: z.array(hex64).max(LIMITS.leaf) });
+const haveRange = z.strictObject({ ...span, have: z.array(hex64).max(LIMITS.leaf) });
+const reconcileParams = z
+  .strictObject({
+    ranges: z
+      .array(z.union([fpRange, idsRange]))
+      .min(1)
+      .max(LIMITS.maxRanges),
+  })
+  .refine((p) => p.ranges.reduce((n, r) => n + ('ids' in r ? r.ids.length : 0), 0) <= LIMITS.maxIds, {
+    message: `at most ${LIMITS.maxIds} ids in all`,
+  });
+const reconcileReply = z.strictObject({
+  ranges: z.array(z.union([fpRange, idsRange, haveRange])).max(LIMITS.maxRanges * LIMITS.split),
+  handled: z.number().int().nonnegative(),
+});
+const recordsParams = z.strictObject({ ids: z.array(hex64).min(1).max(MAX_RECORD_IDS) });
+
+const encoder = new TextEncoder();
+
+/**
+ * `items` in chunks of at most `maxBytes` of JSON (and `maxItems` items). An item larger than `maxBytes` alone
+ * is left out: it could not be sent (a record from before records were bounded).
+ */
+export function chunksByBytes<T>(items: readonly T[], maxBytes: number, maxItems = Infinity): T[][] {
+  const chunks: T[][] = [];
+  let chunk: T[] = [];
+  let bytes = 2;
+  for (const item of items) {
+    const size = encoder.encode(JSON.stringify(item)).byteLength + 1;
+    if (size + 2 > maxBytes) continue;
+    if (chunk.length > 0 && (bytes + size > maxBytes || chunk.length >= maxItems)) {
+      chunks.push(chunk);
+      chunk = [];
+      bytes = 2;
+    }
+    chunk.push(item);
+    bytes += size;
   }
-  const out: Record<string, string> = {};
-  for (const [b, ids] of buckets) out[String(b)] = bytesToHex(sha256(new TextEncoder().encode(ids.sort().join('\n'))));
-  return out;
+  if (chunk.length > 0) chunks.push(chunk);
+  return chunks;
+}
+
+/** A refusal of the params, in a sentence (the first issue zod found). */
+function refusal(schema: z.ZodType, params: unknown, usage: string): string | null {
+  const parsed = schema.safeParse(params);
+  if (parsed.success) return null;
+  const issue = parsed.error.issues[0]!;
+  return `${usage} (${issue.path.join('.') || 'params'}: ${issue.message})`;
 }
 
 export class Sync {
@@ -92,20 +145,35 @@ export class Sync {
   private readonly greeted = new Set<string>();
   private stopWatching: (() => void) | null = null;
   private offerCache: JoinOffer | null = null;
+  /** Ids to fetch from peers whose requests showed this node lacks them (one fetch at a time per peer). */
+  private readonly pulling = new Map<string, Set<string>>();
+  private stopped = false;
+  private readonly index: SyncIndex;
 
   constructor(
     private readonly components: SyncComponents,
     private readonly init: SyncInit = {},
-  ) {}
+  ) {
+    this.index = new SyncIndex(components.store, components.book);
+  }
 
   async start(): Promise<void> {
     const { store, rpc } = this.components;
     await rpc.handle(
       PROTOCOLS.sync,
       {
-        'sync.digests': {
-          check: (p) => (digestsParams.safeParse(p).success ? null : 'params must be null or {from: block}'),
-          run: async (p) => ({ buckets: bucketDigests(await store.all(), digestsParams.parse(p)?.from ?? 0) }),
+        // Compare ranges of (block, id) order: answers within the byte budget, the rest is asked for again.
+        'sync.reconcile': {
+          check: (p) => refusal(reconcileParams, p, `params must be {ranges: (at most ${LIMITS.maxRanges})}`),
+          run: async (p, ctx) => {
+            const { ranges } = reconcileParams.parse(p);
+            const index = await this.index.current();
+            const needFrom = finalThrough(this.components.book.network, this.lastVotedFinal());
+            const { answer: reply, need } = answer(index, ranges as AskRange[], { needFrom });
+            // The asker holds records we lack: fetch them from it (at most one fetch per peer at a time).
+            if (need.length > 0) void this.pull(ctx.peer, need);
+            return reply as unknown as Json;
+          },
         },
         'sync.checkpoint': {
           check: (p) => (checkpointParams.safeParse(p).success ? null : 'params must be {epoch: number}'),
@@ -133,8 +201,9 @@ export class Sync {
             const offer = await this.joinOffer();
             if (!offer) return { stateEpoch: -1, links: 0, prefix: 0 };
             for (const link of offer.links) await ctx.emit({ link } as unknown as Json);
-            for (let k = 0; k < offer.prefix.length; k += 40)
-              await ctx.emit({ prefix: offer.prefix.slice(k, k + 40) } as unknown as Json);
+            // At most 40 records a chunk (what a joining node takes), and no more bytes than a frame holds.
+            for (const prefix of chunksByBytes(offer.prefix, RECORD_CHUNK_BYTES - 32, 40))
+              await ctx.emit({ prefix } as unknown as Json);
             return { stateEpoch: offer.stateEpoch, links: offer.links.length, prefix: offer.prefix.length };
           },
         },
@@ -151,24 +220,12 @@ export class Sync {
             return { epoch, chars: held.text.length, held: held.epoch };
           },
         },
-        'sync.ids': {
-          check: (p) =>
-            bucketsParams.safeParse(p).success ? null : 'params must be {buckets: number[] (at most 200)}',
-          run: async (p, ctx) => {
-            const wanted = new Set(bucketsParams.parse(p).buckets);
-            const ids = (await store.all())
-              .filter((r) => wanted.has(Math.floor(r.block / SYNC_BUCKET_BLOCKS)))
-              .map((r) => r.id);
-            for (let k = 0; k < ids.length; k += 500) await ctx.emit(ids.slice(k, k + 500));
-            return ids.length;
-          },
-        },
         'sync.records': {
-          check: (p) => (idsParams.safeParse(p).success ? null : 'params must be {ids: sha256 hex[] (at most 200)}'),
+          check: (p) => refusal(recordsParams, p, `params must be {ids: sha256 hex[] (1-${MAX_RECORD_IDS})}`),
           run: async (p, ctx) => {
-            const rows = (await store.get(idsParams.parse(p).ids)).filter((r): r is StoredRecordRow => !!r);
-            for (let k = 0; k < rows.length; k += 40)
-              await ctx.emit(rows.slice(k, k + 40).map((r) => r.record) as unknown as Json);
+            const rows = (await store.get(recordsParams.parse(p).ids)).filter((r): r is StoredRecordRow => !!r);
+            const records = rows.map((r) => r.record);
+            for (const chunk of chunksByBytes(records, RECORD_CHUNK_BYTES)) await ctx.emit(chunk as unknown as Json);
             return rows.length;
           },
         },
@@ -187,9 +244,15 @@ export class Sync {
   }
 
   stop(): void {
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     this.stopWatching?.();
+    this.index.stop();
+  }
+
+  private lastVotedFinal(): number {
+    return this.components.snapshot.get()?.lastVotedFinal ?? -1;
   }
 
   private async syncWithSomeone(): Promise<void> {
@@ -197,47 +260,76 @@ export class Sync {
     if (peers.length > 0) await this.syncWith(peers[Math.floor(Math.random() * peers.length)]!);
   }
 
-  /** Compare bucket digests with a peer, then fetch and check the records we lack. Returns how many were new. */
+  /**
+   * Reconcile the records after the last final epoch with a peer, fetching what this node lacks as it is found
+   * (so a reconciliation cut short still keeps what it fetched). Returns how many records were new.
+   */
   async syncWith(peer: string): Promise<number> {
     if (this.syncing.has(peer)) return 0;
     this.syncing.add(peer);
-    const { store, book, rpc } = this.components;
-    const call = (method: string, params: Json, onChunk?: (c: Json) => void) =>
-      rpc.call(peer, method, params, { protocol: PROTOCOLS.sync, timeoutMs: 20_000, ...(onChunk ? { onChunk } : {}) });
+    const { book, rpc } = this.components;
+    let added = 0;
     try {
       await this.components.join?.maybeJoin(peer);
       // Final epochs are settled: compare only what came after them.
-      const from = finalThrough(book.network, this.components.snapshot.get()?.lastVotedFinal ?? -1);
-      const theirs = digestsReply.parse(await call('sync.digests', { from })).buckets;
-      const ours = bucketDigests(await store.all(), from);
-      const differing = Object.keys(theirs)
-        .filter((b) => theirs[b] !== ours[b])
-        .map(Number)
-        .slice(0, 200);
-      if (differing.length === 0) return 0;
-      const theirIds: string[] = [];
-      await call('sync.ids', { buckets: differing }, (c) => {
-        const ids = idsChunk.safeParse(c);
-        if (ids.success) theirIds.push(...ids.data);
-      });
-      const held = await store.get(theirIds);
-      const missing = theirIds.filter((_, k) => !held[k]);
-      let added = 0;
-      for (let k = 0; k < missing.length; k += 200) {
-        const batch: unknown[] = [];
-        await call('sync.records', { ids: missing.slice(k, k + 200) }, (c) => {
-          if (Array.isArray(c)) batch.push(...c.slice(0, 40));
+      const from = finalThrough(book.network, this.lastVotedFinal());
+      const rec = new Reconciliation(await this.index.current(), from);
+      const lacking: string[] = [];
+      for (let round = 0; !rec.done && round < MAX_ROUNDS; round++) {
+        const asked = rec.next();
+        const raw = await rpc.call(peer, 'sync.reconcile', { ranges: asked } as unknown as Json, {
+          protocol: PROTOCOLS.sync,
+          timeoutMs: 20_000,
         });
-        added += await book.accept(batch, `sync:${peer}`);
+        const reply = reconcileReply.safeParse(raw);
+        try {
+          if (!reply.success) throw new Error(`malformed answer: ${reply.error.issues[0]!.message}`);
+          rec.take(asked, reply.data);
+        } catch (err) {
+          rpc.countRefusal(peer);
+          throw err;
+        }
+        lacking.push(...rec.wanted());
+        while (lacking.length >= MAX_RECORD_IDS)
+          added += await this.fetchRecords(peer, lacking.splice(0, MAX_RECORD_IDS), `sync:${peer}`);
       }
+      if (lacking.length > 0) added += await this.fetchRecords(peer, lacking, `sync:${peer}`);
       this.syncs.set(this.syncs.get() + 1);
       return added;
     } catch (err) {
       // A stopping node's syncs end with its streams; nothing to report then.
-      if (this.timer) console.warn(`sync with ${peer} failed: ${(err as Error).message}`);
-      return 0;
+      if (!this.stopped) console.warn(`sync with ${peer} failed: ${(err as Error).message}`);
+      return added;
     } finally {
       this.syncing.delete(peer);
+    }
+  }
+
+  /**
+   * Fetch records a peer's request showed it holds and this node lacks: queued per peer (bounded), fetched by one
+   * loop per peer while the peer goes on asking.
+   */
+  private async pull(peer: string, ids: readonly string[]): Promise<void> {
+    if (this.stopped) return;
+    const queued = this.pulling.get(peer);
+    if (queued) {
+      for (const id of ids) if (queued.size < MAX_PULL_IDS) queued.add(id);
+      return;
+    }
+    const queue = new Set(ids.slice(0, MAX_PULL_IDS));
+    this.pulling.set(peer, queue);
+    try {
+      while (queue.size > 0 && !this.stopped) {
+        const batch = [...queue].slice(0, MAX_RECORD_IDS);
+        for (const id of batch) queue.delete(id);
+        const held = await this.components.store.get(batch);
+        const lacking = batch.filter((_, k) => !held[k]);
+        if (lacking.length > 0) await this.fetchRecords(peer, lacking, `sync:${peer}`);
+      }
+    } catch (err) {
+      if (!this.stopped) console.warn(`fetching records from ${peer} failed: ${(err as Error).message}`);
+    } finally {
+      this.pulling.delete(peer);
     }
   }
 
@@ -290,17 +382,19 @@ export class Sync {
   async fetchRecords(peer: string, ids: readonly string[], source: RecordSource): Promise<number> {
     const wanted = new Set(ids);
     let added = 0;
-    for (let k = 0; k < ids.length; k += 200) {
+    for (let k = 0; k < ids.length; k += MAX_RECORD_IDS) {
+      const asked = ids.slice(k, k + MAX_RECORD_IDS);
       const batch: unknown[] = [];
       await this.components.rpc.call(
         peer,
         'sync.records',
-        { ids: ids.slice(k, k + 200) },
+        { ids: asked },
         {
           protocol: PROTOCOLS.sync,
           timeoutMs: 20_000,
           onChunk: (c) => {
-            if (Array.isArray(c)) batch.push(...c.slice(0, 40));
+            // No more records than asked for, whatever the peer sends.
+            if (Array.isArray(c)) batch.push(...c.slice(0, asked.length - batch.length));
           },
         },
       );

@@ -3,8 +3,8 @@
  * touches. Keys, records, stores, replays and network profiles in the tests stay real; these stand in for the
  * clock, the consensus engine's scheduling, libp2p's pubsub and the RPC transport.
  */
-import type { PrivateKey } from '@libp2p/interface';
-import { peerIdFromPrivateKey } from '@libp2p/peer-id';
+import type { PeerId, PrivateKey } from '@libp2p/interface';
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id';
 import type { NetworkConfig } from '../../shared/ledger/config.ts';
 import type { UidSummary } from '../../shared/ledger/epoch.ts';
 import { solveProofOfWork, type PowProgress } from '../../shared/ledger/pow.ts';
@@ -107,9 +107,18 @@ export class FakeConsensusEngine implements ConsensusEngine {
 }
 
 /** Just enough of libp2p's gossipsub for a service that subscribes, publishes and listens to one topic. */
+/**
+ * A pubsub that delivers what a test hands it the way gossipsub does: through the topic's validator first (its
+ * verdict is returned), with each rejection lowering the sender's score by gossipsub's P4 rule (weight times the
+ * square of the count of rejections; no decay here).
+ */
 export class FakePubsub extends EventTarget {
   readonly topics: string[] = [];
   readonly published: { topic: string; data: Uint8Array }[] = [];
+  readonly topicValidators = new Map<string, (peer: PeerId, message: { data: Uint8Array }) => Promise<string>>();
+  readonly score = { params: { topics: {} as Record<string, { invalidMessageDeliveriesWeight: number }> } };
+  readonly opts = { scoreThresholds: { graylistThreshold: -80 } };
+  private readonly rejections = new Map<string, Map<string, number>>();
 
   subscribe(topic: string): void {
     this.topics.push(topic);
@@ -120,15 +129,40 @@ export class FakePubsub extends EventTarget {
     return { recipients: [] };
   }
 
-  /** A signed gossip message on `topic`, forwarded by `from`. */
-  deliver(topic: string, data: Uint8Array, from: string): void {
-    this.dispatchEvent(new CustomEvent('message', { detail: { topic, type: 'signed', data, from } }));
+  getScore(peer: string): number {
+    let score = 0;
+    for (const [topic, count] of this.rejections.get(peer) ?? [])
+      score += (this.score.params.topics[topic]?.invalidMessageDeliveriesWeight ?? 0) * count * count;
+    return score;
+  }
+
+  /** A signed gossip message on `topic`, forwarded by `from`: the validator's verdict ('accept' without one). */
+  async deliver(topic: string, data: Uint8Array, from: string): Promise<string> {
+    const validator = this.topicValidators.get(topic);
+    const verdict = validator ? await validator(peerIdFromString(from), { data }) : 'accept';
+    if (verdict === 'reject') {
+      const counts = this.rejections.get(from) ?? new Map<string, number>();
+      counts.set(topic, (counts.get(topic) ?? 0) + 1);
+      this.rejections.set(from, counts);
+    }
+    if (verdict === 'accept')
+      this.dispatchEvent(new CustomEvent('message', { detail: { topic, type: 'signed', data, from } }));
+    return verdict;
   }
 }
 
-/** A libp2p node with a peer id and a pubsub service, and nothing else: a service touching more fails loudly. */
-export function fakeLibp2p(key: PrivateKey, pubsub: FakePubsub = new FakePubsub()): Libp2pNode {
-  return { peerId: peerIdFromPrivateKey(key), services: { pubsub } } as unknown as Libp2pNode;
+/**
+ * A libp2p node with a peer id and a pubsub service, and nothing else: a service touching more fails loudly.
+ * Peers it hangs up on are listed in `hungUp`.
+ */
+export function fakeLibp2p(key: PrivateKey, pubsub: FakePubsub = new FakePubsub()): Libp2pNode & { hungUp: string[] } {
+  const hungUp: string[] = [];
+  return {
+    peerId: peerIdFromPrivateKey(key),
+    services: { pubsub },
+    hungUp,
+    hangUp: async (peer: PeerId) => void hungUp.push(peer.toString()),
+  } as unknown as Libp2pNode & { hungUp: string[] };
 }
 
 export type Answer = (peer: string, request: RpcRequest, options: CallOptions) => Promise<Json>;
@@ -234,6 +268,10 @@ export const subnetWith = (netuid: number, uids: UidSlot[]): SubnetState => ({
   lastEmission: uids.map(() => 0n),
   permits: uids.map(() => false),
   epoch: 0,
+  burn: 0n,
+  difficulty: 0,
+  registrationsThisEpoch: 0,
+  lastRegistration: { block: -1, count: 0 },
 });
 
 /** A replay's snapshot with the given subnets and closed epochs, and nothing else. */
@@ -249,9 +287,12 @@ export function snapshotWith(parts: { subnets?: SubnetState[]; epochs?: ClosedEp
     frozen: {},
     balances: {},
     stakes: {},
+    nominations: {},
+    chains: {},
     subnets: parts.subnets ?? [],
     issued: 0n,
     dust: 0n,
+    burned: 0n,
     ms: 0,
     chain: [],
     finalState: null,

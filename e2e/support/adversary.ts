@@ -13,6 +13,7 @@ import { WebtensorNode, type NodeServices } from '../../core/node.ts';
 import { createNodePlatform } from '../../core/nodejs/platform.ts';
 import { waitFor } from '../../core/store.ts';
 import { finalThrough } from '../../shared/ledger/finality.ts';
+import { genesisHash } from '../../shared/ledger/state.ts';
 import { solveProofOfWork } from '../../shared/ledger/pow.ts';
 import { recordId, signRecord, type Body, type LedgerRecord, type RecordKind } from '../../shared/ledger/records.ts';
 import { weightsCommitHash } from '../../shared/ledger/state.ts';
@@ -111,9 +112,11 @@ export class Adversary {
     const key = await generateKeyPair('Ed25519');
     const author = peerIdFromPrivateKey(key).toString();
     const network = this.ledger.network;
-    const difficulty = network.subnets[0]!.registrationDifficulty;
-    const { nonce } = await solveProofOfWork({ network: network.networkId, netuid: 1, author, block, difficulty });
-    return this.sign('register', { netuid: 1, nonce, role: 'miner' }, 1, block, key);
+    const { registrationDifficulty: difficulty, registration } = network.subnets[0]!;
+    const checkpoint = genesisHash(network);
+    const { nonce } = await solveProofOfWork({ network: network.networkId, netuid: 1, author, checkpoint, difficulty });
+    const body = { netuid: 1, nonce, role: 'miner' as const, checkpoint, maxBurn: registration.maxBurn };
+    return this.sign('register', body, 1, block, key);
   }
 
   /** Wait for `validator`'s next reveal to reach its store. */

@@ -23,6 +23,24 @@ export const yumaConfigSchema = z.object({
   stakeThreshold: raoString,
 });
 
+/**
+ * Registration priced by demand, as subtensor does (docs/ledger.md, "Registration"): at most `maxPerBlock`
+ * registrations per block; at each epoch's close the burn and the proof-of-work difficulty follow how many
+ * registrations the epoch saw against `targetPerEpoch` (more: up; fewer: down, to the floor).
+ */
+export const registrationConfigSchema = z.object({
+  maxPerBlock: z.number().int().min(1).max(64),
+  targetPerEpoch: z.number().int().min(1).max(4096),
+  /**
+   * The burn's floor and ceiling, rao. The price moves by ratios, so a floor of 0 means no burn at all
+   * (registration by proof of work alone: unit tests' small config; never the shipped profiles).
+   */
+  minBurn: raoString,
+  maxBurn: raoString,
+  /** The difficulty's ceiling in bits (its floor is the subnet's registrationDifficulty). */
+  maxDifficulty: z.number().int().min(0).max(40),
+});
+
 export const subnetConfigSchema = z.object({
   netuid: z.number().int().min(0).max(1023),
   task: z.enum(['text-generation', 'feature-extraction']),
@@ -35,8 +53,9 @@ export const subnetConfigSchema = z.object({
   maxValidators: z.number().int().min(1).max(4096),
   /** Blocks after registration during which a UID cannot be replaced. */
   immunityPeriod: z.number().int().nonnegative(),
-  /** Leading zero bits the registration proof of work needs. */
+  /** Leading zero bits the registration proof of work needs at least (the floor of the priced difficulty). */
   registrationDifficulty: z.number().int().min(0).max(40),
+  registration: registrationConfigSchema,
   /** Weights are committed in an epoch's first half and revealed in its second; off: weights.set. */
   commitReveal: z.boolean(),
   yuma: yumaConfigSchema,
@@ -78,6 +97,14 @@ export const networkConfigSchema = z
       seen.add(s.netuid);
       if (s.maxValidators > s.maxUids)
         ctx.addIssue({ code: 'custom', path: ['subnets', i, 'maxValidators'], message: 'exceeds maxUids' });
+      if (BigInt(s.registration.maxBurn) < BigInt(s.registration.minBurn))
+        ctx.addIssue({ code: 'custom', path: ['subnets', i, 'registration', 'maxBurn'], message: 'is below minBurn' });
+      if (s.registration.maxDifficulty < s.registrationDifficulty)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['subnets', i, 'registration', 'maxDifficulty'],
+          message: 'is below registrationDifficulty',
+        });
     });
     if (c.faucet !== undefined && c.profile !== 'test')
       ctx.addIssue({ code: 'custom', path: ['faucet'], message: 'a faucet is only allowed in the test profile' });

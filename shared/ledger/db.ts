@@ -44,8 +44,9 @@ export class LedgerDb extends Dexie {
     this.version(2).stores({ records: 'id, network, [network+block], [network+author], [network+receivedAt]' });
     // v3: the checkpoint a node joined from (docs/ledger.md, "Joining from a checkpoint").
     this.version(3).stores({ bases: 'network' });
+    // v4: records in (block, id) order per network, for sync's index (core/services/sync-index.ts).
+    this.version(4).stores({
+      records: 'id, network, [network+block], [network+author], [network+receivedAt], [network+block+id]',
+    });
   }
 }
-
-/** Bucket of a block for anti-entropy digests (sync compares buckets, then ids within differing buckets). */
-export const SYNC_BUCKET_BLOCKS = 20;

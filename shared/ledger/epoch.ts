@@ -6,7 +6,7 @@
  */
 import { runEpoch, type EpochResult, type U16Row, type YumaParams } from '../yuma/index.ts';
 import { blockEmission, type NetworkConfig, type SubnetConfig } from './config.ts';
-import { permits, subnetState, totalStake, type LedgerState } from './state.ts';
+import { permits, subnetState, totalStake, type LedgerState, type SubnetState } from './state.ts';
 
 export interface UidSummary {
   uid: number;
@@ -81,6 +81,21 @@ function credit(state: LedgerState, hotkey: string, account: string, amount: big
 }
 
 /** Close epoch `sub.epoch` of a subnet at its end block; mutates `state`, returns what happened. */
+/**
+ * The price rule, at every close (as subtensor's, per epoch): the burn is multiplied by
+ * (registrations + target) / (2 * target), so it halves over an epoch without registrations, stays at target and
+ * rises with demand beyond it, within [minBurn, maxBurn]; the difficulty moves one bit toward demand the same way.
+ */
+export function adjustRegistrationPrice(sub: SubnetState, cfg: SubnetConfig): void {
+  const { targetPerEpoch: target, minBurn, maxBurn, maxDifficulty } = cfg.registration;
+  const regs = sub.registrationsThisEpoch;
+  const burn = (sub.burn * BigInt(regs + target)) / BigInt(2 * target);
+  sub.burn = burn < BigInt(minBurn) ? BigInt(minBurn) : burn > BigInt(maxBurn) ? BigInt(maxBurn) : burn;
+  const step = regs > target ? 1 : regs < target ? -1 : 0;
+  sub.difficulty = Math.min(maxDifficulty, Math.max(cfg.registrationDifficulty, sub.difficulty + step));
+  sub.registrationsThisEpoch = 0;
+}
+
 export function closeEpoch(state: LedgerState, config: NetworkConfig, cfg: SubnetConfig): EpochSummary {
   const sub = subnetState(state, cfg.netuid);
   const epoch = sub.epoch;
@@ -92,6 +107,7 @@ export function closeEpoch(state: LedgerState, config: NetworkConfig, cfg: Subne
     if (kept.length > 0) sub.commits[hotkey] = kept;
     else delete sub.commits[hotkey];
   }
+  adjustRegistrationPrice(sub, cfg);
   const n = sub.uids.length;
   const summary: EpochSummary = {
     netuid: cfg.netuid,

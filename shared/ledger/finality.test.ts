@@ -15,12 +15,13 @@ const config = smallConfig();
 const T = epochBlocks(config); // 20
 
 /** Two validators with permits from epoch 1, one miner, and honest epochs 1..3 (epochs 0-2 final by block 64). */
-async function network() {
+/** A miner and two staked validators; registrations bind to `cfg`'s genesis (another config is another network). */
+async function network(cfg = config) {
   const miner = await actor();
   const [v1, v2] = [await actor(), await actor()];
-  const records: StoredRecord[] = [await registration(config, miner, 1, 'miner')];
+  const records: StoredRecord[] = [await registration(cfg, miner, 1, 'miner')];
   for (const [k, v] of [v1, v2].entries()) {
-    records.push(await registration(config, v, 2 + k, 'validator'));
+    records.push(await registration(cfg, v, 2 + k, 'validator'));
     records.push(await claim(config, v, 4, 1_000_000_000_000n));
     records.push(await make(config, v, 'stake.add', 5, { hotkey: v.id, amount: '1000000000000' }));
   }
@@ -159,7 +160,7 @@ describe('finding 2: a validator cannot copy revealed weights into a backdated c
 describe('finding 3: a backdated registration cannot evict a miner after the fact', () => {
   it('the registration is refused on arrival and dropped on adoption; the miner keeps its UID', async () => {
     const small = { ...config, subnets: config.subnets.map((s) => ({ ...s, maxUids: 3, immunityPeriod: 5 })) };
-    const net = await network(); // uids: miner 0, validators 1 and 2: the subnet is full
+    const net = await network(small); // uids: miner 0, validators 1 and 2: the subnet is full
     let records = await honestEpochs(small, net.records, net.validators, 1, 3, [0], () => [65535]);
     const before = replay(small, records, 64);
     expect(before.lastFinal).toBeGreaterThanOrEqual(2);

@@ -21,6 +21,7 @@ import {
   totalStake,
   weightsCommitHash,
   type LedgerState,
+  genesisHash,
 } from './state.ts';
 import {
   actor,
@@ -142,19 +143,21 @@ describe('records on arrival', () => {
     expect(await refusal(old, 'final', final)).toMatch(/final epoch/);
   });
 
-  it('refuses a registration without enough proof of work, or reusing another key/block', async () => {
+  it('refuses a registration without enough proof of work, or reusing another key’s or checkpoint’s', async () => {
     const hard = smallConfig();
     hard.subnets[0]!.registrationDifficulty = 16;
     const a = await actor();
-    const weak = (await make(hard, a, 'register', 5, { netuid: 1, nonce: '0000000000000000', role: 'miner' })).record;
+    const checkpoint = genesisHash(hard);
+    const weakBody = { netuid: 1, nonce: '0000000000000000', role: 'miner' as const, checkpoint, maxBurn: '0' };
+    const weak = (await make(hard, a, 'register', 5, weakBody)).record;
     await refusal(weak, 'bad-pow', at, hard);
     const good = await registration(hard, a, 5, 'miner');
     await expect(checkRecord(good.record, hard, at)).resolves.toBeTruthy();
     const b = await actor();
     const stolen = (await make(hard, b, 'register', 5, good.record.body as never)).record;
     await refusal(stolen, 'bad-pow', at, hard);
-    const moved = (await make(hard, a, 'register', 6, good.record.body as never)).record;
-    await refusal(moved, 'bad-pow', at, hard);
+    const moved = { ...(good.record.body as object), checkpoint: 'ab'.repeat(32) };
+    await refusal((await make(hard, a, 'register', 6, moved as never)).record, 'bad-pow', at, hard);
   });
 
   it('refuses a subnet that does not exist', async () => {

@@ -1,15 +1,26 @@
 /**
- * Registration proof of work (hashcash): sha256 over the network, subnet, author, block and a nonce must start
- * with `difficulty` zero bits. Bound to all four, a proof cannot be reused by another key, subnet, network or
- * time; opening a tab literally mines its way into the subnet.
+ * Registration proof of work (hashcash): sha256 over the network, subnet, author, a recent checkpoint's hash
+ * and a nonce must start with `difficulty` zero bits. Bound to all four, a proof cannot be reused by another
+ * key, subnet or network, nor computed before that checkpoint closed (the replay takes only recent ones: see
+ * state.ts, `register`); opening a tab literally mines its way into the subnet.
  */
 import { NodeError } from '../errors.ts';
 import { sha256 } from '@noble/hashes/sha2.js';
 
 const encoder = new TextEncoder();
 
-function challenge(network: string, netuid: number, author: string, block: number, nonce: string): Uint8Array {
-  return sha256(encoder.encode(`webtensor/register/1\n${network}\n${netuid}\n${author}\n${block}\n${nonce}`));
+export interface PowInput {
+  network: string;
+  netuid: number;
+  author: string;
+  /** The hash of the checkpoint the proof is bound to (the genesis hash in a network's first epochs). */
+  checkpoint: string;
+}
+
+function challenge(p: PowInput, nonce: string): Uint8Array {
+  return sha256(
+    encoder.encode(`webtensor/register/2\n${p.network}\n${p.netuid}\n${p.author}\n${p.checkpoint}\n${nonce}`),
+  );
 }
 
 export function leadingZeroBits(hash: Uint8Array): number {
@@ -24,12 +35,13 @@ export function leadingZeroBits(hash: Uint8Array): number {
   return bits;
 }
 
-export function checkProofOfWork(
+/** The zero bits a register record's proof of work reaches. */
+export function proofOfWorkBits(
   network: string,
-  r: { author: string; block: number; body: { netuid: number; nonce: string } },
-  difficulty: number,
-): boolean {
-  return leadingZeroBits(challenge(network, r.body.netuid, r.author, r.block, r.body.nonce)) >= difficulty;
+  r: { author: string; body: { netuid: number; nonce: string; checkpoint: string } },
+): number {
+  const input = { network, netuid: r.body.netuid, author: r.author, checkpoint: r.body.checkpoint };
+  return leadingZeroBits(challenge(input, r.body.nonce));
 }
 
 export interface PowProgress {
@@ -43,7 +55,7 @@ export interface PowProgress {
  * the event loop there (so a worker stays responsive); `signal` stops the search.
  */
 export async function solveProofOfWork(
-  input: { network: string; netuid: number; author: string; block: number; difficulty: number; start?: bigint },
+  input: PowInput & { difficulty: number; start?: bigint },
   onProgress?: (p: PowProgress) => void,
   signal?: AbortSignal,
 ): Promise<{ nonce: string; hashes: number }> {
@@ -51,8 +63,7 @@ export async function solveProofOfWork(
   let n = input.start ?? 0n;
   for (let hashes = 1; ; hashes++, n = (n + 1n) & 0xffffffffffffffffn) {
     const nonce = n.toString(16).padStart(16, '0');
-    if (leadingZeroBits(challenge(input.network, input.netuid, input.author, input.block, nonce)) >= input.difficulty)
-      return { nonce, hashes };
+    if (leadingZeroBits(challenge(input, nonce)) >= input.difficulty) return { nonce, hashes };
     if (hashes % 4096 === 0) {
       onProgress?.({ hashes, expected });
       await new Promise((r) => setTimeout(r, 0));

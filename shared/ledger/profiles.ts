@@ -45,6 +45,14 @@ export function productionProfile(genesisMs = Date.UTC(2026, 10, 1)): NetworkCon
     maxValidators: 64,
     immunityPeriod: 4096,
     registrationDifficulty: 20,
+    // One registration per block, three per epoch on target; the burn from 1 τ up to 100 τ.
+    registration: {
+      maxPerBlock: 1,
+      targetPerEpoch: 3,
+      minBurn: '1000000000',
+      maxBurn: '100000000000',
+      maxDifficulty: 28,
+    },
     commitReveal: true,
     yuma: yumaDefaults,
   });
@@ -93,6 +101,14 @@ export function testProfile(genesisMs: number): NetworkConfig {
         maxValidators: 4,
         immunityPeriod: 40,
         registrationDifficulty: 10,
+        // Room for a test's miners to join at once; the faucet pays the burn.
+        registration: {
+          maxPerBlock: 4,
+          targetPerEpoch: 8,
+          minBurn: '100000000',
+          maxBurn: '100000000000',
+          maxDifficulty: 16,
+        },
         commitReveal: true,
         yuma: { ...yumaDefaults, activityCutoff: 100 },
       },

@@ -13,7 +13,7 @@ import { bytesToHex } from '@noble/hashes/utils.js';
 import { z } from 'zod';
 import { fromBase64Url, toBase64Url } from '../p2p/signing.ts';
 import { findSubnet, raoString, type NetworkConfig } from './config.ts';
-import { checkProofOfWork } from './pow.ts';
+import { proofOfWorkBits } from './pow.ts';
 
 const peerId = z.string().regex(/^[1-9A-HJ-NP-Za-km-z]{40,128}$/, 'expected a base58 peer id');
 const netuid = z.number().int().min(0).max(1023);
@@ -26,7 +26,17 @@ const u16List = z.array(z.number().int().min(0).max(65535)).max(4096);
 const positiveRao = raoString.refine((s) => s !== '0', 'amount must be more than 0');
 
 export const bodySchemas = {
-  register: z.object({ netuid, nonce: hex(16), role: z.enum(['miner', 'validator']) }),
+  /**
+   * Take a UID: a proof of work bound to a recent checkpoint's hash, and the most rao the author will burn (the
+   * subnet's price when the record is replayed is taken; more than `maxBurn` and the record is refused).
+   */
+  register: z.object({
+    netuid,
+    nonce: hex(16),
+    role: z.enum(['miner', 'validator']),
+    checkpoint: hex(64),
+    maxBurn: raoString,
+  }),
   'weights.commit': z.object({ netuid, hash: hex(64) }),
   'weights.reveal': z.object({ netuid, uids: uidList, values: u16List, salt: hex(32) }),
   'weights.set': z.object({ netuid, uids: uidList, values: u16List }),
@@ -133,7 +143,11 @@ export type RefusalCode =
   | 'no-faucet'
   // admission (docs/ledger.md, "Admission")
   | 'too-large'
-  | 'quota';
+  | 'quota'
+  // registration priced by demand (docs/ledger.md, "Registration")
+  | 'registration-limit'
+  | 'stale-proof'
+  | 'underpriced';
 
 export class RecordRefused extends WebtensorError<RefusalCode> {
   override name = 'RecordRefused';
@@ -195,7 +209,8 @@ export async function checkRecord(
         'malformed',
         `body.uids: ${record.body.uids.length} weights, but subnet ${subnet.netuid} has at most ${subnet.maxUids} UIDs`,
       );
-    if (record.kind === 'register' && !checkProofOfWork(config.networkId, record, subnet.registrationDifficulty))
+    // The subnet's floor, statelessly (the replay checks the difficulty the price rule has reached).
+    if (record.kind === 'register' && proofOfWorkBits(config.networkId, record) < subnet.registrationDifficulty)
       throw new RecordRefused('bad-pow', `the proof of work does not reach ${subnet.registrationDifficulty} bits`);
   }
   return { record, id: recordId(record) };

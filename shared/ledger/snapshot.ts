@@ -19,10 +19,17 @@ export interface LedgerSnapshot {
   /** Authors frozen for equivocating, with the sequence number they reused. */
   frozen: Record<string, { seq: number; block: number }>;
   balances: Record<string, bigint>;
+  /** Total stake by hotkey. */
   stakes: Record<string, bigint>;
+  /** Stake by hotkey, then by the account that staked it (admission checks an unstake against it). */
+  nominations: Record<string, Record<string, bigint>>;
+  /** Each author's chain head (admission counts what is pending after it). */
+  chains: Record<string, { seq: number; block: number }>;
   subnets: SubnetState[];
   issued: bigint;
   dust: bigint;
+  /** Everything registrations burnt. */
+  burned: bigint;
   ms: number;
   /** Every closed epoch's checkpoint from genesis (served to joining nodes; a base brings the early links). */
   chain: ChainLink[];
@@ -46,9 +53,12 @@ export function snapshotOf(result: Replay, records: number, closeThrough: number
     frozen: result.state.frozen,
     balances: result.state.balances,
     stakes,
+    nominations: result.state.stakes,
+    chains: result.state.chains,
     subnets: result.state.subnets,
     issued: result.state.issued,
     dust: result.state.dust,
+    burned: result.state.burned,
     ms,
     chain: result.chain,
     finalState: result.finalState,

@@ -7,6 +7,8 @@ import canonicalize from 'canonicalize';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { findSubnet, type NetworkConfig, type SubnetConfig } from './config.ts';
+import { epochOf } from './config.ts';
+import { proofOfWorkBits } from './pow.ts';
 import { RecordRefused, type LedgerRecord } from './records.ts';
 
 export interface UidSlot {
@@ -33,6 +35,12 @@ export interface SubnetState {
   lastEmission: bigint[];
   /** The next epoch to close. */
   epoch: number;
+  /** What a registration burns now, rao, and the proof-of-work bits it needs (both set at each close). */
+  burn: bigint;
+  difficulty: number;
+  /** Registrations in the epoch so far, and in the block of the last one (at most maxPerBlock). */
+  registrationsThisEpoch: number;
+  lastRegistration: { block: number; count: number };
 }
 
 export interface LedgerState {
@@ -59,6 +67,8 @@ export interface LedgerState {
   issued: bigint;
   /** Rounding remainders of emission, kept aside explicitly. */
   dust: bigint;
+  /** Everything registrations burnt, rao (destroyed: no account holds it). */
+  burned: bigint;
 }
 
 /** One epoch's checkpoint as this replay computed it, who may vote on it, and the votes so far. */
@@ -92,6 +102,10 @@ export function initialState(config: NetworkConfig): LedgerState {
     subnets: [...config.subnets]
       .sort((a, b) => a.netuid - b.netuid)
       .map((s) => ({
+        burn: BigInt(s.registration.minBurn),
+        difficulty: s.registrationDifficulty,
+        registrationsThisEpoch: 0,
+        lastRegistration: { block: -1, count: 0 },
         netuid: s.netuid,
         uids: [],
         weights: [],
@@ -103,6 +117,7 @@ export function initialState(config: NetworkConfig): LedgerState {
       })),
     issued: 0n,
     dust: 0n,
+    burned: 0n,
   };
 }
 
@@ -299,13 +314,49 @@ export function settleFinality(state: LedgerState, block: number): void {
   state.lastFinal = state.lastVotedFinal = voted.epoch;
 }
 
+/** Epochs back a registration's proof of work may be bound to (so it cannot be computed further in advance). */
+export const RECENT_CHECKPOINT_EPOCHS = 4;
+
+/** The checkpoint hashes a proof of work of a record at `block` may be bound to: those of recent closes. */
+export function recentCheckpoints(state: LedgerState, config: NetworkConfig, block: number): string[] {
+  const epoch = epochOf(config, block);
+  const recent = state.checkpoints.filter((t) => t.hash !== '' && t.epoch >= epoch - RECENT_CHECKPOINT_EPOCHS);
+  return [...recent.map((t) => t.hash), ...(epoch < RECENT_CHECKPOINT_EPOCHS ? [genesisHash(config)] : [])];
+}
+
+/**
+ * Registration (docs/ledger.md, "Registration"): at most `maxPerBlock` per block; a proof of work bound to a
+ * recent checkpoint with the difficulty the price rule has reached; the author burns the current price. Then a
+ * free UID, or the non-immune UID with the lowest emission is replaced.
+ */
 function register(state: LedgerState, config: NetworkConfig, r: Extract<LedgerRecord, { kind: 'register' }>) {
   const cfg = findSubnet(config, r.body.netuid)!;
   const sub = subnetState(state, cfg.netuid);
   if (sub.uids.some((u) => u.hotkey === r.author))
     refuse('already-registered', `${r.author} already holds a UID on subnet ${cfg.netuid}`);
+  const inBlock = sub.lastRegistration.block === r.block ? sub.lastRegistration.count : 0;
+  if (inBlock >= cfg.registration.maxPerBlock)
+    refuse('registration-limit', `subnet ${cfg.netuid} took ${inBlock} registrations in block ${r.block} already`);
+  if (!recentCheckpoints(state, config, r.block).includes(r.body.checkpoint))
+    refuse(
+      'stale-proof',
+      `the proof of work is not bound to a checkpoint of the last ${RECENT_CHECKPOINT_EPOCHS} epochs`,
+    );
+  const bits = proofOfWorkBits(config.networkId, r);
+  if (bits < sub.difficulty)
+    refuse('bad-pow', `the proof of work reaches ${bits} bits; subnet ${cfg.netuid} asks ${sub.difficulty}`);
+  if (BigInt(r.body.maxBurn) < sub.burn)
+    refuse('underpriced', `registration costs ${sub.burn} rao now; the record offers at most ${r.body.maxBurn}`);
+  debit(state.balances, r.author, sub.burn, 'the balance');
   const slot: UidSlot = { hotkey: r.author, role: r.body.role, registeredAt: r.block, lastUpdate: r.block };
+  const pay = () => {
+    if (sub.burn > 0n) state.balances[r.author] = state.balances[r.author]! - sub.burn;
+    state.burned += sub.burn;
+    sub.registrationsThisEpoch++;
+    sub.lastRegistration = { block: r.block, count: inBlock + 1 };
+  };
   if (sub.uids.length < cfg.maxUids) {
+    pay();
     sub.uids.push(slot);
     sub.weights.push(null);
     sub.bonds.push([]);
@@ -322,6 +373,7 @@ function register(state: LedgerState, config: NetworkConfig, r: Extract<LedgerRe
     if (a < b || (a === b && u.registeredAt < sub.uids[victim]!.registeredAt)) victim = uid;
   });
   if (victim < 0) refuse('subnet-full', `subnet ${cfg.netuid} is full and every UID is still immune`);
+  pay();
   delete sub.commits[sub.uids[victim]!.hotkey];
   sub.uids[victim] = slot;
   sub.weights[victim] = null;
@@ -456,8 +508,10 @@ export function stateFromText(text: string): LedgerState {
     subnets: raw.subnets.map((s) => ({
       ...(s as unknown as SubnetState),
       lastEmission: (s.lastEmission as unknown[]).map(big),
+      burn: big(s.burn),
     })),
     issued: big(raw.issued),
     dust: big(raw.dust),
+    burned: big(raw.burned),
   };
 }

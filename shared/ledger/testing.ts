@@ -7,7 +7,7 @@ import { testProfile } from './profiles.ts';
 import { solveProofOfWork } from './pow.ts';
 import { recordId, signRecord, type LedgerRecord, type RecordKind, type Body } from './records.ts';
 import { replay, type StoredRecord } from './replay.ts';
-import { weightsCommitHash } from './state.ts';
+import { genesisHash, weightsCommitHash } from './state.ts';
 
 export interface Actor {
   key: PrivateKey;
@@ -22,7 +22,13 @@ export async function actor(key?: PrivateKey): Promise<Actor> {
 
 export function smallConfig(over: Partial<NetworkConfig> = {}): NetworkConfig {
   const base = testProfile(0);
-  return { ...base, subnets: base.subnets.map((s) => ({ ...s, registrationDifficulty: 4 })), ...over };
+  // Registration by proof of work alone (no burn): tests fund only the keys whose balance they are about.
+  const subnets = base.subnets.map((s) => ({
+    ...s,
+    registrationDifficulty: 4,
+    registration: { ...s.registration, minBurn: '0', maxDifficulty: 8 },
+  }));
+  return { ...base, subnets, ...over };
 }
 
 /** A faucet claim: `who` draws `amount` rao of test τ (test profile only). */
@@ -51,16 +57,35 @@ export async function make<K extends RecordKind>(
   return { id: recordId(record), record };
 }
 
+/**
+ * A register record at `block` with a proof of work at the subnet's floor difficulty, bound to `checkpoint` (by
+ * default the genesis hash, which the replay takes in the network's first RECENT_CHECKPOINT_EPOCHS epochs) and
+ * offering to burn up to the subnet's ceiling.
+ */
 export async function registration(
   config: NetworkConfig,
   who: Actor,
   block: number,
   role: 'miner' | 'validator',
   netuid = 1,
+  checkpoint = genesisHash(config),
+  difficulty = config.subnets.find((s) => s.netuid === netuid)!.registrationDifficulty,
 ): Promise<StoredRecord> {
-  const difficulty = config.subnets.find((s) => s.netuid === netuid)!.registrationDifficulty;
-  const { nonce } = await solveProofOfWork({ network: config.networkId, netuid, author: who.id, block, difficulty });
-  return make(config, who, 'register', block, { netuid, nonce, role });
+  const subnet = config.subnets.find((s) => s.netuid === netuid)!;
+  const { nonce } = await solveProofOfWork({
+    network: config.networkId,
+    netuid,
+    author: who.id,
+    checkpoint,
+    difficulty,
+  });
+  return make(config, who, 'register', block, {
+    netuid,
+    nonce,
+    role,
+    checkpoint,
+    maxBurn: subnet.registration.maxBurn,
+  });
 }
 
 /**

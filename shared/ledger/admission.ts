@@ -1,0 +1,246 @@
+/**
+ * Admission: the state checks a record passes on arrival, before it is stored or forwarded (docs/ledger.md,
+ * "Admission"). `checkRecord` (records.ts) proves a record is well formed and signed; admission asks whether it
+ * can do anything: transfers and stakes funded by the author's balance net of its pending records, weights and
+ * votes only from registered hotkeys with a permit, at most a quota of records per author per block. The replay
+ * stays the judge of what a record does; admission only keeps out what the replay would certainly refuse, so
+ * that a peer cannot fill every node's disk with validly signed junk.
+ *
+ * It reads a view of the last replay and counts the effect of every record admitted since ("pending") until a
+ * newer replay includes it. Memory is bounded: pending records per author and in all, and the per-block quota
+ * counters, are capped and pruned by block.
+ */
+import { epochBlocks, findSubnet, type NetworkConfig } from './config.ts';
+import { RecordRefused, type LedgerRecord, type RefusalCode } from './records.ts';
+
+/** Records one author may have admitted in one block (an honest node signs a handful at most). */
+export const RECORDS_PER_AUTHOR_PER_BLOCK = 6;
+/** Records of one author admitted and not yet replayed (beyond it, the author waits for the next replay). */
+export const MAX_PENDING_PER_AUTHOR = 64;
+/** Records admitted and not yet replayed, from all authors. */
+export const MAX_PENDING = 20_000;
+
+/** What admission needs of the last replay: a small part of the ledger state. */
+export interface AdmissionView {
+  /** The block the replay closed epochs through (epochs ending after it have not closed in this view). */
+  closeThrough: number;
+  balances: Readonly<Record<string, bigint>>;
+  /** Stake by hotkey, then by the account that staked it. */
+  nominations: Readonly<Record<string, Readonly<Record<string, bigint>>>>;
+  chains: Readonly<Record<string, { seq: number; block: number }>>;
+  frozen: Readonly<Record<string, unknown>>;
+  subnets: readonly {
+    netuid: number;
+    uids: readonly { hotkey: string }[];
+    permits: readonly boolean[];
+  }[];
+  /** The recent checkpoints and who may vote on each. */
+  checkpoints: readonly { epoch: number; voters: readonly string[] }[];
+}
+
+/** What an admitted record does that the next records of the same accounts must see. */
+interface Pending {
+  id: string;
+  author: string;
+  seq: number;
+  block: number;
+  /** Balance changes by account (negative: spent). */
+  balance: Map<string, bigint>;
+  /** Stake removed: hotkey -> amount, for the author. */
+  unstaked: Map<string, bigint>;
+  /** Subnets this record registers the author on. */
+  registers: number | null;
+}
+
+/** Refusals that may come from this node's view being behind (not the sender's fault): gossip ignores them. */
+export const UNCERTAIN_REFUSALS: ReadonlySet<RefusalCode> = new Set([
+  'future-block',
+  'stale-block',
+  'final',
+  'sequence-gap',
+]);
+
+const refuse = (code: RefusalCode, message: string): never => {
+  throw new RecordRefused(code, message);
+};
+
+export class Admission {
+  private view: AdmissionView | null = null;
+  private readonly pending = new Map<string, Pending>();
+  private readonly byAuthor = new Map<string, Pending[]>();
+  /** Records admitted per author and block, kept across replays (a replay does not reset a quota). */
+  private readonly perBlock = new Map<number, Map<string, number>>();
+  /** Authors whose equivocation was admitted since the last replay (the replay then freezes them). */
+  private readonly equivocated = new Set<string>();
+
+  constructor(private readonly config: NetworkConfig) {}
+
+  /** A new replay: its view replaces the old, and records it includes are no longer pending. */
+  rebase(view: AdmissionView): void {
+    this.view = view;
+    this.equivocated.clear();
+    for (const [author, list] of this.byAuthor) {
+      const head = view.chains[author]?.seq ?? 0;
+      const kept = list.filter((p) => p.seq > head);
+      for (const p of list) if (p.seq <= head) this.pending.delete(p.id);
+      if (kept.length) this.byAuthor.set(author, kept);
+      else this.byAuthor.delete(author);
+    }
+  }
+
+  /** Forget quota counters of blocks before `block` (nothing of them arrives any more). */
+  prune(block: number): void {
+    for (const b of this.perBlock.keys()) if (b < block) this.perBlock.delete(b);
+    // Pending records that no replay took (refused out of their chain, say) stop counting after two epochs.
+    const old = block - 2 * epochBlocks(this.config);
+    for (const p of [...this.pending.values()]) if (p.block < old) this.forget(p);
+  }
+
+  get pendingCount(): number {
+    return this.pending.size;
+  }
+
+  /**
+   * Admit `record` (already through checkRecord) or throw RecordRefused naming why. Without a view (before
+   * the first replay) only the quota applies: a node that knows nothing cannot judge funding.
+   */
+  admit(record: LedgerRecord, id: string): void {
+    if (this.pending.has(id)) return;
+    const { author } = record;
+    const blockCounts = this.perBlock.get(record.block);
+    const used = blockCounts?.get(author) ?? 0;
+    if (used >= RECORDS_PER_AUTHOR_PER_BLOCK)
+      refuse(
+        'quota',
+        `${author} already has ${used} records in block ${record.block}; at most ${RECORDS_PER_AUTHOR_PER_BLOCK}`,
+      );
+    const mine = this.byAuthor.get(author) ?? [];
+    if (mine.length >= MAX_PENDING_PER_AUTHOR)
+      refuse(
+        'quota',
+        `${author} has ${mine.length} records waiting for the next replay; at most ${MAX_PENDING_PER_AUTHOR}`,
+      );
+    if (this.pending.size >= MAX_PENDING) refuse('quota', `${MAX_PENDING} records are waiting for the next replay`);
+    const pending = this.view ? this.check(this.view, record, id, mine) : effectOf(record, id, this.config);
+    this.pending.set(id, pending);
+    this.byAuthor.set(author, [...mine, pending]);
+    const counts = blockCounts ?? new Map<string, number>();
+    counts.set(author, used + 1);
+    this.perBlock.set(record.block, counts);
+  }
+
+  private forget(p: Pending): void {
+    this.pending.delete(p.id);
+    const rest = (this.byAuthor.get(p.author) ?? []).filter((q) => q !== p);
+    if (rest.length) this.byAuthor.set(p.author, rest);
+    else this.byAuthor.delete(p.author);
+  }
+
+  /** The free balance of `account` after the view and every pending record. */
+  private balance(view: AdmissionView, account: string): bigint {
+    let b = view.balances[account] ?? 0n;
+    for (const p of this.pending.values()) b += p.balance.get(account) ?? 0n;
+    return b;
+  }
+
+  private check(view: AdmissionView, r: LedgerRecord, id: string, mine: readonly Pending[]): Pending {
+    if (view.frozen[r.author])
+      refuse('equivocated-author', `${r.author} signed two records with one sequence number; nothing it signs counts`);
+    const head = view.chains[r.author]?.seq ?? 0;
+    // A second record with a sequence number already taken is an equivocation: it is the evidence every node
+    // must see (the replay freezes the author), so it is admitted; its effects are not counted.
+    if (this.equivocated.has(r.author))
+      refuse('equivocated-author', `${r.author} signed two records with one sequence number; nothing it signs counts`);
+    if (r.seq <= head || mine.some((p) => p.seq === r.seq)) {
+      this.equivocated.add(r.author);
+      return { ...effectOf(r, id, this.config), balance: new Map(), unstaked: new Map(), registers: null };
+    }
+    const effect = effectOf(r, id, this.config);
+    const tempo = epochBlocks(this.config);
+    // Permits change when an epoch closes: a record of an epoch this view has not closed may hold one we do not see.
+    const permitsMayChange = Math.floor(r.block / tempo) > Math.floor(view.closeThrough / tempo);
+    switch (r.kind) {
+      case 'transfer':
+      case 'stake.add':
+      case 'register': {
+        const spend = -(effect.balance.get(r.author) ?? 0n);
+        const have = this.balance(view, r.author);
+        if (spend > have)
+          refuse('overspend', `${r.author} has ${have} rao (net of pending records); the record spends ${spend}`);
+        break;
+      }
+      case 'stake.remove': {
+        let staked = view.nominations[r.body.hotkey]?.[r.author] ?? 0n;
+        for (const p of mine) staked -= p.unstaked.get(r.body.hotkey) ?? 0n;
+        if (BigInt(r.body.amount) > staked)
+          refuse('overspend', `${r.author} has ${staked} rao staked on ${r.body.hotkey} (net of pending records)`);
+        break;
+      }
+      case 'faucet.claim': {
+        const faucet = this.config.faucet;
+        if (!faucet) refuse('no-faucet', `network ${this.config.networkId} has no faucet`);
+        if (BigInt(r.body.amount) > BigInt(faucet!.maxClaim))
+          refuse('overspend', `a claim is at most ${faucet!.maxClaim} rao`);
+        if (BigInt(r.body.amount) > this.balance(view, faucet!.account)) refuse('overspend', 'the faucet is empty');
+        break;
+      }
+      case 'weights.commit':
+      case 'weights.reveal':
+      case 'weights.set': {
+        const sub = view.subnets.find((s) => s.netuid === r.body.netuid);
+        const uid = sub?.uids.findIndex((u) => u.hotkey === r.author) ?? -1;
+        const registering = mine.some((p) => p.registers === r.body.netuid);
+        if (uid < 0 && !registering) refuse('not-registered', `${r.author} holds no UID on subnet ${r.body.netuid}`);
+        if (uid >= 0 && !sub!.permits[uid] && !permitsMayChange)
+          refuse('no-permit', `UID ${uid} has no validator permit on subnet ${r.body.netuid}`);
+        if (uid < 0 && !permitsMayChange) refuse('no-permit', `${r.author} registered too late to hold a permit`);
+        const cfg = findSubnet(this.config, r.body.netuid)!;
+        if ('uids' in r.body && sub && r.body.uids.some((u) => u >= Math.max(sub.uids.length, cfg.maxUids)))
+          refuse('bad-weights', `a uid is beyond subnet ${r.body.netuid}'s ${cfg.maxUids}`);
+        break;
+      }
+      case 'checkpoint': {
+        const closed = Math.floor(view.closeThrough / tempo) - 1;
+        if (r.body.epoch > closed + 1 || r.body.epoch < closed - 16)
+          refuse('bad-checkpoint', `epoch ${r.body.epoch} is not a recent epoch (this node closed ${closed})`);
+        const permitted =
+          view.checkpoints.some((c) => c.epoch === r.body.epoch && c.voters.includes(r.author)) ||
+          view.subnets.some((s) => s.permits[s.uids.findIndex((u) => u.hotkey === r.author)]) ||
+          (permitsMayChange && view.subnets.some((s) => s.uids.some((u) => u.hotkey === r.author)));
+        if (!permitted) refuse('no-permit', `${r.author} may not vote on epoch ${r.body.epoch}`);
+        break;
+      }
+    }
+    return effect;
+  }
+}
+
+/** What a record would do to balances and stake if the replay accepts it. */
+function effectOf(r: LedgerRecord, id: string, config: NetworkConfig): Pending {
+  const balance = new Map<string, bigint>();
+  const unstaked = new Map<string, bigint>();
+  const add = (account: string, amount: bigint) => balance.set(account, (balance.get(account) ?? 0n) + amount);
+  let registers: number | null = null;
+  switch (r.kind) {
+    case 'transfer':
+      add(r.author, -BigInt(r.body.amount));
+      add(r.body.to, BigInt(r.body.amount));
+      break;
+    case 'stake.add':
+      add(r.author, -BigInt(r.body.amount));
+      break;
+    case 'stake.remove':
+      add(r.author, BigInt(r.body.amount));
+      unstaked.set(r.body.hotkey, BigInt(r.body.amount));
+      break;
+    case 'faucet.claim':
+      if (config.faucet) add(config.faucet.account, -BigInt(r.body.amount));
+      add(r.author, BigInt(r.body.amount));
+      break;
+    case 'register':
+      registers = r.body.netuid;
+      if ('burn' in r.body) add(r.author, -BigInt((r.body as { burn: string }).burn));
+      break;
+  }
+  return { id, author: r.author, seq: r.seq, block: r.block, balance, unstaked, registers };
+}
