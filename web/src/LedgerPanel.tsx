@@ -3,6 +3,7 @@ import { useMemo } from 'react';
 import { Chart, type ChartOption } from './charts/Chart.tsx';
 import { useStore, type TabNode } from './shell/node-context.ts';
 import { epochAgreement } from '../../core/services/finality.ts';
+import { registrationPrice } from '../../core/services/registration.ts';
 
 /** This tab in the network's economy: registration (proof of work), UID, stake, epochs and agreement. */
 export function LedgerPanel({ tab }: { tab: TabNode }) {
@@ -16,6 +17,8 @@ export function LedgerPanel({ tab }: { tab: TabNode }) {
   const agreement = epochAgreement(snapshot, tab.roles.subnet()?.netuid ?? 1);
   const me = services?.peerId ?? null;
   const stake = me ? (snapshot?.stakes[me] ?? 0n) : 0n;
+  const netuid = tab.roles.subnet()?.netuid ?? 1;
+  const price = registrationPrice(snapshot, netuid);
   const hashingPercent = reg && reg.expected > 0 ? Math.min(99, Math.round((100 * reg.hashes) / reg.expected)) : 0;
   const recent = agreement.slice(-5).reverse();
   const earnings = useMemo(() => {
@@ -64,6 +67,12 @@ export function LedgerPanel({ tab }: { tab: TabNode }) {
           {reg?.phase === 'published' && 'registration sent; waiting for the ledger to include it'}
           {reg?.phase === 'registered' && `UID ${reg.uid} on subnet ${reg.netuid}`}
           {reg?.phase === 'error' && <span className="error">{reg.error}</span>}
+        </dd>
+        <dt>registration price</dt>
+        <dd data-testid="registration-price">
+          {price
+            ? `${tao(price.burn)} burnt and a ${price.difficulty}-bit proof of work on subnet ${netuid} (set at each epoch's close by demand)`
+            : 'known after the first replay'}
         </dd>
         <dt>stake</dt>
         <dd title={rao(stake)}>{tao(stake)}</dd>
