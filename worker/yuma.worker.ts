@@ -5,10 +5,11 @@
  * closed epoch there, and solves registration proofs of work off the main thread.
  */
 import { expose } from 'comlink';
+import Dexie from 'dexie';
 import type { NetworkConfig } from '../shared/ledger/config.ts';
 import { LedgerDb } from '../shared/ledger/db.ts';
 import { solveProofOfWork, type PowProgress } from '../shared/ledger/pow.ts';
-import { replay } from '../shared/ledger/replay.ts';
+import { CheckpointedReplay } from '../shared/ledger/checkpointed-replay.ts';
 import { snapshotOf, type LedgerSnapshot } from '../shared/ledger/snapshot.ts';
 import { runEpochFloat64 } from '../shared/yuma/float64.ts';
 import { syntheticEpoch, type SyntheticSpec } from '../shared/yuma/synthetic.ts';
@@ -39,6 +40,8 @@ export interface YumaWorkerApi {
 }
 
 const databases = new Map<number, LedgerDb>();
+/** Each slot's replays continue from the last state final by votes (shared/ledger/checkpointed-replay.ts). */
+const checkpointed = new Map<number, CheckpointedReplay>();
 
 function medianMs(repeats: number, run: () => void): number {
   const times: number[] = [];
@@ -72,11 +75,22 @@ const api: YumaWorkerApi = {
     const start = performance.now();
     let db = databases.get(slot);
     if (!db) databases.set(slot, (db = new LedgerDb(slot)));
-    const rows = await db.records.where('network').equals(config.networkId).toArray();
-    const base = await db.bases.get(config.networkId);
-    const result = replay(config, rows, closeThrough, base);
-    await db.epochs.bulkPut(result.epochs.map((e) => ({ ...e, network: config.networkId })));
-    return snapshotOf(result, rows.length, closeThrough, performance.now() - start);
+    let replays = checkpointed.get(slot);
+    if (!replays) checkpointed.set(slot, (replays = new CheckpointedReplay()));
+    const net = config.networkId;
+    const records = db.records;
+    const { result } = await replays.run(
+      config,
+      {
+        recordsFrom: (block) =>
+          records.where('[network+block]').between([net, block], [net, Dexie.maxKey], true, true).toArray(),
+        joinedBase: async () => (await db.bases.get(net)) ?? null,
+      },
+      closeThrough,
+    );
+    await db.epochs.bulkPut(result.epochs.map((e) => ({ ...e, network: net })));
+    const count = await records.where('network').equals(net).count();
+    return snapshotOf(result, count, closeThrough, performance.now() - start);
   },
   async solveRegistration(input, onProgress) {
     const start = performance.now();

@@ -5,7 +5,7 @@
  */
 import { multiaddr } from '@multiformats/multiaddr';
 import { solveProofOfWork } from '../../shared/ledger/pow.ts';
-import { replay } from '../../shared/ledger/replay.ts';
+import { CheckpointedReplay } from '../../shared/ledger/checkpointed-replay.ts';
 import { snapshotOf } from '../../shared/ledger/snapshot.ts';
 import { MemoryLedgerStore } from '../memory-ledger-store.ts';
 import { withPeerId, type Clock, type LedgerStore, type Platform } from '../platform.ts';
@@ -54,15 +54,22 @@ export function createNodePlatform(init: NodePlatformInit): Platform {
         (init.durable
           ? SqliteLedgerStore.open(join(init.dataDir, `ledger-${networkId.replace(/[^A-Za-z0-9_-]/g, '_')}.sqlite`))
           : new MemoryLedgerStore());
+      // Replays continue from the last state final by votes (shared/ledger/checkpointed-replay.ts).
+      const replays = new CheckpointedReplay();
+      const source = {
+        recordsFrom: async (block: number) => {
+          const rows = await store.get((await store.keysFrom(block)).map((k) => k.id));
+          return rows.filter((r) => r !== undefined);
+        },
+        joinedBase: () => store.base(),
+      };
       return {
         store,
         consensus: {
           async computeLedger(config, closeThrough) {
             const start = performance.now();
-            const rows = await store.all();
-            const base = (await store.base()) ?? undefined;
-            const result = replay(config, rows, closeThrough, base);
-            return snapshotOf(result, rows.length, closeThrough, performance.now() - start);
+            const { result } = await replays.run(config, source, closeThrough);
+            return snapshotOf(result, await store.count(), closeThrough, performance.now() - start);
           },
           async solveRegistration(puzzle, onProgress) {
             const start = performance.now();

@@ -13,6 +13,7 @@ import { WebtensorNode, type NodeServices } from '../../core/node.ts';
 import { createNodePlatform } from '../../core/nodejs/platform.ts';
 import { waitFor } from '../../core/store.ts';
 import { finalThrough } from '../../shared/ledger/finality.ts';
+import { uidOf, type LedgerSnapshot } from '../../shared/ledger/snapshot.ts';
 import { genesisHash } from '../../shared/ledger/state.ts';
 import { solveProofOfWork } from '../../shared/ledger/pow.ts';
 import { recordId, signRecord, type Body, type LedgerRecord, type RecordKind } from '../../shared/ledger/records.ts';
@@ -55,9 +56,15 @@ export class Adversary {
 
   /** Register as a validator the honest way, draw `stake + spendable` from the faucet and stake `stake` on itself. */
   async registerAsValidator(stake: bigint, spendable: bigint): Promise<void> {
-    await this.ledger.registration.ensureRegistered(1, 'validator');
-    await this.ledger.book.publish('faucet.claim', { amount: (stake + spendable).toString() });
-    await this.ledger.book.publish('stake.add', { hotkey: this.peerId, amount: stake.toString() });
+    const ledger = this.ledger;
+    await ledger.registration.ensureRegistered(1, 'validator');
+    // Registering drew up to twice the price from the faucet and burnt the price: stake what is left of it too,
+    // so that exactly `spendable` stays free.
+    const registered = (s: LedgerSnapshot | null) => uidOf(s, 1, this.peerId) !== null;
+    await waitFor(ledger.consensus.snapshot, registered, AbortSignal.timeout(60_000));
+    const leftover = ledger.consensus.snapshot.get()!.balances[this.peerId] ?? 0n;
+    await ledger.book.publish('faucet.claim', { amount: (stake + spendable).toString() });
+    await ledger.book.publish('stake.add', { hotkey: this.peerId, amount: (stake + leftover).toString() });
   }
 
   /** Publish a record the honest way (its own checks, the next sequence number, the current block). */
