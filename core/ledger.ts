@@ -18,6 +18,7 @@ import { RecordGossip } from './services/record-gossip.ts';
 import { Registration } from './services/registration.ts';
 import type { RpcRouter } from './services/rpc.ts';
 import { Join } from './services/join.ts';
+import { Pruning } from './services/pruning.ts';
 import { Sync } from './services/sync.ts';
 
 export interface LedgerComponents {
@@ -44,6 +45,8 @@ export class LedgerServices {
   readonly registration: Registration;
   /** The state checks peers' records pass before they are stored (docs/ledger.md, "Admission"). */
   readonly admission: Admission;
+  /** Rebases onto the last voted-final state and drops the records before it; null on an archive. */
+  readonly pruning: Pruning | null;
   private readonly unsubscribe: (() => void)[] = [];
 
   constructor(c: LedgerComponents) {
@@ -100,6 +103,16 @@ export class LedgerServices {
     });
     this.consensus.snapshot.subscribe(closeDoor);
     this.finality.state.subscribe(closeDoor);
+    this.pruning = c.archive
+      ? null
+      : new Pruning({
+          store: c.store,
+          snapshot: this.consensus.snapshot,
+          network: c.network,
+          clock: c.clock,
+          reloadHead: () => this.book.reloadHead(),
+          self: this.book.self,
+        });
     this.registration = new Registration({
       key: c.key,
       engine: c.engine,
@@ -123,11 +136,13 @@ export class LedgerServices {
     await this.sync.start();
     this.consensus.start();
     this.finality.start();
+    this.pruning?.start();
     this.registration.start();
   }
 
   stop(): void {
     this.registration.stop();
+    this.pruning?.stop();
     this.finality.stop();
     this.consensus.stop();
     this.sync.stop();

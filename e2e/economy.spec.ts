@@ -176,21 +176,22 @@ test('a validator that copies weights earns no more per stake than the validator
     [a, c] as const,
   );
 
-  // Let four epochs pass in which both are permitted validators and the copier has something to copy.
-  const ua = await honest.evaluate(() => window.webtensor.ledger.uid!);
-  const uc = await copier.evaluate(() => window.webtensor.ledger.uid!);
+  // Let four epochs pass in which both are permitted validators and the copier has something to copy. Each is
+  // found by hotkey in each summary (a UID number is where a registration landed, not who holds it).
   const rates = () =>
     honest.evaluate(
       ([x, y]) => {
+        const of = (e: (typeof window.webtensor.ledger.summaries)[number], h: string) =>
+          e.uids.find((u) => u.hotkey === h);
         const paid = window.webtensor.ledger.summaries.filter(
-          (e) => e.uids[x]?.validatorPermit && e.uids[y]?.validatorPermit && BigInt(e.uids[y]!.emission) > 0n,
+          (e) => of(e, x)?.validatorPermit && of(e, y)?.validatorPermit && BigInt(of(e, y)!.emission) > 0n,
         );
         // Dividends per rao staked, in parts per billion, summed over those epochs.
-        const rate = (u: number) =>
-          paid.reduce((s, e) => s + (BigInt(e.uids[u]!.emission) * 1_000_000_000n) / BigInt(e.uids[u]!.stake), 0n);
+        const rate = (h: string) =>
+          paid.reduce((s, e) => s + (BigInt(of(e, h)!.emission) * 1_000_000_000n) / BigInt(of(e, h)!.stake), 0n);
         return { epochs: paid.length, honest: rate(x).toString(), copier: rate(y).toString() };
       },
-      [ua, uc] as const,
+      [a, c] as const,
     );
   await expect
     .poll(async () => (await rates()).epochs, { timeout: 180_000, intervals: [2000] })

@@ -8,7 +8,7 @@ import type { PrivateKey } from '@libp2p/interface';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { blockAt, type NetworkConfig } from '../../shared/ledger/config.ts';
 import type { StoredRecordRow } from '../../shared/ledger/db.ts';
-import type { Admission } from '../../shared/ledger/admission.ts';
+import { UNCERTAIN_REFUSALS, type Admission } from '../../shared/ledger/admission.ts';
 import { arrivalContext } from '../../shared/ledger/finality.ts';
 import { canonicalOrder } from '../../shared/ledger/replay.ts';
 import {
@@ -125,9 +125,11 @@ export class RecordBook {
       if (!(err instanceof RecordRefused) || source === 'self') throw err;
       refused++;
       outcomes[k] = { stored: false, refused: err };
-      // A peer that syncs us a record from an epoch that became final meanwhile did nothing wrong.
+      // A peer that syncs us a record from an epoch that became final meanwhile, or one whose funding or
+      // predecessor this node has not seen yet, did nothing wrong.
       const peer = source.split(':')[1];
-      if (peer && !(err.code === 'final' && source.startsWith('sync:'))) this.components.countRefusal(peer);
+      const blameless = source.startsWith('sync:') && (err.code === 'final' || UNCERTAIN_REFUSALS.has(err.code));
+      if (peer && !blameless) this.components.countRefusal(peer);
     };
     for (const [k, raw] of raws.entries()) {
       try {
@@ -140,9 +142,11 @@ export class RecordBook {
     }
     const held = await store.get(checked.map((r) => r.id));
     const unheld = [...new Map(checked.filter((_, k) => !held[k]).map((r) => [r.id, r])).values()];
-    // Peers' records pass admission, in canonical order (an author's chain in sequence, a claim before its spend).
-    const admission =
-      source.startsWith('gossip:') || source.startsWith('sync:') ? this.components.admission : undefined;
+    // Records pass admission in canonical order (an author's chain in sequence, a claim before its spend). This
+    // node's own records pass it too: it never signs into its chain a record its peers would refuse (a refused
+    // record never reaches them, and every later record of its chain would wait on it forever).
+    const admitted = source === 'self' || source.startsWith('gossip:') || source.startsWith('sync:');
+    const admission = admitted ? this.components.admission : undefined;
     const fresh: StoredRecordRow[] = [];
     for (const row of admission ? unheld.sort(canonicalOrder) : unheld) {
       try {

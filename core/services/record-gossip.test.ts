@@ -60,7 +60,9 @@ describe('RecordGossip', () => {
   });
 
   it('publishes every record this node signs, as JSON on the records topic', async () => {
-    const mine = await book.publish('transfer', { to: bob.id, amount: '2' });
+    // (An unfunded transfer would not even be signed: the node's own records pass admission too.)
+    await expect(book.publish('transfer', { to: bob.id, amount: '2' })).rejects.toMatchObject({ code: 'overspend' });
+    const mine = await book.publish('faucet.claim', { amount: '2' });
     expect(pubsub.published.map((p) => p.topic)).toEqual([topic]);
     expect(JSON.parse(new TextDecoder().decode(pubsub.published[0]!.data)) as LedgerRecord).toEqual(mine);
   });
@@ -106,7 +108,11 @@ describe('RecordGossip', () => {
 
   it('hangs up on a peer whose rejected messages cross the graylist threshold, and only on it', async () => {
     await pubsub.deliver(topic, encode(await transfer(alice)), bob.id);
-    for (let k = 0; k < 10; k++) await pubsub.deliver(topic, encode(await transfer(mallory)), mallory.id);
+    // Unfunded transfers, each a first record (a gap would be ignored, not rejected): about 13 cross the line.
+    for (let k = 0; k < 20; k++) {
+      const junk = await make(network, mallory, 'transfer', 198, { to: bob.id, amount: String(k + 1) }, 1);
+      await pubsub.deliver(topic, encode(junk.record), mallory.id);
+    }
     await new Promise((r) => setTimeout(r, 0));
     expect(pubsub.getScore(mallory.id)).toBeLessThan(-80);
     expect(libp2p.hungUp).toContain(mallory.id);
@@ -114,9 +120,25 @@ describe('RecordGossip', () => {
     expect(await store.count()).toBe(1);
   });
 
+  it('ignores a record whose predecessor has not arrived, but rejects a flood of them past a budget', async () => {
+    const first = await transfer(alice);
+    const second = await transfer(alice);
+    expect(await pubsub.deliver(topic, encode(second), bob.id)).toBe('ignore');
+    expect(await pubsub.deliver(topic, encode(first), bob.id)).toBe('accept');
+    expect(await pubsub.deliver(topic, encode(second), bob.id)).toBe('accept');
+    const verdicts: string[] = [];
+    for (let k = 0; k < 110; k++) {
+      const gap = await make(network, mallory, 'transfer', 198, { to: bob.id, amount: String(k + 1) }, 5);
+      verdicts.push(await pubsub.deliver(topic, encode(gap.record), mallory.id));
+    }
+    expect(verdicts.filter((v) => v === 'ignore')).toHaveLength(100);
+    expect(verdicts.slice(100).every((v) => v === 'reject')).toBe(true);
+    expect(await store.count()).toBe(2);
+  });
+
   it('neither publishes nor validates once stopped', async () => {
     gossip.stop();
-    await book.publish('transfer', { to: bob.id, amount: '2' });
+    await book.publish('faucet.claim', { amount: '2' });
     expect(pubsub.published).toEqual([]);
     expect(pubsub.topicValidators.has(topic)).toBe(false);
   });

@@ -21,9 +21,10 @@ export interface RecordGossipComponents {
 }
 
 /**
- * The records topic's peer scoring: each rejected message costs its sender (P4, squared and decaying by a tenth
- * a second), so a handful of mistakes from an honest peer whose view differs from ours fade within a minute,
- * while a flood crosses gossipsub's graylist threshold (-80 by default) after about seven. Mesh delivery
+ * The records topic's peer scoring: each rejected message costs its sender (P4: -0.5 times the square of the
+ * count, decaying by a tenth a second), so a few mistakes from an honest peer whose view differs from ours (a
+ * spend whose funding record reached it first) fade within a minute, while a flood crosses gossipsub's graylist
+ * threshold (-80 by default) after about thirteen. Mesh delivery
  * counts (P3) are off: records are few and bursty, and a quiet honest peer must not lose score for it.
  */
 export const RECORDS_TOPIC_SCORE = createTopicScoreParams({
@@ -36,7 +37,7 @@ export const RECORDS_TOPIC_SCORE = createTopicScoreParams({
   firstMessageDeliveriesCap: 10,
   meshMessageDeliveriesWeight: 0,
   meshFailurePenaltyWeight: 0,
-  invalidMessageDeliveriesWeight: -2,
+  invalidMessageDeliveriesWeight: -0.5,
   invalidMessageDeliveriesDecay: 0.9,
 });
 
@@ -50,6 +51,10 @@ interface ScoredPubsub {
   getScore(peer: string): number;
 }
 const scored = (pubsub: unknown) => pubsub as ScoredPubsub;
+
+/** Messages a peer may send in a window that are refused for reasons not its fault (see `validate`). */
+const IGNORES_PER_WINDOW = 100;
+const IGNORE_WINDOW_MS = 10_000;
 
 const decoder = new TextDecoder('utf-8', { fatal: true });
 const encoder = new TextEncoder();
@@ -86,8 +91,26 @@ export class RecordGossip {
     if (outcome.stored) return this.verdict(peer, TopicValidatorResult.Accept);
     if ('held' in outcome) return this.verdict(peer, TopicValidatorResult.Ignore);
     const uncertain = UNCERTAIN_REFUSALS.has(outcome.refused.code);
-    return this.verdict(peer, uncertain ? TopicValidatorResult.Ignore : TopicValidatorResult.Reject);
+    // Uncertain refusals cost nothing, up to a budget per peer: past it, a peer sending gaps and stale records by
+    // the hundred is flooding, and is rejected like any other junk.
+    if (uncertain && this.withinIgnoreBudget(from)) return this.verdict(peer, TopicValidatorResult.Ignore);
+    return this.verdict(peer, TopicValidatorResult.Reject);
   };
+
+  private readonly ignores = new Map<string, { count: number; since: number }>();
+
+  private withinIgnoreBudget(peer: string): boolean {
+    const now = Date.now();
+    const entry = this.ignores.get(peer);
+    if (!entry || now - entry.since > IGNORE_WINDOW_MS) {
+      // Bounded memory: forget every window that has passed when a new one starts.
+      for (const [p, e] of this.ignores) if (now - e.since > IGNORE_WINDOW_MS) this.ignores.delete(p);
+      this.ignores.set(peer, { count: 1, since: now });
+      return true;
+    }
+    entry.count++;
+    return entry.count <= IGNORES_PER_WINDOW;
+  }
 
   private verdict(peer: PeerId, result: TopicValidatorResult): TopicValidatorResult {
     const { libp2p } = this.components;

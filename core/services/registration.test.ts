@@ -8,7 +8,7 @@ import type { PrivateKey } from '@libp2p/interface';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { NodeError } from '../../shared/errors.ts';
 import { proofOfWorkBits } from '../../shared/ledger/pow.ts';
-import type { LedgerRecord } from '../../shared/ledger/records.ts';
+import { recordId, type LedgerRecord } from '../../shared/ledger/records.ts';
 import { actor, claim, registration as registerRecord } from '../../shared/ledger/testing.ts';
 import { MemoryLedgerStore } from '../memory-ledger-store.ts';
 import { Store } from '../store.ts';
@@ -78,6 +78,32 @@ describe('Registration', () => {
   it('waits for a recent checkpoint: before any replay it says so and publishes nothing', async () => {
     await expect(registration.register(1, 'miner')).rejects.toMatchObject({ code: 'not-started' });
     expect(published).toEqual([]);
+  });
+
+  it('registers again when the replay refuses its record (the block was full with registrations sorting first)', async () => {
+    const snapshot = await consensus.replayNow();
+    await registration.register(1, 'miner');
+    const mine = published.find((r) => r.kind === 'register')!;
+    // maxPerBlock others in the same block, each sorting before this node: they take the block's registrations.
+    const checkpoint = snapshot.checkpoints.at(-1)!.hash;
+    const { maxPerBlock } = network.subnets[0]!.registration;
+    for (let taken = 0; taken < maxPerBlock;) {
+      const other = await actor();
+      if (other.id > book.self) continue;
+      const funds = await claim(network, other, mine.block, BigInt(network.subnets[0]!.registration.maxBurn));
+      const theirs = await registerRecord(network, other, mine.block, 'miner', 1, checkpoint);
+      await book.accept([funds.record, theirs.record], 'import');
+      taken++;
+    }
+    clock.advance(network.blockMs);
+    const refused = await consensus.replayNow();
+    expect(refused.refused[recordId(mine)]).toMatchObject({ code: 'registration-limit' });
+    // It sent a new register record (in the next block), which the next replay takes.
+    await expect.poll(() => published.filter((r) => r.kind === 'register').length).toBe(2);
+    await expect.poll(() => registration.state.get()?.phase).toBe('published');
+    expect(published.filter((r) => r.kind === 'register').map((r) => r.block)).toEqual([mine.block, mine.block + 1]);
+    await consensus.replayNow();
+    expect(registration.state.get()).toMatchObject({ phase: 'registered', uid: maxPerBlock });
   });
 
   it('follows the replay to "registered" with the UID it got', async () => {

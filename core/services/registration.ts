@@ -8,6 +8,7 @@
 import type { PrivateKey } from '@libp2p/interface';
 import { epochOf, findSubnet, type NetworkConfig } from '../../shared/ledger/config.ts';
 import type { LedgerSnapshot } from '../../shared/ledger/snapshot.ts';
+import { recordId } from '../../shared/ledger/records.ts';
 import { genesisHash, RECENT_CHECKPOINT_EPOCHS } from '../../shared/ledger/state.ts';
 import { NodeError } from '../../shared/errors.ts';
 import type { ConsensusEngine } from '../platform.ts';
@@ -56,10 +57,15 @@ export interface RegistrationComponents {
   consensus: Pick<Consensus, 'snapshot' | 'uidOf' | 'firstSnapshot' | 'currentBlock'>;
 }
 
+/** Times a register record the replay refused is sent again before registration gives up. */
+const MAX_RETRIES = 3;
+
 export class Registration {
   readonly state = new Store<RegistrationState | null>(null);
   private stopWatching: (() => void) | null = null;
   private readonly pending = new Map<number, Promise<void>>();
+  /** The register record published last (its id, role and how many times it was refused and sent again). */
+  private published: { id: string; block: number; role: 'miner' | 'validator'; retries: number } | null = null;
 
   constructor(private readonly components: RegistrationComponents) {}
 
@@ -130,7 +136,9 @@ export class Registration {
         const now = consensus.currentBlock();
         if (proofCheckpoint(book.network, consensus.snapshot.get(), now) !== checkpoint && attempt < 2) continue;
         await this.fund(maxBurn);
-        await book.publish('register', { netuid, nonce, role, checkpoint, maxBurn: maxBurn.toString() }, now);
+        const body = { netuid, nonce, role, checkpoint, maxBurn: maxBurn.toString() };
+        const record = await book.publish('register', body, now);
+        this.published = { id: recordId(record), block: now, role, retries: this.published?.retries ?? 0 };
         break;
       }
       progress({ phase: 'published' });
@@ -161,6 +169,18 @@ export class Registration {
     if (!reg || !snapshot) return;
     const uid = this.components.consensus.uidOf(reg.netuid, this.components.book.self);
     if (uid !== null && (reg.phase !== 'registered' || reg.uid !== uid))
-      this.state.set({ ...reg, phase: 'registered', uid });
+      return this.state.set({ ...reg, phase: 'registered', uid });
+    // The replay refused the record (the block's registrations were taken by others that arrived later and sort
+    // first, the price rose at a close, ...): register again, a few times, then say why.
+    const refusal = this.published && reg.phase === 'published' ? snapshot.refused[this.published.id] : undefined;
+    if (!refusal || !this.published) return;
+    const { role, retries, block } = this.published;
+    this.published = { ...this.published, id: '', retries: retries + 1 };
+    if (retries >= MAX_RETRIES)
+      return this.state.set({ ...reg, phase: 'error', error: `The registration was refused: ${refusal.message}` });
+    // Not in the same block again (its registrations are taken): from the next one on.
+    const { consensus, book } = this.components;
+    const waitMs = Math.max(0, (block + 1 - consensus.currentBlock()) * book.network.blockMs);
+    setTimeout(() => void this.register(reg.netuid, role).catch(() => {}), waitMs);
   }
 }

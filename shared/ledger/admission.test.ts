@@ -55,7 +55,8 @@ describe('admission: spends are funded by the balance net of pending records', (
     const me = fresh(alice);
     const first = await transfer(me, 700n);
     const second = await transfer(me, 400n);
-    const third = await transfer(me, 300n);
+    // A refused record takes no place in the chain: the author's next record reuses its sequence number.
+    const third = await make(config, me, 'transfer', 101, { to: bob.id, amount: '300' }, 2);
     expect(code(() => admit(a, first))).toBe('admitted');
     expect(code(() => admit(a, second))).toBe('overspend');
     expect(code(() => admit(a, third))).toBe('admitted');
@@ -66,8 +67,8 @@ describe('admission: spends are funded by the balance net of pending records', (
     const nobody = await actor();
     const spends = [
       await transfer(nobody, 1n),
-      await make(config, nobody, 'stake.add', 101, { hotkey: val.id, amount: '1' }),
-      await make(config, nobody, 'stake.remove', 101, { hotkey: val.id, amount: '1' }),
+      await make(config, nobody, 'stake.add', 101, { hotkey: val.id, amount: '1' }, 1),
+      await make(config, nobody, 'stake.remove', 101, { hotkey: val.id, amount: '1' }, 1),
     ];
     expect(spends.map((r) => code(() => admit(a, r)))).toEqual(['overspend', 'overspend', 'overspend']);
     expect(a.pendingCount).toBe(0);
@@ -88,7 +89,7 @@ describe('admission: spends are funded by the balance net of pending records', (
     const remove = (amount: string) => make(config, me, 'stake.remove', 101, { hotkey: val.id, amount });
     const first = await remove('200');
     const second = await remove('200');
-    const third = await remove('100');
+    const third = await make(config, me, 'stake.remove', 101, { hotkey: val.id, amount: '100' }, 2);
     expect(code(() => admit(a, first))).toBe('admitted');
     expect(code(() => admit(a, second))).toBe('overspend');
     expect(code(() => admit(a, third))).toBe('admitted');
@@ -99,7 +100,7 @@ describe('admission: spends are funded by the balance net of pending records', (
     const me = fresh(bob);
     const tooMuch = (BigInt(config.faucet!.maxClaim) + 1n).toString();
     const over = await make(config, me, 'faucet.claim', 101, { amount: tooMuch });
-    const ok = await make(config, me, 'faucet.claim', 101, { amount: config.faucet!.maxClaim });
+    const ok = await make(config, me, 'faucet.claim', 101, { amount: config.faucet!.maxClaim }, 1);
     expect(code(() => admit(a, over))).toBe('overspend');
     expect(code(() => admit(a, ok))).toBe('admitted');
     const empty = admitted(view({ balances: {} }));
@@ -112,11 +113,12 @@ describe('admission: spends are funded by the balance net of pending records', (
     await fc.assert(
       fc.asyncProperty(amounts, async (list) => {
         const a = admitted();
-        const me = fresh(alice);
         let spent = 0n;
+        let seq = 1;
         for (const [k, amount] of list.entries()) {
-          const r = await transfer(me, amount, 101 + Math.floor(k / RECORDS_PER_AUTHOR_PER_BLOCK));
-          if (code(() => admit(a, r)) === 'admitted') spent += amount;
+          const block = 101 + Math.floor(k / RECORDS_PER_AUTHOR_PER_BLOCK);
+          const r = await make(config, alice, 'transfer', block, { to: bob.id, amount: amount.toString() }, seq);
+          if (code(() => admit(a, r)) === 'admitted') [spent, seq] = [spent + amount, seq + 1];
         }
         expect(spent).toBeLessThanOrEqual(1000n);
       }),
@@ -173,6 +175,16 @@ describe('admission: weights and votes come from registered, permitted hotkeys',
 });
 
 describe('admission: quotas and chains', () => {
+  it('leaves a record whose predecessor has not arrived to later (the sender may only be ahead of us)', async () => {
+    const a = admitted();
+    const me = fresh(alice);
+    const first = await transfer(me, 1n);
+    const second = await transfer(me, 1n);
+    expect(code(() => admit(a, second))).toBe('sequence-gap');
+    expect(code(() => admit(a, first))).toBe('admitted');
+    expect(code(() => admit(a, second))).toBe('admitted');
+  });
+
   it(`admits at most ${RECORDS_PER_AUTHOR_PER_BLOCK} records of one author in one block, and the quota survives a replay`, async () => {
     const a = admitted();
     const me = fresh(alice);
@@ -182,9 +194,10 @@ describe('admission: quotas and chains', () => {
     expect(codes.filter((c) => c === 'admitted')).toHaveLength(RECORDS_PER_AUTHOR_PER_BLOCK);
     expect(codes.at(-1)).toBe('quota');
     a.rebase(view({ chains: { [alice.id]: { seq: RECORDS_PER_AUTHOR_PER_BLOCK, block: 101 } } }));
-    const again = await transfer(me, 1n);
+    const seq = RECORDS_PER_AUTHOR_PER_BLOCK + 1;
+    const again = await make(config, me, 'transfer', 101, { to: bob.id, amount: '2' }, seq);
     expect(code(() => admit(a, again))).toBe('quota');
-    const nextBlock = await transfer(me, 1n, 102);
+    const nextBlock = await make(config, me, 'transfer', 102, { to: bob.id, amount: '1' }, seq);
     expect(code(() => admit(a, nextBlock))).toBe('admitted');
   });
 

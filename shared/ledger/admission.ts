@@ -155,6 +155,10 @@ export class Admission {
       this.equivocated.add(r.author);
       return { ...effectOf(r, id, this.config), balance: new Map(), unstaked: new Map(), registers: null };
     }
+    // Its funds may come from a predecessor not here yet (gossip can reorder): judge it when the chain is whole.
+    const held = new Set(mine.map((p) => p.seq));
+    for (let seq = head + 1; seq < r.seq; seq++)
+      if (!held.has(seq)) refuse('sequence-gap', `sequence ${seq} of ${r.author} has not arrived before ${r.seq}`);
     const effect = effectOf(r, id, this.config);
     const tempo = epochBlocks(this.config);
     // Permits change when an epoch closes: a record of an epoch this view has not closed may hold one we do not see.
