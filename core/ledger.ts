@@ -7,6 +7,7 @@ import type { NetworkConfig } from '../shared/ledger/config.ts';
 import { NodeError } from '../shared/errors.ts';
 import { Admission } from '../shared/ledger/admission.ts';
 import { epochBlocks } from '../shared/ledger/config.ts';
+import type { PeerBans } from './peer-bans.ts';
 import type { Clock, ConsensusEngine, Libp2pNode, LedgerStore } from './platform.ts';
 import { Store } from './store.ts';
 import { FinalRecordSets } from './services/final-sets.ts';
@@ -32,6 +33,8 @@ export interface LedgerComponents {
   peers: PeerTable;
   /** Keep all of history: never join from a checkpoint. */
   archive?: boolean;
+  /** Peers this node refuses for a while (gossip bans those it hangs up on for flooding). */
+  bans?: PeerBans;
 }
 
 export class LedgerServices {
@@ -64,7 +67,7 @@ export class LedgerServices {
       admission: this.admission,
       countRefusal,
     });
-    this.gossip = new RecordGossip({ libp2p: c.libp2p, book: this.book, rpc: c.rpc });
+    this.gossip = new RecordGossip({ libp2p: c.libp2p, book: this.book, rpc: c.rpc, bans: c.bans });
     this.consensus = new Consensus({ engine: c.engine, book: this.book, network: c.network, clock: c.clock });
     // The door closes on epochs final by votes, and on epochs this node voted on itself: a record of one that
     // arrives after the vote would make this node's checkpoint differ from the one it signed.

@@ -7,7 +7,9 @@ import { createPeerScoreParams } from '@libp2p/gossipsub/score';
 import { identify } from '@libp2p/identify';
 import { noise } from '@libp2p/noise';
 import { ping } from '@libp2p/ping';
+import type { PeerId } from '@libp2p/interface';
 import { yamux } from '@libp2p/yamux';
+import type { PeerBans } from './peer-bans.ts';
 
 /**
  * Connections a node holds at most (libp2p closes the least valued beyond it; the relay's is tagged to stay).
@@ -19,13 +21,18 @@ export const MAX_CONNECTIONS = 32;
 export const circuitListeners = (relays: number): string[] =>
   Array.from({ length: Math.max(1, relays) }, () => '/p2p-circuit');
 
-export function sharedLibp2pOptions() {
+/** `bans`: peers this node will not dial nor accept (core/peer-bans.ts); none if not given. */
+export function sharedLibp2pOptions(bans?: Pick<PeerBans, 'has'>) {
   return {
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     // Relays and peers on loopback and private networks are exactly where local networks live (a browser's
     // default gater refuses ws:// and loopback addresses).
-    connectionGater: { denyDialMultiaddr: () => false },
+    connectionGater: {
+      denyDialMultiaddr: () => false,
+      denyDialPeer: (peer: PeerId) => bans?.has(peer.toString()) ?? false,
+      denyInboundEncryptedConnection: (peer: PeerId) => bans?.has(peer.toString()) ?? false,
+    },
     // Bounded on every platform (tabs and Node processes both spread these options, overriding none):
     // - maxConnections: beyond it libp2p refuses inbound connections and prunes the least valued;
     // - maxIncomingPendingConnections: handshakes in progress at once; no more than the connections it may hold;

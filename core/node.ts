@@ -11,6 +11,7 @@ import type { PrivateKey } from '@libp2p/interface';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { NodeError } from '../shared/errors.ts';
 import type { NodeConfig } from './config.ts';
+import { PeerBans } from './peer-bans.ts';
 import { LedgerServices } from './ledger.ts';
 import { loadNetworkConfig } from './network-config.ts';
 import type { Identity, Libp2pNode, Platform } from './platform.ts';
@@ -102,7 +103,9 @@ export class WebtensorNode {
         'bad-config',
         `fault=${config.fault} is only allowed on a test network; this is ${network?.networkId ?? 'no network'}.`,
       );
-    const libp2p = await platform.createLibp2p(key, relayAddresses.length);
+    // Peers hung up on for flooding stay away for a while (gossipsub alone forgets their score on reconnect).
+    const bans = new PeerBans();
+    const libp2p = await platform.createLibp2p(key, relayAddresses.length, bans);
     const clock = platform.clock;
     const relays = relayAddresses.map((address) => new RelayLink({ libp2p }, address));
     const relay = relays[0]!;
@@ -115,7 +118,8 @@ export class WebtensorNode {
     let ledger: LedgerServices | null = null;
     if (network) {
       const { store, consensus: engine } = await platform.openLedger(identity, network.networkId);
-      ledger = new LedgerServices({ libp2p, key, network, store, engine, clock, rpc, peers, archive: config.archive });
+      const archive = config.archive;
+      ledger = new LedgerServices({ libp2p, key, network, store, engine, clock, rpc, peers, bans, archive });
     }
     const client = new Client({ rpc, peers, snapshot: ledger?.consensus.snapshot ?? null });
     const miner = platform.inference

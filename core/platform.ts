@@ -13,6 +13,7 @@ import type { InferenceEngine } from '../shared/inference/engine.ts';
 import type { NetworkConfig } from '../shared/ledger/config.ts';
 import type { StoredRecordRow } from '../shared/ledger/db.ts';
 import type { JoinedBase } from '../shared/ledger/join.ts';
+import type { PeerBans } from './peer-bans.ts';
 import type { PowProgress } from '../shared/ledger/pow.ts';
 import type { LedgerSnapshot } from '../shared/ledger/snapshot.ts';
 
@@ -90,8 +91,11 @@ export interface Platform {
   readonly clock: Clock;
   /** Claim this node's identity (a tab takes the first free slot; a process its data directory). */
   claimIdentity(): Promise<Identity>;
-  /** libp2p with this key, holding a circuit reservation on each of `relays` relays (at least one). */
-  createLibp2p(key: PrivateKey, relays?: number): Promise<Libp2pNode>;
+  /**
+   * libp2p with this key, holding a circuit reservation on each of `relays` relays (at least one), refusing the
+   * peers in `bans` (core/peer-bans.ts).
+   */
+  createLibp2p(key: PrivateKey, relays?: number, bans?: PeerBans): Promise<Libp2pNode>;
   /** Whether others can dial this node on an address of its own (a listener), not only through the relay. */
   readonly listens: boolean;
   /** Open a direct connection to a peer: WebRTC signalled through the relay, or the peer's own addresses. */

@@ -8,14 +8,20 @@ import { webRTC } from '@libp2p/webrtc';
 import { webSockets } from '@libp2p/websockets';
 import { createLibp2p } from 'libp2p';
 import { circuitListeners, sharedLibp2pOptions } from '../libp2p-options.ts';
+import type { PeerBans } from '../peer-bans.ts';
 import type { Libp2pNode } from '../platform.ts';
 
-export function createTabLibp2p(privateKey: PrivateKey, iceServers: RTCIceServer[], relays = 1): Promise<Libp2pNode> {
+export function createTabLibp2p(
+  privateKey: PrivateKey,
+  iceServers: RTCIceServer[],
+  relays = 1,
+  bans?: PeerBans,
+): Promise<Libp2pNode> {
   return createLibp2p({
     privateKey,
     // One '/p2p-circuit' per relay: libp2p makes one reservation for each.
     addresses: { listen: [...circuitListeners(relays), '/webrtc'] },
     transports: [webSockets(), webRTC({ rtcConfiguration: { iceServers } }), circuitRelayTransport()],
-    ...sharedLibp2pOptions(),
+    ...sharedLibp2pOptions(bans),
   });
 }

@@ -21,7 +21,7 @@ export function createBrowserPlatform(init: BrowserPlatformInit): Platform {
     clock: { now: () => Date.now() },
     listens: false,
     claimIdentity: async () => new SlotIdentity(await claimSlot()),
-    createLibp2p: (key, relays) => createTabLibp2p(key, init.iceServers, relays),
+    createLibp2p: (key, relays, bans) => createTabLibp2p(key, init.iceServers, relays, bans),
     async dialPeer(libp2p, { peer, relay, addrs }, signal) {
       // A peer with a listener of its own (a headless node) is dialled there; a tab through the relay, then WebRTC.
       if (addrs.length > 0) await libp2p.dial(multiaddr(withPeerId(addrs[0]!, peer)), { signal });

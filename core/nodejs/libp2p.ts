@@ -13,6 +13,7 @@ import { webSockets } from '@libp2p/websockets';
 import { createLibp2p } from 'libp2p';
 import { WebSocket } from 'ws';
 import { circuitListeners, sharedLibp2pOptions } from '../libp2p-options.ts';
+import type { PeerBans } from '../peer-bans.ts';
 import type { Libp2pNode } from '../platform.ts';
 
 export interface NodeLibp2pInit {
@@ -20,6 +21,8 @@ export interface NodeLibp2pInit {
   listen: { host: string; port: number } | null;
   /** How many relays to hold a reservation on (one '/p2p-circuit' listener each). */
   relays?: number;
+  /** Peers not to dial nor accept (core/peer-bans.ts). */
+  bans?: PeerBans;
 }
 
 export async function createNodeLibp2p(privateKey: PrivateKey, init: NodeLibp2pInit): Promise<Libp2pNode> {
@@ -35,6 +38,6 @@ export async function createNodeLibp2p(privateKey: PrivateKey, init: NodeLibp2pI
       ],
     },
     transports: [webSockets(), webRTC({ rtcConfiguration: { iceServers: [] } }), circuitRelayTransport()],
-    ...sharedLibp2pOptions(),
+    ...sharedLibp2pOptions(init.bans),
   });
 }

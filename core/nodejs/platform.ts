@@ -38,9 +38,10 @@ export function createNodePlatform(init: NodePlatformInit): Platform {
     clock: init.clock ?? { now: () => Date.now() },
     listens: !init.noListener,
     claimIdentity: async () => new KeyFileIdentity(init.dataDir),
-    createLibp2p: (key, relays) =>
+    createLibp2p: (key, relays, bans) =>
       createNodeLibp2p(key, {
         relays: relays ?? 1,
+        bans,
         listen: init.noListener ? null : { host: init.host ?? '127.0.0.1', port: init.port ?? 0 },
       }),
     async dialPeer(libp2p, { peer, relay, addrs }, signal) {

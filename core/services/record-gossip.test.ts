@@ -13,6 +13,7 @@ import { snapshotOf } from '../../shared/ledger/snapshot.ts';
 import { actor, claim, make, type Actor } from '../../shared/ledger/testing.ts';
 import { TOPICS } from '../../shared/names.ts';
 import { MemoryLedgerStore } from '../memory-ledger-store.ts';
+import { PeerBans } from '../peer-bans.ts';
 import { Store } from '../store.ts';
 import { FakePubsub, fakeLibp2p, testNetwork } from '../testing/fakes.ts';
 import { RecordBook } from './record-book.ts';
@@ -26,6 +27,7 @@ let pubsub: FakePubsub;
 let libp2p: ReturnType<typeof fakeLibp2p>;
 let refused: string[];
 let gossip: RecordGossip;
+let bans: PeerBans;
 let alice: Actor;
 let bob: Actor;
 let mallory: Actor;
@@ -48,7 +50,8 @@ beforeEach(async () => {
   await book.start();
   pubsub = new FakePubsub();
   libp2p = fakeLibp2p(key, pubsub);
-  gossip = new RecordGossip({ libp2p, book, rpc: { countRefusal } });
+  bans = new PeerBans();
+  gossip = new RecordGossip({ libp2p, book, rpc: { countRefusal }, bans });
   gossip.start();
 });
 
@@ -117,6 +120,10 @@ describe('RecordGossip', () => {
     expect(pubsub.getScore(mallory.id)).toBeLessThan(-80);
     expect(libp2p.hungUp).toContain(mallory.id);
     expect(libp2p.hungUp).not.toContain(bob.id);
+    // Banned: libp2p's gater keeps it away, and what it still sends is rejected unread.
+    expect(bans.has(mallory.id)).toBe(true);
+    expect(bans.has(bob.id)).toBe(false);
+    expect(await pubsub.deliver(topic, encode(await transfer(alice)), mallory.id)).toBe('reject');
     expect(await store.count()).toBe(1);
   });
 

@@ -10,6 +10,7 @@ import { createTopicScoreParams, type PeerScoreParams, type PeerScoreThresholds 
 import type { PeerId } from '@libp2p/interface';
 import { UNCERTAIN_REFUSALS } from '../../shared/ledger/admission.ts';
 import { TOPICS } from '../../shared/names.ts';
+import type { PeerBans } from '../peer-bans.ts';
 import type { Libp2pNode } from '../platform.ts';
 import type { RecordBook } from './record-book.ts';
 import type { RpcRouter } from './rpc.ts';
@@ -18,6 +19,8 @@ export interface RecordGossipComponents {
   libp2p: Libp2pNode;
   book: Pick<RecordBook, 'receive' | 'onPublished' | 'network'>;
   rpc: Pick<RpcRouter, 'countRefusal'>;
+  /** Where a peer hung up on is banned for a while (libp2p's gater then refuses it); none: only hung up on. */
+  bans?: Pick<PeerBans, 'ban' | 'has'>;
 }
 
 /**
@@ -79,6 +82,8 @@ export class RecordGossip {
   /** The verdict on one message: accept (stored, forward it), ignore (not the sender's fault) or reject. */
   private readonly validate = async (peer: PeerId, message: { data: Uint8Array }): Promise<TopicValidatorResult> => {
     const from = peer.toString();
+    // A banned peer's messages still in flight when it was hung up on: not even parsed.
+    if (this.components.bans?.has(from)) return TopicValidatorResult.Reject;
     let raw: unknown;
     try {
       raw = JSON.parse(decoder.decode(message.data));
@@ -123,6 +128,7 @@ export class RecordGossip {
         const pubsub = scored(libp2p.services.pubsub);
         if (pubsub.getScore(peer.toString()) >= pubsub.opts.scoreThresholds.graylistThreshold) return;
         this.counts.dropped++;
+        this.components.bans?.ban(peer.toString());
         void libp2p.hangUp(peer).catch(() => {});
       });
     }

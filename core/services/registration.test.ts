@@ -83,6 +83,8 @@ describe('Registration', () => {
   it('registers again when the replay refuses its record (the block was full with registrations sorting first)', async () => {
     const snapshot = await consensus.replayNow();
     await registration.register(1, 'miner');
+    await consensus.replayNow();
+    expect(registration.state.get()).toMatchObject({ phase: 'registered', uid: 0 });
     const mine = published.find((r) => r.kind === 'register')!;
     // maxPerBlock others in the same block, each sorting before this node: they take the block's registrations.
     const checkpoint = snapshot.checkpoints.at(-1)!.hash;
@@ -98,6 +100,7 @@ describe('Registration', () => {
     clock.advance(network.blockMs);
     const refused = await consensus.replayNow();
     expect(refused.refused[recordId(mine)]).toMatchObject({ code: 'registration-limit' });
+    // (Its own first replay had shown it registered: that does not stop it from registering again.)
     // It sent a new register record (in the next block), which the next replay takes.
     await expect.poll(() => published.filter((r) => r.kind === 'register').length).toBe(2);
     await expect.poll(() => registration.state.get()?.phase).toBe('published');

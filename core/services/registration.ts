@@ -172,8 +172,14 @@ export class Registration {
       return this.state.set({ ...reg, phase: 'registered', uid });
     // The replay refused the record (the block's registrations were taken by others that arrived later and sort
     // first, the price rose at a close, ...): register again, a few times, then say why.
-    const refusal = this.published && reg.phase === 'published' ? snapshot.refused[this.published.id] : undefined;
-    if (!refusal || !this.published) return;
+    // (Also after it showed registered: a same-block registration arriving later can take the slot after the fact.)
+    const waiting = reg.phase === 'published' || reg.phase === 'registered';
+    const refusal = this.published && waiting ? snapshot.refused[this.published.id] : undefined;
+    if (!refusal || !this.published) {
+      if (uid === null && reg.phase === 'registered')
+        this.state.set({ ...reg, phase: 'error', uid: null, error: 'This node lost its UID to a later registration.' });
+      return;
+    }
     const { role, retries, block } = this.published;
     this.published = { ...this.published, id: '', retries: retries + 1 };
     if (retries >= MAX_RETRIES)

@@ -74,6 +74,20 @@ describe('admission: spends are funded by the balance net of pending records', (
     expect(a.pendingCount).toBe(0);
   });
 
+  it('needs the funds for a transfer to oneself, and for the most a registration may burn', async () => {
+    const a = admitted();
+    const nobody = await actor();
+    const toSelf = await make(config, nobody, 'transfer', 101, { to: nobody.id, amount: '5' });
+    expect(code(() => admit(a, toSelf))).toBe('overspend');
+    const body = { netuid: 1, nonce: '0'.repeat(16), role: 'miner' as const, checkpoint: '0'.repeat(64) };
+    const unfunded = await make(config, fresh(bob), 'register', 101, { ...body, maxBurn: '1' });
+    expect(code(() => admit(a, unfunded))).toBe('overspend');
+    const funded = await make(config, fresh(alice), 'register', 101, { ...body, maxBurn: '1000' });
+    const next = await transfer({ ...fresh(alice), seq: 1 }, 1n);
+    expect(code(() => admit(a, funded))).toBe('admitted');
+    expect(code(() => admit(a, next))).toBe('overspend');
+  });
+
   it('counts what pending records pay an account: Bob may spend what Alice just sent him', async () => {
     const a = admitted();
     const pay = await transfer(fresh(alice), 500n);

@@ -46,6 +46,8 @@ interface Pending {
   block: number;
   /** Balance changes by account (negative: spent). */
   balance: Map<string, bigint>;
+  /** What the author pays, before anything comes back to it (a transfer to itself still needs the funds). */
+  spend: bigint;
   /** Stake removed: hotkey -> amount, for the author. */
   unstaked: Map<string, bigint>;
   /** Subnets this record registers the author on. */
@@ -153,7 +155,7 @@ export class Admission {
       refuse('equivocated-author', `${r.author} signed two records with one sequence number; nothing it signs counts`);
     if (r.seq <= head || mine.some((p) => p.seq === r.seq)) {
       this.equivocated.add(r.author);
-      return { ...effectOf(r, id, this.config), balance: new Map(), unstaked: new Map(), registers: null };
+      return { ...effectOf(r, id, this.config), balance: new Map(), unstaked: new Map(), registers: null, spend: 0n };
     }
     // Its funds may come from a predecessor not here yet (gossip can reorder): judge it when the chain is whole.
     const held = new Set(mine.map((p) => p.seq));
@@ -167,10 +169,12 @@ export class Admission {
       case 'transfer':
       case 'stake.add':
       case 'register': {
-        const spend = -(effect.balance.get(r.author) ?? 0n);
         const have = this.balance(view, r.author);
-        if (spend > have)
-          refuse('overspend', `${r.author} has ${have} rao (net of pending records); the record spends ${spend}`);
+        if (effect.spend > have)
+          refuse(
+            'overspend',
+            `${r.author} has ${have} rao (net of pending records); the record spends ${effect.spend}`,
+          );
         break;
       }
       case 'stake.remove': {
@@ -225,13 +229,16 @@ function effectOf(r: LedgerRecord, id: string, config: NetworkConfig): Pending {
   const unstaked = new Map<string, bigint>();
   const add = (account: string, amount: bigint) => balance.set(account, (balance.get(account) ?? 0n) + amount);
   let registers: number | null = null;
+  let spend = 0n;
   switch (r.kind) {
     case 'transfer':
-      add(r.author, -BigInt(r.body.amount));
-      add(r.body.to, BigInt(r.body.amount));
+      spend = BigInt(r.body.amount);
+      add(r.author, -spend);
+      add(r.body.to, spend);
       break;
     case 'stake.add':
-      add(r.author, -BigInt(r.body.amount));
+      spend = BigInt(r.body.amount);
+      add(r.author, -spend);
       break;
     case 'stake.remove':
       add(r.author, BigInt(r.body.amount));
@@ -242,9 +249,11 @@ function effectOf(r: LedgerRecord, id: string, config: NetworkConfig): Pending {
       add(r.author, BigInt(r.body.amount));
       break;
     case 'register':
+      // Counted at the most it may burn: the price can only be known at its place in the replay.
       registers = r.body.netuid;
-      if ('burn' in r.body) add(r.author, -BigInt((r.body as { burn: string }).burn));
+      spend = BigInt(r.body.maxBurn);
+      add(r.author, -spend);
       break;
   }
-  return { id, author: r.author, seq: r.seq, block: r.block, balance, unstaked, registers };
+  return { id, author: r.author, seq: r.seq, block: r.block, balance, unstaked, registers, spend };
 }

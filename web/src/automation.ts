@@ -21,9 +21,23 @@ import type { Announcement } from '../../core/services/announce.ts';
 import { idleMiner, type MinerState } from '../../core/services/miner.ts';
 import type { PeerView } from '../../core/services/peers.ts';
 import type { RegistrationState } from '../../core/services/registration.ts';
+import type { RecordGossipState } from '../../core/services/record-gossip.ts';
+import { DexieLedgerStore } from '../../core/browser/ledger-store.ts';
 import type { RelayState } from '../../core/services/relay-link.ts';
 import type { ValidatorState } from '../../core/services/validator.ts';
 import type { TabNode } from './shell/node-context.ts';
+
+/** A subnet in the last replay (amounts in rao as strings). */
+export interface SubnetView {
+  netuid: number;
+  /** The next epoch to close. */
+  epoch: number;
+  /** What a registration burns now, and the proof-of-work bits it needs. */
+  burn: string;
+  difficulty: number;
+  registrationsThisEpoch: number;
+  uids: { uid: number; hotkey: string; role: 'miner' | 'validator'; registeredAt: number }[];
+}
 
 /** Options of a generation besides model, prompt and budget. */
 export type GenerationExtras = Pick<GenerateParams, 'sampling' | 'stop'>;
@@ -92,6 +106,12 @@ export interface WebtensorAutomation {
     /** Total stake on this node's hotkey. */
     readonly stake: string;
     readonly records: number;
+    /** Which of these record ids this tab's store holds (read from its IndexedDB). */
+    held(ids: readonly string[]): Promise<string[]>;
+    /** What the records topic's validator did with what arrived by gossip, and peers hung up on for their score. */
+    readonly gossip: RecordGossipState | null;
+    /** Each subnet as the last replay left it: the registration price, the epoch to close next, and its UIDs. */
+    readonly subnets: readonly SubnetView[];
     readonly registration: RegistrationState | null;
     /** Per closed epoch: its roots and the permitted validator stake that signed the same. */
     readonly epochs: readonly EpochAgreement[];
@@ -154,6 +174,17 @@ export function installAutomation(tab: TabNode | null): void {
   const ledger = () => services()?.ledger ?? null;
   const snapshot = () => ledger()?.consensus.snapshot.get() ?? null;
   const hub = () => node?.config.hub;
+  // A second, read-only handle on the tab's ledger database (IndexedDB takes several connections).
+  let reader: { key: string; store: DexieLedgerStore } | null = null;
+  const storeReader = () => {
+    // The slot the platform opened the ledger of (core/browser/platform.ts).
+    const slot = node?.status.get().slot ?? 0;
+    const networkId = ledger()?.network.networkId;
+    if (!networkId) throw new NodeError('not-started', 'Start the node first.');
+    const key = `${slot}/${networkId}`;
+    if (reader?.key !== key) reader = { key, store: new DexieLedgerStore(slot, networkId) };
+    return reader.store;
+  };
 
   window.webtensor = {
     version: '0.2.0',
@@ -271,6 +302,24 @@ export function installAutomation(tab: TabNode | null): void {
       },
       get records() {
         return ledger()?.book.state.get().records ?? 0;
+      },
+      async held(ids) {
+        const rows = await storeReader().get(ids);
+        return rows.filter((r) => r !== undefined).map((r) => r.id);
+      },
+      get gossip() {
+        const counts = ledger()?.gossip.counts;
+        return counts ? { ...counts } : null;
+      },
+      get subnets() {
+        return (snapshot()?.subnets ?? []).map((s) => ({
+          netuid: s.netuid,
+          epoch: s.epoch,
+          burn: s.burn.toString(),
+          difficulty: s.difficulty,
+          registrationsThisEpoch: s.registrationsThisEpoch,
+          uids: s.uids.map((u, uid) => ({ uid, hotkey: u.hotkey, role: u.role, registeredAt: u.registeredAt })),
+        }));
       },
       get registration() {
         return ledger()?.registration.state.get() ?? null;
