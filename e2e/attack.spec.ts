@@ -66,10 +66,13 @@ test('backdating, copying and evicting by a modified client fail against tabs, a
 
   // Finding 1. Pay the miner 100 rao; once that epoch is final, sign the same sequence number again, dated a block
   // earlier, paying someone else the same 100 rao.
+  // (The miner holds what its registration left of the faucet's claim: the payment adds exactly 100.)
+  const minerBefore = BigInt(await miner.evaluate((id) => window.webtensor.ledger.balance(id), m));
+  const paid = (minerBefore + 100n).toString();
   const payment = await adversary.publish('transfer', { to: m, amount: '100' });
   await expect
     .poll(() => miner.evaluate((id) => window.webtensor.ledger.balance(id), m), { timeout: 30_000 })
-    .toBe('100');
+    .toBe(paid);
   await adversary.waitFinal(epochOf(network, payment.block), 120_000);
   const y = await adversary.newKey();
   await adversary.inject(await adversary.sign('transfer', { to: y, amount: '100' }, payment.seq, payment.block - 1));
@@ -119,7 +122,7 @@ test('backdating, copying and evicting by a modified client fail against tabs, a
     // The first payment stands; the backdated one paid nobody.
     await expect
       .poll(() => p.evaluate((id) => window.webtensor.ledger.balance(id), m), { timeout: 60_000, message: tab })
-      .toBe('100');
+      .toBe(paid);
     expect(await p.evaluate((id) => window.webtensor.ledger.balance(id), y), tab).toBe('0');
     // No honest UID moved, and the backdated registration holds none. (A late tab that joined from a checkpoint
     // has the metagraph of the first epoch it closes itself, at most one epoch later.)

@@ -36,6 +36,7 @@ describe('checkpointed replay', () => {
       expect([result.lastFinal, result.lastVotedFinal]).toEqual([full.lastFinal, full.lastVotedFinal]);
       expect(result.checkpoints).toEqual(full.checkpoints);
       expect(result.epochs).toEqual(full.epochs);
+      expect(result.baseEpoch).toBe(-1); // what the store starts from, not where this replay started
       expect(replayed).toBe(held.filter((r) => r.record.block >= (startedAfter + 1) * T).length);
       expect(startedAfter).toBeGreaterThanOrEqual(lastStart);
       lastStart = startedAfter;

@@ -59,7 +59,10 @@ export class CheckpointedReplay {
       const covered = epochs.filter((e) => e.epoch <= final.epoch);
       this.earlier = covered.filter((e) => e.epoch > final.epoch - EARLIER_EPOCHS_KEPT);
     }
-    return { result: { ...result, epochs }, replayed: records.length, startedAfter: base?.epoch ?? -1 };
+    // `baseEpoch` stays what the store starts from (the epoch joined from, or pruned to): epochs at or before it
+    // are the chain's links only, and `epochs` holds what came after (pages show both, without overlap).
+    const baseEpoch = joined?.epoch ?? -1;
+    return { result: { ...result, epochs, baseEpoch }, replayed: records.length, startedAfter: base?.epoch ?? -1 };
   }
 
   /** The epoch replays now start after, or -1. */

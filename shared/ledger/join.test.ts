@@ -65,6 +65,17 @@ describe('following the chain', () => {
     return { ...net, full, links, prefix, start: start.point };
   }
 
+  it('serves each link one vote per voter, however often a node holds the vote (base and store)', async () => {
+    const net = await network();
+    const full = replay(config, net.records, closeThrough);
+    const votes = votesIn(net.records);
+    const once = servedLinks(config, full.chain, votes);
+    const twice = servedLinks(config, full.chain, [...votes, ...votes]);
+    expect(twice).toEqual(once);
+    for (const l of once) expect(new Set(l.votes.map((v) => v.author)).size).toBe(l.votes.length);
+    expect(once.some((l) => l.votes.length > 0)).toBe(true);
+  });
+
   it('proves every voted-final checkpoint from the records of the voterless epochs and the votes after them', async () => {
     const { full, links, prefix, start } = await served();
     expect(prefix).toBe(1); // epoch 0 has no voters; the validators hold permits from the close of epoch 0 on

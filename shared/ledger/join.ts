@@ -167,13 +167,17 @@ export function servedLinks(
   chain: readonly ChainLink[],
   votes: readonly LedgerRecord[],
 ): ServedLink[] {
-  const byHash = new Map<string, LedgerRecord[]>();
+  // One vote per voter and link: a node holds some votes twice (in its base and in its store, after a join or a
+  // rebase), and 64 validators' votes twice over no longer fit one 64 KiB frame.
+  const byHash = new Map<string, Map<string, LedgerRecord>>();
   for (const v of votes) {
     if (v.kind !== 'checkpoint') continue;
     const hash = checkpointHash(config.networkId, v.body);
-    byHash.set(hash, [...(byHash.get(hash) ?? []), v]);
+    const voters = byHash.get(hash) ?? new Map<string, LedgerRecord>();
+    if (!voters.has(v.author)) voters.set(v.author, v);
+    byHash.set(hash, voters);
   }
-  return chain.map((l) => ({ ...l, votes: byHash.get(linkHash(config.networkId, l)) ?? [] }));
+  return chain.map((l) => ({ ...l, votes: [...(byHash.get(linkHash(config.networkId, l))?.values() ?? [])] }));
 }
 
 /** Whether `text` is the state a verified link names (its sha256 is the link's bodyHash). */
