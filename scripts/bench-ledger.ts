@@ -22,6 +22,13 @@ import { actor, claim, make, registration, votes, type Actor } from '../shared/l
 import { weightsCommitHash } from '../shared/ledger/state.ts';
 import { machine, startPreview, writeSection } from './bench-lib.ts';
 import { chromiumLaunchOptions } from './chromium.ts';
+import { runMonth } from './bench-ledger-month.ts';
+
+// `npm run bench:ledger -- --month-only`: only the 30-day history (bench-ledger-month.ts).
+if (process.argv.includes('--month-only')) {
+  await runMonth();
+  process.exit(0);
+}
 
 const PORT = 4177;
 const TEMPO = 100;
@@ -280,3 +287,6 @@ tick, the validators' votes (records, gossiped) and the replay that counts them.
 `;
 writeSection('ledger', markdown);
 console.log(markdown);
+
+// The 30-day production history: replay, close, storage, a tab's join, idle CPU and a flood.
+await runMonth();
