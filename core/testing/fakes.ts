@@ -247,6 +247,9 @@ export function closedEpoch(over: Partial<ClosedEpoch> & Pick<ClosedEpoch, 'epoc
   return {
     netuid: 1,
     block: (over.epoch + 1) * 20,
+    registrations: 0,
+    burn: '0',
+    difficulty: 0,
     amount: '0',
     ownerCut: '0',
     paid: '0',

@@ -35,6 +35,10 @@ export interface EpochSummary {
   ownerCut: string;
   paid: string;
   dust: string;
+  /** Registrations the epoch took, and the price they set for the next (burn in rao, proof-of-work bits). */
+  registrations: number;
+  burn: string;
+  difficulty: number;
   uids: UidSummary[];
 }
 
@@ -107,6 +111,7 @@ export function closeEpoch(state: LedgerState, config: NetworkConfig, cfg: Subne
     if (kept.length > 0) sub.commits[hotkey] = kept;
     else delete sub.commits[hotkey];
   }
+  const registrations = sub.registrationsThisEpoch;
   adjustRegistrationPrice(sub, cfg);
   const n = sub.uids.length;
   const summary: EpochSummary = {
@@ -117,6 +122,9 @@ export function closeEpoch(state: LedgerState, config: NetworkConfig, cfg: Subne
     ownerCut: '0',
     paid: '0',
     dust: '0',
+    registrations,
+    burn: sub.burn.toString(),
+    difficulty: sub.difficulty,
     uids: [],
   };
   if (n === 0) return summary; // nobody to pay: nothing is created
