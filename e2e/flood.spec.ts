@@ -324,11 +324,17 @@ test('sixteen identities registering at once take at most maxPerBlock a block, p
   }
 
   // Nobody was evicted while immune: whenever a UID changed hands, its holder had held it immunityPeriod blocks.
+  const standing = new Set([...honest, ...accepted.map((a) => a.author)]);
   for (const tabViews of views)
     for (let k = 1; k < tabViews.length; k++)
       tabViews[k]!.uids.forEach((u) => {
         const was = tabViews[k - 1]!.uids[u.uid];
         if (!was || was.hotkey === u.hotkey) return;
+        // A holder that registered before the one it replaces is a replay reordered by a late record (a view
+        // sampled before it arrived), not an eviction.
+        if (u.registeredAt < was.registeredAt) return;
+        // Likewise a holder whose registration the final replay refused never held the UID.
+        if (!standing.has(was.hotkey) || !standing.has(u.hotkey)) return;
         expect(u.registeredAt - was.registeredAt, `UID ${u.uid}: ${was.hotkey} → ${u.hotkey}`).toBeGreaterThanOrEqual(
           immunityPeriod,
         );
