@@ -20,6 +20,7 @@ import { WebtensorNode } from '../core/node.ts';
 import { createNodePlatform } from '../core/nodejs/platform.ts';
 import { SqliteLedgerStore } from '../core/nodejs/sqlite-ledger-store.ts';
 import { waitFor } from '../core/store.ts';
+import { rowOf } from '../core/testing/fakes.ts';
 import { RelayProcess } from '../relay/testing/relay-process.ts';
 import { CheckpointedReplay } from '../shared/ledger/checkpointed-replay.ts';
 import { closeEpoch } from '../shared/ledger/epoch.ts';
@@ -171,17 +172,7 @@ async function nodeParts(h: History, dirs: { full: string; joined: string }): Pr
 
   // 2. Storage.
   const jsonBytes = records.reduce((s, x) => s + Buffer.byteLength(JSON.stringify(x.record)), 0);
-  const rows = (rs: readonly StoredRecord[]) =>
-    rs.map(({ id, record }) => ({
-      id,
-      network: record.network,
-      block: record.block,
-      author: record.author,
-      kind: record.kind,
-      record,
-      source: 'import',
-      receivedAt: Date.now(),
-    }));
+  const rows = (rs: readonly StoredRecord[]) => rs.map((r) => rowOf(r, 'import', Date.now()));
   const sqlitePath = (dir: string) => join(dir, `ledger-${config.networkId}.sqlite`);
   const full = SqliteLedgerStore.open(sqlitePath(dirs.full));
   const all = rows(records);

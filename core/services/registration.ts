@@ -65,6 +65,8 @@ export class Registration {
   private stopWatching: (() => void) | null = null;
   private readonly pending = new Map<number, Promise<void>>();
   /** The register record published last (its id, role and how many times it was refused and sent again). */
+  /** A registration sent again after a refusal, waiting for its block. */
+  private retry: ReturnType<typeof setTimeout> | null = null;
   private published: { id: string; block: number; role: 'miner' | 'validator'; retries: number } | null = null;
 
   constructor(private readonly components: RegistrationComponents) {}
@@ -75,6 +77,8 @@ export class Registration {
 
   stop(): void {
     this.stopWatching?.();
+    if (this.retry) clearTimeout(this.retry);
+    this.retry = null;
   }
 
   /** Register on `netuid` unless this node already holds a UID there. */
@@ -187,6 +191,6 @@ export class Registration {
     // Not in the same block again (its registrations are taken): from the next one on.
     const { consensus, book } = this.components;
     const waitMs = Math.max(0, (block + 1 - consensus.currentBlock()) * book.network.blockMs);
-    setTimeout(() => void this.register(reg.netuid, role).catch(() => {}), waitMs);
+    this.retry = setTimeout(() => void this.register(reg.netuid, role).catch(() => {}), waitMs);
   }
 }

@@ -70,6 +70,8 @@ export class Admission {
   private view: AdmissionView | null = null;
   private readonly pending = new Map<string, Pending>();
   private readonly byAuthor = new Map<string, Pending[]>();
+  /** The pending records' balance changes summed by account (each admission reads it: no scan of all pending). */
+  private readonly pendingBalance = new Map<string, bigint>();
   /** Records admitted per author and block, kept across replays (a replay does not reset a quota). */
   private readonly perBlock = new Map<number, Map<string, number>>();
   /** Authors whose equivocation was admitted since the last replay (the replay then freezes them). */
@@ -84,7 +86,7 @@ export class Admission {
     for (const [author, list] of this.byAuthor) {
       const head = view.chains[author]?.seq ?? 0;
       const kept = list.filter((p) => p.seq > head);
-      for (const p of list) if (p.seq <= head) this.pending.delete(p.id);
+      for (const p of list) if (p.seq <= head) this.drop(p);
       if (kept.length) this.byAuthor.set(author, kept);
       else this.byAuthor.delete(author);
     }
@@ -125,6 +127,7 @@ export class Admission {
     if (this.pending.size >= MAX_PENDING) refuse('quota', `${MAX_PENDING} records are waiting for the next replay`);
     const pending = this.view ? this.check(this.view, record, id, mine) : effectOf(record, id, this.config);
     this.pending.set(id, pending);
+    for (const [account, delta] of pending.balance) this.addPendingBalance(account, delta);
     this.byAuthor.set(author, [...mine, pending]);
     const counts = blockCounts ?? new Map<string, number>();
     counts.set(author, used + 1);
@@ -132,7 +135,7 @@ export class Admission {
   }
 
   private forget(p: Pending): void {
-    this.pending.delete(p.id);
+    this.drop(p);
     const rest = (this.byAuthor.get(p.author) ?? []).filter((q) => q !== p);
     if (rest.length) this.byAuthor.set(p.author, rest);
     else this.byAuthor.delete(p.author);
@@ -140,9 +143,19 @@ export class Admission {
 
   /** The free balance of `account` after the view and every pending record. */
   private balance(view: AdmissionView, account: string): bigint {
-    let b = view.balances[account] ?? 0n;
-    for (const p of this.pending.values()) b += p.balance.get(account) ?? 0n;
-    return b;
+    return (view.balances[account] ?? 0n) + (this.pendingBalance.get(account) ?? 0n);
+  }
+
+  /** Take a record out of the pending set and its effect out of the running totals. */
+  private drop(p: Pending): void {
+    if (!this.pending.delete(p.id)) return;
+    for (const [account, delta] of p.balance) this.addPendingBalance(account, -delta);
+  }
+
+  private addPendingBalance(account: string, delta: bigint): void {
+    const total = (this.pendingBalance.get(account) ?? 0n) + delta;
+    if (total === 0n) this.pendingBalance.delete(account);
+    else this.pendingBalance.set(account, total);
   }
 
   private check(view: AdmissionView, r: LedgerRecord, id: string, mine: readonly Pending[]): Pending {
