@@ -235,7 +235,7 @@ async function generate(days: number, file: string, log: (s: string) => void): P
   const generationMs = performance.now() - started;
   const generatedAt = new Date().toISOString();
   mkdirSync('.bench', { recursive: true });
-  const header = { format: 1, days, epochs, genesisMs, generatedAt, generationMs };
+  const header = { format: 2, days, epochs, genesisMs, generatedAt, generationMs };
   const text = [JSON.stringify(header), ...records.map((x) => JSON.stringify(x.record))].join('\n') + '\n';
   writeFileSync(`${file}.tmp`, text);
   renameSync(`${file}.tmp`, file);
@@ -265,7 +265,7 @@ async function load(file: string): Promise<History | null> {
     const record = JSON.parse(line) as LedgerRecord;
     records.push({ id: recordId(record), record });
   }
-  if (!header || header.format !== 1) return null;
+  if (!header || header.format !== 2) return null;
   const a = await actors();
   // Each actor's chain continues after its last record (the bench signs one more epoch).
   const seqs = new Map<string, number>();

@@ -19,7 +19,7 @@ import {
 } from '../../shared/ledger/join.ts';
 import { checkRecord, type LedgerRecord } from '../../shared/ledger/records.ts';
 import { linkHash, type StoredRecord } from '../../shared/ledger/replay.ts';
-import { stateFromText, stateText } from '../../shared/ledger/state.ts';
+import { stateFromText, stateText } from '../../shared/ledger/state-text.ts';
 import type { LedgerSnapshot } from '../../shared/ledger/snapshot.ts';
 import { PROTOCOLS } from '../../shared/names.ts';
 import type { Json } from '../../shared/p2p/rpc.ts';

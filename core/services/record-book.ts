@@ -11,6 +11,7 @@ import type { StoredRecordRow } from '../../shared/ledger/db.ts';
 import { UNCERTAIN_REFUSALS, type Admission } from '../../shared/ledger/admission.ts';
 import { arrivalContext } from '../../shared/ledger/finality.ts';
 import { canonicalOrder } from '../../shared/ledger/replay.ts';
+import { stateFromText } from '../../shared/ledger/state-text.ts';
 import {
   checkRecord,
   RecordRefused,
@@ -216,9 +217,7 @@ export class RecordBook {
     const { store } = this.components;
     const mine = await store.byAuthor(this.self);
     const base = await store.base();
-    const head = base
-      ? (JSON.parse(base.stateText) as { chains: Record<string, { seq: number; block: number }> }).chains[this.self]
-      : undefined;
+    const head = base ? stateFromText(base.stateText).chains[this.self] : undefined;
     this.nextSeq = Math.max(head?.seq ?? 0, ...mine.map((r) => r.record.seq)) + 1;
     this.lastBlock = Math.max(head?.block ?? 0, ...mine.map((r) => r.record.block));
     // What the pages show: the store may have lost rows below a new base.

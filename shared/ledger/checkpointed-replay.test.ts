@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { epochBlocks } from './config.ts';
 import { CheckpointedReplay, type ReplaySource } from './checkpointed-replay.ts';
 import { replay, type StoredRecord } from './replay.ts';
-import { stateText } from './state.ts';
+import { stateText } from './state-text.ts';
 import { joinableNetwork, smallConfig } from './testing.ts';
 
 const config = smallConfig();

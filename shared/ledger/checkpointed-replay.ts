@@ -8,6 +8,7 @@
  * What a base drops from the replay's own result is kept here: the epochs closed before it (pages chart them).
  */
 import { epochBlocks, type NetworkConfig } from './config.ts';
+import { StateDigest } from './state-text.ts';
 import { replay, type ClosedEpoch, type Replay, type ReplayBase, type StoredRecord } from './replay.ts';
 
 /** Where a replay reads the records it needs. */
@@ -34,6 +35,8 @@ export class CheckpointedReplay {
   /** Closed epochs before `base` (summaries of epochs the base replaced), oldest first. */
   private earlier: ClosedEpoch[] = [];
   private configKey = '';
+  /** Entry hashes remembered from the last replay's closes: the next one rehashes only what changed. */
+  private digest = new StateDigest();
 
   /** Replay `source` for `config`, closing epochs through `closeThrough`, from the newest final state known. */
   async run(config: NetworkConfig, source: ReplaySource, closeThrough: number): Promise<CheckpointedResult> {
@@ -46,7 +49,7 @@ export class CheckpointedReplay {
     const base = this.base ?? undefined;
     const from = base ? (base.epoch + 1) * epochBlocks(config) : 0;
     const records = await source.recordsFrom(from);
-    const result = replay(config, records, closeThrough, base);
+    const result = replay(config, records, closeThrough, base, this.digest);
     const epochs = [...this.earlier, ...result.epochs];
     // Move the base to the newest state final by votes, and keep the summaries of the epochs it covers.
     const final = result.finalState;

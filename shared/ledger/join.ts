@@ -6,8 +6,6 @@
  * see rootOf in state.ts). The state it downloads must hash to the bodyHash of the last verified checkpoint.
  * docs/ledger.md, "Joining from a checkpoint".
  */
-import { sha256 } from '@noble/hashes/sha2.js';
-import { bytesToHex } from '@noble/hashes/utils.js';
 import { epochBlocks, type NetworkConfig } from './config.ts';
 import { checkRecord, type LedgerRecord } from './records.ts';
 import {
@@ -20,6 +18,7 @@ import {
   type StoredRecord,
 } from './replay.ts';
 import { checkpointHash } from './state.ts';
+import { bodyHashOfText } from './state-text.ts';
 
 /**
  * What a node that joined from a checkpoint keeps instead of the history before it: the base its replays start
@@ -180,7 +179,7 @@ export function servedLinks(
   return chain.map((l) => ({ ...l, votes: [...(byHash.get(linkHash(config.networkId, l))?.values() ?? [])] }));
 }
 
-/** Whether `text` is the state a verified link names (its sha256 is the link's bodyHash). */
+/** Whether `text` is the state a verified link names (its body hash is the link's bodyHash). */
 export function stateTextHolds(link: ChainLink, text: string): boolean {
-  return bytesToHex(sha256(new TextEncoder().encode(text))) === link.bodyHash;
+  return bodyHashOfText(text) === link.bodyHash;
 }

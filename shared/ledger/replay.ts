@@ -19,13 +19,13 @@ import {
   nextVoters,
   rootOf,
   settleFinality,
-  stateFromText,
   stateRootParts,
   tallyOf,
   votersHash,
   type CheckpointTally,
   type LedgerState,
 } from './state.ts';
+import { StateDigest, stateFromText } from './state-text.ts';
 
 export interface StoredRecord {
   id: string;
@@ -88,7 +88,7 @@ export interface ChainLink {
   recordsRoot: string;
   stateRoot: string;
   previous: string;
-  /** sha256 of stateText() at the close. */
+  /** The body hash of the state's text at the close (state-text.ts). */
   bodyHash: string;
   /** nextVoters() at the close, stakes as decimal strings. */
   nextVoters: Record<string, string>;
@@ -172,12 +172,14 @@ export function checkpointView(t: CheckpointTally): CheckpointView {
  * their place in their authors' chains in the epoch's blocks (in canonical order), the stateRoot of the whole
  * ledger after the close, and the hash of the previous checkpoint. Votes on it are records of later blocks.
  * With a `base`, the replay starts from the state at its epoch's close and ignores records before the next epoch.
+ * A `digest` kept from an earlier replay lets its closes rehash only the state entries that changed since.
  */
 export function replay(
   config: NetworkConfig,
   records: readonly StoredRecord[],
   closeThrough: number,
   base?: ReplayBase,
+  digest = new StateDigest(),
 ): Replay {
   const tempo = epochBlocks(config);
   const subnets = [...config.subnets].sort((a, b) => a.netuid - b.netuid);
@@ -229,7 +231,7 @@ export function replay(
       const summaries = subnets.map((cfg) => closeEpoch(state, config, cfg));
       const ids = chained.filter((a) => a.block >= epoch * tempo && a.block < end).map((a) => a.id);
       const recordsRoot = bytesToHex(sha256(new TextEncoder().encode(ids.join('\n'))));
-      const { text, bodyHash, voters } = stateRootParts(state);
+      const { text, bodyHash, voters } = stateRootParts(state, digest);
       const link = {
         epoch,
         recordsRoot,

@@ -10,6 +10,7 @@ import { findSubnet, type NetworkConfig, type SubnetConfig } from './config.ts';
 import { epochOf } from './config.ts';
 import { proofOfWorkBits } from './pow.ts';
 import { RecordRefused, type LedgerRecord } from './records.ts';
+import { StateDigest } from './state-text.ts';
 
 export interface UidSlot {
   hotkey: string;
@@ -449,20 +450,13 @@ export function votersHash(voters: Readonly<Record<string, bigint | string>>): s
   return sha256Hex(canonicalize(Object.fromEntries(Object.entries(voters).map(([k, v]) => [k, String(v)])))!);
 }
 
-/** Canonical JSON of the whole state, bigints as decimal strings: what a joining node downloads. */
-export function stateText(state: LedgerState): string {
-  return canonicalize(
-    JSON.parse(JSON.stringify(state, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))),
-  )!;
-}
-
 /**
  * The stateRoot from its two parts: the hash of the next epoch's voter set and the hash of the state's text.
  * Split so that a joining node can learn who votes on the next checkpoint from a checkpoint it verified without
  * downloading each epoch's state (as a light client follows NextValidatorsHash in Tendermint headers).
  */
 export function rootOf(voters: string, body: string): string {
-  return sha256Hex(`webtensor/state/1\n${voters}\n${body}`);
+  return sha256Hex(`webtensor/state/2\n${voters}\n${body}`);
 }
 
 /**
@@ -471,47 +465,18 @@ export function rootOf(voters: string, body: string): string {
  * later epochs accept: a node continuing from a downloaded state must hold them exactly.
  */
 export function stateRoot(state: LedgerState): string {
-  return rootOf(votersHash(nextVoters(state)), sha256Hex(stateText(state)));
+  return rootOf(votersHash(nextVoters(state)), new StateDigest().digest(state).bodyHash);
 }
-
-/** The parts of a stateRoot, for the chain a joining node follows. */
-export function stateRootParts(state: LedgerState): { text: string; bodyHash: string; voters: Record<string, string> } {
-  const text = stateText(state);
-  const voters = Object.fromEntries(Object.entries(nextVoters(state)).map(([k, v]) => [k, v.toString()]));
-  return { text, bodyHash: sha256Hex(text), voters };
-}
-
-const big = (v: unknown): bigint => {
-  if (typeof v !== 'string' || !/^\d+$/.test(v)) throw new Error(`expected a decimal string, got ${String(v)}`);
-  return BigInt(v);
-};
-const bigValues = (o: unknown): Record<string, bigint> =>
-  Object.fromEntries(Object.entries(o as Record<string, unknown>).map(([k, v]) => [k, big(v)]));
 
 /**
- * The state back from stateText(). Call it only on text whose sha256 a verified checkpoint names (its shape is
- * then exactly what an honest replay wrote); it still throws on a wrong type rather than returning nonsense.
+ * The parts of a stateRoot, for the chain a joining node follows: the state's text, its body hash (state-text.ts)
+ * and the next voters. Pass the replay's `digest` so that a close rehashes only what changed since the last.
  */
-export function stateFromText(text: string): LedgerState {
-  const raw = JSON.parse(text) as Record<string, unknown> & { subnets: Record<string, unknown>[] };
-  const tallies = raw.checkpoints as (Record<string, unknown> & { votes: object })[];
-  return {
-    ...(raw as unknown as LedgerState),
-    balances: bigValues(raw.balances),
-    stakes: Object.fromEntries(Object.entries(raw.stakes as object).map(([k, v]) => [k, bigValues(v)])),
-    checkpoints: tallies.map((t) => ({
-      ...(t as unknown as CheckpointTally),
-      voters: bigValues(t.voters),
-      permittedStake: big(t.permittedStake),
-      agreeingStake: big(t.agreeingStake),
-    })),
-    subnets: raw.subnets.map((s) => ({
-      ...(s as unknown as SubnetState),
-      lastEmission: (s.lastEmission as unknown[]).map(big),
-      burn: big(s.burn),
-    })),
-    issued: big(raw.issued),
-    dust: big(raw.dust),
-    burned: big(raw.burned),
-  };
+export function stateRootParts(
+  state: LedgerState,
+  digest = new StateDigest(),
+): { text: string; bodyHash: string; voters: Record<string, string> } {
+  const { text, bodyHash } = digest.digest(state);
+  const voters = Object.fromEntries(Object.entries(nextVoters(state)).map(([k, v]) => [k, v.toString()]));
+  return { text, bodyHash, voters };
 }
