@@ -40,7 +40,18 @@ function benchConfig(): NetworkConfig {
   return parseNetworkConfig({
     ...base,
     networkId: 'webtensor-bench',
-    subnets: [{ ...base.subnets[0]!, tempo: TEMPO, maxUids: 256, maxValidators: 64, registrationDifficulty: 8 }],
+    // Registration without a burn and without a per-block limit: the bench fills a subnet in a few blocks to
+    // measure replay, not the price of getting in.
+    subnets: [
+      {
+        ...base.subnets[0]!,
+        tempo: TEMPO,
+        maxUids: 256,
+        maxValidators: 64,
+        registrationDifficulty: 8,
+        registration: { ...base.subnets[0]!.registration, minBurn: '0', maxPerBlock: 256, maxDifficulty: 8 },
+      },
+    ],
   });
 }
 

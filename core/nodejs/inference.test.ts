@@ -44,6 +44,21 @@ describe('NodeInferenceEngine', () => {
     await expect(engine.generate({ prompt: 'Once', maxNewTokens: 0 })).rejects.toMatchObject({ code: 'bad-params' });
   });
 
+  it('applies top-p: a tiny nucleus always keeps only the most probable token (greedy), a seed reproduces a wider one', async () => {
+    const greedy = await engine.generate({ prompt: 'Once upon a time', maxNewTokens: 24 });
+    const narrow = await engine.generate({
+      prompt: 'Once upon a time',
+      maxNewTokens: 24,
+      sampling: { seed: 3, temperature: 1.5, topP: 1e-6 },
+    });
+    expect(narrow.tokenIds).toEqual(greedy.tokenIds);
+    const wide = { seed: 3, temperature: 1.5, topP: 0.9 };
+    const a = await engine.generate({ prompt: 'Once upon a time', maxNewTokens: 24, sampling: wide });
+    const b = await engine.generate({ prompt: 'Once upon a time', maxNewTokens: 24, sampling: wide });
+    expect(b.tokenIds).toEqual(a.tokenIds);
+    expect(a.tokenIds).not.toEqual(greedy.tokenIds);
+  });
+
   it('runs the generated tiny Llama (present on every machine after npm install)', async () => {
     const tiny = new NodeInferenceEngine(dirs);
     const loaded = await tiny.load('webtensor/tiny-llama');

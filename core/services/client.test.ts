@@ -7,7 +7,13 @@ import type { PrivateKey } from '@libp2p/interface';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { NodeError } from '../../shared/errors.ts';
-import { outputHash, signResult, type GenerateResult } from '../../shared/inference/protocol.ts';
+import {
+  outputHash,
+  paramsHash,
+  signResult,
+  type GenerateParams,
+  type GenerateResult,
+} from '../../shared/inference/protocol.ts';
 import { MODEL_HASHES } from '../../shared/ledger/profiles.ts';
 import type { LedgerSnapshot } from '../../shared/ledger/snapshot.ts';
 import { PROTOCOLS } from '../../shared/names.ts';
@@ -47,6 +53,7 @@ async function answer(miner: Peer, request: RpcRequest, signer: Peer = miner): P
     requestId: request.id,
     miner: miner.id,
     model: subnet.model,
+    paramsHash: await paramsHash(request.params as GenerateParams),
     modelHash: MODEL_HASHES['webtensor/tiny-llama'],
     text: 'Once upon',
     tokenIds,

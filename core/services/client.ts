@@ -76,7 +76,7 @@ export class Client {
         if (typeof text === 'string') options.onText?.(text);
       },
     });
-    const problem = await checkResult(raw, { miner: peer, requestId: req.id });
+    const problem = await checkResult(raw, { miner: peer, requestId: req.id, params });
     if (problem) throw new RpcError('bad-frame', `the miner's answer was refused: ${problem}`);
     const result = raw as GenerateResult;
     if (result.model !== params.model)

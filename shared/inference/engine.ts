@@ -28,7 +28,7 @@ export interface GenerateOptions {
   prompt: string;
   maxNewTokens: number;
   /** Absent: greedy decoding, the path validators check. */
-  sampling?: { seed: number; temperature: number; topK?: number | undefined } | undefined;
+  sampling?: { seed: number; temperature: number; topK?: number | undefined; topP?: number | undefined } | undefined;
   /** Stop once the generated text contains one of these; the text is cut before it. */
   stop?: string[] | undefined;
 }

@@ -6,6 +6,8 @@
  */
 import {
   InterruptableStoppingCriteria,
+  LogitsProcessor,
+  LogitsProcessorList,
   random,
   StoppingCriteria,
   TextStreamer,
@@ -32,6 +34,38 @@ class StopStrings extends StoppingCriteria {
       return this.hit;
     });
   }
+}
+
+/**
+ * Nucleus (top-p) filtering, which transformers.js 4.3.1 declares (TopPLogitsWarper) but never applies: keep the
+ * most probable tokens whose probabilities, after temperature, first add up to `topP`; the rest get -Infinity.
+ * Ties keep the lower token id first, so every node filters alike.
+ */
+class NucleusFilter extends LogitsProcessor {
+  constructor(private readonly topP: number) {
+    super();
+  }
+  override _call(_inputIds: bigint[][], logits: { data: Float32Array; dims: number[] }) {
+    const vocab = logits.dims.at(-1)!;
+    for (let row = 0; row < logits.data.length / vocab; row++) {
+      const l = logits.data.subarray(row * vocab, (row + 1) * vocab);
+      const order = Array.from(l.keys()).sort((a, b) => l[b]! - l[a]! || a - b);
+      const top = l[order[0]!]!;
+      let total = 0;
+      for (const i of order) total += Math.exp(l[i]! - top);
+      let kept = 0;
+      let mass = 0;
+      while (kept < order.length && mass < this.topP) mass += Math.exp(l[order[kept++]!]! - top) / total;
+      for (const i of order.slice(kept)) l[i] = -Infinity;
+    }
+    return logits;
+  }
+}
+
+function nucleus(topP: number): LogitsProcessorList {
+  const list = new LogitsProcessorList();
+  list.push(new NucleusFilter(topP));
+  return list;
 }
 
 /**
@@ -81,6 +115,7 @@ export class Generator {
         ...(sampling
           ? { do_sample: true, temperature: sampling.temperature, top_k: sampling.topK ?? 0 }
           : { do_sample: false }),
+        ...(sampling?.topP !== undefined && sampling.topP < 1 ? { logits_processor: nucleus(sampling.topP) } : {}),
         streamer,
         stopping_criteria: stopStrings ? [running, stopStrings] : [running],
       })) as { tolist(): bigint[][] };

@@ -3,11 +3,13 @@ import { describe, expect, it } from 'vitest';
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 import { findServedModel } from './catalogue.ts';
-import { checkResult, generateParamsSchema, modelHash, outputHash, signResult } from './protocol.ts';
+import { checkResult, generateParamsSchema, modelHash, outputHash, paramsHash, signResult } from './protocol.ts';
 
 const minerKey = await generateKeyPair('Ed25519');
 const miner = peerIdFromPrivateKey(minerKey).toString();
 const otherKey = await generateKeyPair('Ed25519');
+
+const asked = { model: 'webtensor/tiny-llama', prompt: 'Once', maxNewTokens: 3 };
 
 async function answer() {
   const tokenIds = [5, 17, 2];
@@ -15,6 +17,7 @@ async function answer() {
     requestId: 'req-1',
     miner,
     model: 'webtensor/tiny-llama',
+    paramsHash: await paramsHash(asked),
     modelHash: await modelHash(findServedModel('webtensor/tiny-llama')!),
     text: 'the cat',
     tokenIds,
@@ -48,6 +51,16 @@ describe('signed generation results', () => {
     const other = peerIdFromPrivateKey(otherKey).toString();
     expect(await checkResult(a, { miner: other, requestId: 'req-1' })).toMatch(/names/);
     expect(await checkResult(a, { miner, requestId: 'req-2' })).toMatch(/answers request req-1/);
+  });
+
+  it('refuses an answer to other params than the ones asked (a signed answer cannot be paired with another prompt)', async () => {
+    const a = await answer();
+    expect(await checkResult(a, { miner, requestId: 'req-1', params: asked })).toBeNull();
+    expect(await checkResult(a, { miner, requestId: 'req-1', params: { ...asked, prompt: 'Twice' } })).toMatch(
+      /other params/,
+    );
+    const sampled = { ...asked, sampling: { seed: 1, temperature: 0.7 } };
+    expect(await checkResult(a, { miner, requestId: 'req-1', params: sampled })).toMatch(/other params/);
   });
 
   it('refuses malformed answers with the field named', async () => {

@@ -19,6 +19,8 @@ export const samplingSchema = z.object({
   seed: z.number().int().min(0).max(0xffffffff),
   temperature: z.number().gt(0).max(2),
   topK: z.number().int().min(1).max(1000).optional(),
+  /** Nucleus sampling: keep the most probable tokens whose probabilities add up to topP (absent: all). */
+  topP: z.number().gt(0).max(1).optional(),
 });
 
 export const generateParamsSchema = z.object({
@@ -39,6 +41,8 @@ export const generateResultSchema = z.object({
   requestId: z.string().max(64),
   miner: z.string().max(128),
   model: z.string().max(128),
+  /** paramsHash() of what the miner was asked: a signed answer cannot be paired with another prompt. */
+  paramsHash: hex64,
   modelHash: hex64,
   text: z.string().max(64 * 1024),
   tokenIds: z.array(z.number().int().nonnegative()).max(MAX_NEW_TOKENS),
@@ -63,6 +67,11 @@ export function modelHash(entry: ModelEntry): Promise<string> {
   return sha256Hex(encoder.encode(entry.files.map((f) => `${f.path}:${f.sha256}\n`).join('')));
 }
 
+/** What a miner signs it was asked: sha256 of the JCS of the generation params. */
+export function paramsHash(params: GenerateParams): Promise<string> {
+  return sha256Hex(encoder.encode(`webtensor/infer/1/params\n${canonicalize(params)!}`));
+}
+
 /** The hash a miner commits to: sha256 of the token ids as a JSON array (e.g. "[5,17,2]"). */
 export function outputHash(tokenIds: readonly number[]): Promise<string> {
   return sha256Hex(encoder.encode(JSON.stringify(tokenIds)));
@@ -82,11 +91,11 @@ export async function signResult(key: PrivateKey, result: Omit<GenerateResult, '
 
 /**
  * Why a miner's final answer cannot be trusted, or null when it checks out: it must parse, be signed by the
- * peer that was asked, answer this request, and carry the hash of its own token ids.
+ * peer that was asked, answer this request (and these params, when given), and carry the hash of its own token ids.
  */
 export async function checkResult(
   raw: unknown,
-  expected: { miner: string; requestId: string },
+  expected: { miner: string; requestId: string; params?: GenerateParams },
 ): Promise<string | null> {
   const parsed = generateResultSchema.safeParse(raw);
   if (!parsed.success) {
@@ -96,6 +105,8 @@ export async function checkResult(
   const r = parsed.data;
   if (r.miner !== expected.miner) return `the result names ${r.miner}, not the miner asked`;
   if (r.requestId !== expected.requestId) return `the result answers request ${r.requestId}, not ${expected.requestId}`;
+  if (expected.params && r.paramsHash !== (await paramsHash(expected.params)))
+    return 'the result answers other params than the ones asked';
   if (r.outputHash !== (await outputHash(r.tokenIds))) return 'the output hash does not match the token ids';
   try {
     const key = peerIdFromString(r.miner).publicKey;
