@@ -49,7 +49,7 @@ function benchConfig(): NetworkConfig {
         maxUids: 256,
         maxValidators: 64,
         registrationDifficulty: 8,
-        registration: { ...base.subnets[0]!.registration, minBurn: '0', maxPerBlock: 256, maxDifficulty: 8 },
+        registration: { ...base.subnets[0]!.registration, minBurn: '0', maxPerBlock: 64, maxDifficulty: 8 },
       },
     ],
   });
