@@ -7,6 +7,7 @@ export default defineConfig({
       'core/**/*.test.ts',
       'web/**/*.test.ts',
       'relay/**/*.test.ts',
+      'gateway/**/*.test.ts',
       'worker/**/*.test.ts',
       'scripts/**/*.test.ts',
     ],

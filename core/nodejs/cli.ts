@@ -66,7 +66,7 @@ export interface CliOptions {
 const clip = (value: unknown) => String(value).slice(0, 80);
 
 /** A relay's http(s) URL (with or without /healthz) or a multiaddr naming its peer id. */
-function relayOf(text: string): NodeConfig['relay'] {
+export function relayOf(text: string): NodeConfig['relay'] {
   if (/^https?:\/\//.test(text)) {
     let url: URL;
     try {

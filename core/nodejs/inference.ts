@@ -7,8 +7,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import * as ort from 'onnxruntime-web';
 import type { TextGenerationPipeline } from '@huggingface/transformers';
 import {
@@ -21,19 +20,9 @@ import type { Generator } from '../../shared/inference/generate.ts';
 import type { GenerateOptions, InferenceEngine, Loaded, LoadProgress } from '../../shared/inference/engine.ts';
 import { checkModelFile } from '../../shared/inference/verify.ts';
 import { InferenceError } from '../../shared/errors.ts';
+import { defaultModelDirs, type ModelDirs } from './model-dirs.ts';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-
-/** Where model files live on this machine. */
-export interface ModelDirs {
-  generated: string;
-  shared: string;
-}
-
-export const defaultModelDirs = (): ModelDirs => ({
-  generated: resolve(root, 'generated/models'),
-  shared: resolve(process.env['WEBTENSOR_SHARED'] ?? resolve(root, '../shared'), 'models'),
-});
+export { defaultModelDirs, type ModelDirs } from './model-dirs.ts';
 
 /** onnxruntime-web's WASM files, read from node_modules (never fetched). */
 function registerOnnxruntimeWeb(): void {
