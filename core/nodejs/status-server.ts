@@ -44,6 +44,14 @@ export interface NodeStatusView {
   lastFinal: number | null;
   /** The last epoch this node closed and its checkpoint roots (what every honest node agrees on), or null. */
   lastEpoch: { epoch: number; recordsRoot: string; stateRoot: string } | null;
+  /** A miner's work: requests served, tokens, its queue, busy refusals and how its last request ended. */
+  serving: {
+    served: number;
+    tokensServed: number;
+    queueDepth: number;
+    busyRefusals: number;
+    lastRequest: { tokens: number; finish: string } | null;
+  } | null;
   /** A validator's work: challenges sent, miners it found answering correctly, its last commit's epoch. */
   validator: { challenges: number; correctMiners: number; committedEpoch: number | null } | null;
 }
@@ -84,6 +92,16 @@ export function readStatus(node: WebtensorNode, roles?: Roles): NodeStatusView {
     block: ledger ? ledger.consensus.block.get() : null,
     lastFinal: ledger ? ledger.finality.state.get().lastFinal : null,
     lastEpoch: lastEpochOf(snapshot),
+    serving:
+      miner && miner.phase !== 'idle'
+        ? {
+            served: miner.served,
+            tokensServed: miner.tokensServed,
+            queueDepth: miner.queueDepth,
+            busyRefusals: miner.busyRefusals,
+            lastRequest: miner.lastRequest,
+          }
+        : null,
     validator: validatorOf(roles),
   };
 }

@@ -62,6 +62,39 @@ class NucleusFilter extends LogitsProcessor {
   }
 }
 
+/**
+ * Let the event loop run: onnxruntime-web's WASM runs resolve as microtasks, so a generation would otherwise hold
+ * its thread from the first token to the last: streamed pieces would leave only at the end (a Node miner) and a
+ * cancel could not arrive (a Node miner, or a tab's inference worker). setImmediate in Node; a MessageChannel
+ * elsewhere (setTimeout is clamped to 4 ms when nested, longer than a token takes).
+ */
+function yieldToEventLoop(): Promise<void> {
+  if (typeof setImmediate === 'function') return new Promise((resolve) => setImmediate(resolve));
+  return new Promise((resolve) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => {
+      channel.port1.close();
+      resolve();
+    };
+    channel.port2.postMessage(null);
+  });
+}
+
+/** Run `generate` with a yield to the event loop before each forward pass of `model` (one per token). */
+async function yieldingEachStep<T>(model: object, generate: () => Promise<T>): Promise<T> {
+  const m = model as { forward: (...args: unknown[]) => Promise<unknown> };
+  const forward = m.forward;
+  m.forward = async (...args: unknown[]) => {
+    await yieldToEventLoop();
+    return forward.apply(model, args);
+  };
+  try {
+    return await generate();
+  } finally {
+    m.forward = forward;
+  }
+}
+
 function nucleus(topP: number): LogitsProcessorList {
   const list = new LogitsProcessorList();
   list.push(new NucleusFilter(topP));
@@ -109,16 +142,18 @@ export class Generator {
     if (sampling) random.seed(sampling.seed);
     let output: { tolist(): bigint[][] };
     try {
-      output = (await generator.model.generate({
-        ...inputs,
-        max_new_tokens: maxNewTokens,
-        ...(sampling
-          ? { do_sample: true, temperature: sampling.temperature, top_k: sampling.topK ?? 0 }
-          : { do_sample: false }),
-        ...(sampling?.topP !== undefined && sampling.topP < 1 ? { logits_processor: nucleus(sampling.topP) } : {}),
-        streamer,
-        stopping_criteria: stopStrings ? [running, stopStrings] : [running],
-      })) as { tolist(): bigint[][] };
+      output = (await yieldingEachStep(generator.model, () =>
+        generator.model.generate({
+          ...inputs,
+          max_new_tokens: maxNewTokens,
+          ...(sampling
+            ? { do_sample: true, temperature: sampling.temperature, top_k: sampling.topK ?? 0 }
+            : { do_sample: false }),
+          ...(sampling?.topP !== undefined && sampling.topP < 1 ? { logits_processor: nucleus(sampling.topP) } : {}),
+          streamer,
+          stopping_criteria: stopStrings ? [running, stopStrings] : [running],
+        }),
+      )) as { tolist(): bigint[][] };
     } finally {
       this.interrupt = null;
     }
