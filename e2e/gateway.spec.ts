@@ -87,7 +87,9 @@ test.afterAll(async () => {
   await relay.stop();
 });
 
-test.afterEach(async (_fixtures, info) => {
+// Playwright requires an object pattern for the fixtures, even when none are used.
+// eslint-disable-next-line no-empty-pattern
+test.afterEach(async ({}, info) => {
   if (info.status !== info.expectedStatus)
     for (const [child, log] of logs) console.log(`--- ${child.spawnargs.slice(2, 4).join(' ')}\n${log.slice(-3000)}`);
 });
