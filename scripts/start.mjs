@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // `npm start`: build the web app, start the relay and serve the app, then, once the relay is up, an archive node
-// (all history, on disk) and a headless miner serving webtensor/tiny-llama; print the URL to open. State lives in
+// (all history, on disk), a headless miner serving webtensor/tiny-llama and the OpenAI-compatible gateway
+// (http://127.0.0.1:8080/v1); print the URL to open. State lives in
 // .webtensor/ (relay key, the test network's genesis, the archive's and the miner's ledgers), so a restart
 // continues the same network. Every service it starts is stopped together on Ctrl-C.
 import { spawn, spawnSync } from 'node:child_process';
@@ -58,6 +59,14 @@ const services = [
     ],
     ready: /"status server listening"/,
     announce: () => '  headless miner is up: status at http://127.0.0.1:9093/status',
+  },
+  {
+    name: 'gateway',
+    after: 'relay',
+    command: process.execPath,
+    args: ['--import', 'tsx', 'gateway/main.ts', '--port', '8080', '--data', `${state}/gateway`],
+    ready: /"gateway listening"/,
+    announce: () => '  OpenAI-compatible gateway is up: http://127.0.0.1:8080/v1',
   },
   {
     name: 'web',
