@@ -34,6 +34,9 @@ export class StopHoldback {
   }
 
   private take(limit: number): string {
+    // Never end a piece between the two halves of a surrogate pair (an emoji): clients may decode each piece alone.
+    const code = this.raw.charCodeAt(limit - 1);
+    if (limit < this.raw.length && code >= 0xd800 && code <= 0xdbff) limit--;
     if (limit <= this.sent) return '';
     const out = this.raw.slice(this.sent, limit);
     this.sent = limit;
