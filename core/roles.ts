@@ -9,6 +9,8 @@ import { NodeError } from '../shared/errors.ts';
 import type { NodeConfig, Role } from './config.ts';
 import type { NodeServices, WebtensorNode } from './node.ts';
 import { Validator } from './services/validator.ts';
+import { PROTOCOLS } from '../shared/names.ts';
+import type { Json } from '../shared/p2p/rpc.ts';
 import { Store } from './store.ts';
 
 export interface RoleSettings {
@@ -95,6 +97,13 @@ export class Roles {
         infer: (peer, params, opts) => client.infer(peer, params, opts),
         generateLocally: (params) => miner.generateHere(params),
       });
+      const auditing = validator;
+      // Signed answers handed in to check (the gateway's audit): see Validator.audit.
+      await services.rpc.handle(
+        PROTOCOLS.audit,
+        { 'validator.audit': { run: (params, ctx) => auditing.audit(params, ctx.peer) as Promise<Json> } },
+        { maxInboundStreams: 4 },
+      );
       this.validator.set(validator);
     }
     await this.register(services, 'validator');

@@ -17,6 +17,7 @@ import { createNodePlatform } from '../core/nodejs/platform.ts';
 import { chatTemplateFor, type ChatTemplate } from './chat-template.ts';
 import { MinerRouter } from './router.ts';
 import { startGateway } from './server.ts';
+import { Auditor } from './audit.ts';
 
 export const USAGE = `Usage: npm run gateway -- [options]
 
@@ -29,6 +30,7 @@ export const USAGE = `Usage: npm run gateway -- [options]
   --cors-origin ORIGIN  origins browser apps may call from, comma-separated, or * (default *)
   --rate-limit N        requests per minute per key, or per IP on an open gateway (default 600)
   --timeout S           seconds a request may take before 504 (default 60)
+  --audit-rate F        the share of answers handed to validators to check, 0 to 1 (default 0.1)
   --help                print this and exit
 `;
 
@@ -61,6 +63,11 @@ const optionsSchema = z.object({
     .transform(Number)
     .refine((n) => n >= 1 && n <= 600, '--timeout must be from 1 to 600 seconds.')
     .default(60),
+  'audit-rate': z
+    .string()
+    .regex(/^(0(\.\d+)?|1(\.0+)?)$/, '--audit-rate must be a number from 0 to 1.')
+    .transform(Number)
+    .default(0.1),
 });
 export type GatewayOptions = z.infer<typeof optionsSchema>;
 
@@ -79,6 +86,7 @@ export function parseGatewayArgs(argv: string[]): GatewayOptions | 'help' {
       'cors-origin': { type: 'string' },
       'rate-limit': { type: 'string' },
       timeout: { type: 'string' },
+      'audit-rate': { type: 'string' },
       help: { type: 'boolean' },
     },
   });
@@ -148,6 +156,14 @@ async function main(argv: string[]): Promise<void> {
       return templates.get(model)!;
     };
     const router = new MinerRouter({ client: services.client });
+    const auditor = new Auditor(
+      { rpc: services.rpc, snapshot: services.ledger?.consensus.snapshot ?? null },
+      {
+        rate: options['audit-rate'],
+        onVerdict: (v) => log.info(v, 'audit verdict'),
+        onFailure: (reason) => log.warn({ reason }, 'audit not judged'),
+      },
+    );
     const gateway = await startGateway({
       host: options.host,
       port: options.port,
@@ -159,9 +175,14 @@ async function main(argv: string[]): Promise<void> {
       ratePerMinute: options['rate-limit'],
       bodyLimit: 256 * 1024,
       deadlineMs: options.timeout * 1000,
+      onAnswered: (netuid, params, result) => auditor.offer(netuid, params, result),
+      status: () => ({ audits: auditor.state.get() }),
       log,
     });
-    close = () => gateway.close();
+    close = async () => {
+      auditor.stop();
+      await gateway.close();
+    };
     log.info(
       { url: gateway.url, peerId: services.peerId, network: network()!.networkId, keys: keys.length },
       'gateway listening',

@@ -51,7 +51,9 @@ export interface GatewayInit {
   /** How long a request may take before 504. */
   deadlineMs: number;
   /** Called with every answer served (the audit samples them). */
-  onAnswered?: (params: GenerateParams, result: GenerateResult) => void;
+  onAnswered?: (netuid: number, params: GenerateParams, result: GenerateResult) => void;
+  /** What /v1/webtensor/status adds (the audit's counts). */
+  status?: () => Record<string, unknown>;
   log?: Logger;
 }
 
@@ -178,6 +180,13 @@ export async function startGateway(init: GatewayInit): Promise<Gateway> {
     };
   });
 
+  app.get('/v1/webtensor/status', async () => ({
+    object: 'webtensor.status',
+    queued: init.router.queued,
+    miners: init.router.snapshot(),
+    ...init.status?.(),
+  }));
+
   /** The subnet serving `model`, or 404. */
   const subnetOf = (model: string): SubnetConfig => {
     const subnet = init.network()?.subnets.find((s) => s.model === model);
@@ -232,7 +241,7 @@ export async function startGateway(init: GatewayInit): Promise<Gateway> {
     const keep = (result: GenerateResult, tried: Served['tried']) => {
       results.set(meta.id, { params, result, tried });
       if (results.size > RESULTS_KEPT) results.delete(results.keys().next().value!);
-      init.onAnswered?.(params, result);
+      init.onAnswered?.(subnet.netuid, params, result);
     };
 
     if (!stream) {

@@ -15,6 +15,8 @@ export const PROTOCOLS = {
   infer: '/webtensor/infer/1',
   /** Ledger anti-entropy (sync.reconcile, sync.records) and what joining and finality fetch. */
   sync: '/webtensor/sync/1',
+  /** validator.audit: a client hands a validator a miner's signed answer to check (the gateway's audit). */
+  audit: '/webtensor/audit/1',
 } as const;
 
 export const TOPICS = {

@@ -14,7 +14,7 @@ import { pino, type Logger } from 'pino';
 import { z } from 'zod';
 import { NodeError, WebtensorError } from '../../shared/errors.ts';
 import { findModel } from '../../shared/inference/catalogue.ts';
-import { ROLES, type NodeConfig, type Role } from '../config.ts';
+import { FAULTS, ROLES, type NodeConfig, type Role } from '../config.ts';
 import { WebtensorNode, type NodeServices } from '../node.ts';
 import { Roles } from '../roles.ts';
 import type { ReadableStore } from '../store.ts';
@@ -43,6 +43,7 @@ export const USAGE = `Usage: npm run node -- --role client|validator|miner [opti
   --status-host HOST    the status port's interface (default 127.0.0.1)
   --listen HOST:PORT    its own listener for peers (default 127.0.0.1:0); none: WebRTC through the relay only
   --faucet-stake RAO    test networks: draw RAO from the faucet and stake it on this node (validators need stake)
+  --fault KIND          test networks only: misbehave on purpose (${FAULTS.join(', ')}), to test what catches it
   --help                print this and exit
 `;
 
@@ -153,6 +154,9 @@ const argsSchema = z.object({
     .regex(/^[1-9]\d{0,24}$/, '--faucet-stake must be a whole number of rao, like 1000000000000 (1 τ = 1e9 rao).')
     .transform(BigInt)
     .optional(),
+  fault: z
+    .enum(FAULTS, { error: (issue) => `--fault must be one of ${FAULTS.join(', ')}, not "${clip(issue.input)}".` })
+    .optional(),
 });
 
 const FLAGS = [
@@ -165,6 +169,7 @@ const FLAGS = [
   'status-host',
   'listen',
   'faucet-stake',
+  'fault',
 ] as const;
 
 /** Parse the command line; 'help' when --help was asked for. Throws UsageError with one sentence. */
@@ -200,7 +205,8 @@ export function parseCliArgs(argv: string[]): CliOptions | 'help' {
       model: args.model ?? null,
       device: 'auto',
       network: args.network?.url ?? null,
-      fault: null,
+      // The node refuses a fault on any network but a test one.
+      fault: args.fault ?? null,
       hub: 'https://huggingface.co/',
       archive: archive === true,
     },

@@ -53,7 +53,13 @@ export interface NodeStatusView {
     lastRequest: { tokens: number; finish: string } | null;
   } | null;
   /** A validator's work: challenges sent, miners it found answering correctly, its last commit's epoch. */
-  validator: { challenges: number; correctMiners: number; committedEpoch: number | null } | null;
+  validator: {
+    challenges: number;
+    correctMiners: number;
+    committedEpoch: number | null;
+    /** Signed answers handed in to check (validator.audit): checked, found wrong, refused unchecked. */
+    audits: { checked: number; wrong: number; refused: number };
+  } | null;
 }
 
 const ENDPOINTS = ['/healthz', '/status', '/metrics'];
@@ -118,6 +124,7 @@ function validatorOf(roles: Roles | undefined): NodeStatusView['validator'] {
     challenges: state.challenges,
     correctMiners: state.scores.filter((s) => s.correct > 0).length,
     committedEpoch: state.committed?.epoch ?? null,
+    audits: state.audits,
   };
 }
 

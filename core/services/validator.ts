@@ -7,7 +7,14 @@
 import type { SubnetConfig } from '../../shared/ledger/config.ts';
 import { weightsCommitHash } from '../../shared/ledger/state.ts';
 import type { Generation } from '../../shared/inference/engine.ts';
-import type { GenerateParams, GenerateResult } from '../../shared/inference/protocol.ts';
+import { RateLimiter } from '@libp2p/utils';
+import {
+  auditRequestSchema,
+  checkResult,
+  type AuditVerdict,
+  type GenerateParams,
+  type GenerateResult,
+} from '../../shared/inference/protocol.ts';
 import { RpcError } from '../../shared/p2p/messages.ts';
 import { answerScore, challengePrompt, ema, weightsFromScores, type Outcome } from '../../shared/validator/scoring.ts';
 import { Store } from '../store.ts';
@@ -16,6 +23,8 @@ import type { RecordBook } from './record-book.ts';
 
 export const CHALLENGE_TOKENS = 16;
 export const CHALLENGE_DEADLINE_MS = 8000;
+/** Audits a validator takes from one peer: one per this many seconds (each costs a generation). */
+export const AUDIT_INTERVAL_S = 5;
 
 export interface MinerScore {
   uid: number;
@@ -36,6 +45,8 @@ export interface ValidatorState {
   challenges: number;
   committed: { epoch: number; uids: number[]; values: number[] } | null;
   revealed: { epoch: number; uids: number[]; values: number[] } | null;
+  /** Signed answers others handed in to check (validator.audit): checked, found wrong, refused unchecked. */
+  audits: { checked: number; wrong: number; refused: number };
   lastError: string | null;
 }
 
@@ -60,6 +71,8 @@ export class Validator {
   private counter = 0;
   /** Commits by epoch, each revealed in the epoch after its own. */
   private readonly pending = new Map<number, { uids: number[]; values: number[]; salt: string }>();
+  private readonly auditLimiter = new RateLimiter({ points: 1, duration: AUDIT_INTERVAL_S });
+  private auditing = false;
 
   constructor(private readonly deps: ValidatorComponents) {
     this.state = new Store<ValidatorState>({
@@ -70,6 +83,7 @@ export class Validator {
       challenges: 0,
       committed: null,
       revealed: null,
+      audits: { checked: 0, wrong: 0, refused: 0 },
       lastError: null,
     });
   }
@@ -136,7 +150,12 @@ export class Validator {
       outcome = err instanceof RpcError && err.code === 'timeout' ? 'timeout' : 'error';
       if (outcome === 'error') this.update({ lastError: `uid ${target.uid}: ${(err as Error).message}` });
     }
-    const latencyMs = performance.now() - start;
+    this.record(target, outcome, performance.now() - start);
+    this.update({ inFlight: null, challenges: this.state.get().challenges + 1 });
+  }
+
+  /** Fold one outcome for `target` into its score (EMA) and history. */
+  private record(target: { uid: number; hotkey: string }, outcome: Outcome, latencyMs: number) {
     const sample = answerScore(outcome, latencyMs, CHALLENGE_DEADLINE_MS);
     const scores = this.state.get().scores.filter((s) => !(s.uid === target.uid && s.hotkey !== target.hotkey));
     const prev = scores.find((s) => s.uid === target.uid);
@@ -150,11 +169,54 @@ export class Validator {
       latencyMs: outcome === 'correct' ? latencyMs : null,
       history: [...(prev?.history ?? []), sample].slice(-50),
     };
-    this.update({
-      inFlight: null,
-      challenges: this.state.get().challenges + 1,
-      scores: [...scores.filter((s) => s.uid !== target.uid), next].sort((a, b) => a.uid - b.uid),
-    });
+    this.update({ scores: [...scores.filter((s) => s.uid !== target.uid), next].sort((a, b) => a.uid - b.uid) });
+  }
+
+  /**
+   * Check a miner's signed answer that `from` (a gateway, a client) hands in: it must be this subnet's, signed by
+   * a registered miner over exactly these params, and not cancelled; then this node generates the same params on
+   * the pinned model and compares token ids. A wrong answer counts against the miner like a wrong challenge; a
+   * correct one changes nothing (who hands answers in cannot raise a miner's score). One audit at a time, one
+   * per AUDIT_INTERVAL_S per peer, so handing in answers cannot make this node do unbounded work.
+   */
+  async audit(raw: unknown, from: string): Promise<AuditVerdict> {
+    const refuse = (code: 'bad-params' | 'busy' | 'rate-limited', message: string): never => {
+      const audits = this.state.get().audits;
+      this.update({ audits: { ...audits, refused: audits.refused + 1 } });
+      throw new RpcError(code, message);
+    };
+    const parsed = auditRequestSchema.safeParse(raw);
+    if (!parsed.success)
+      return refuse('bad-params', `the audit is malformed at ${parsed.error.issues[0]!.path.join('.')}`);
+    const { params, result } = parsed.data;
+    if (!this.timer) return refuse('busy', 'this validator is not running');
+    if (params.model !== this.deps.subnet.model || result.model !== params.model)
+      return refuse('bad-params', `this validator checks ${this.deps.subnet.model} only`);
+    if (result.finish === 'cancelled') return refuse('bad-params', 'a cancelled answer cannot be checked');
+    const problem = await checkResult(result, { miner: result.miner, requestId: result.requestId, params });
+    if (problem) return refuse('bad-params', `the answer does not check out: ${problem}`);
+    const target = this.miners().find((m) => m.hotkey === result.miner);
+    if (!target) return refuse('bad-params', `${result.miner} is not a miner of subnet ${this.deps.subnet.netuid}`);
+    try {
+      this.auditLimiter.consume(from);
+    } catch {
+      return refuse('rate-limited', `one audit per ${AUDIT_INTERVAL_S} s per peer`);
+    }
+    if (this.auditing) return refuse('busy', 'an audit is running; try again shortly');
+    this.auditing = true;
+    try {
+      const expected = await this.deps.generateLocally(params);
+      const same =
+        result.modelHash === this.deps.subnet.modelHash &&
+        result.tokenIds.length === expected.tokenIds.length &&
+        result.tokenIds.every((t, k) => t === expected.tokenIds[k]);
+      const audits = this.state.get().audits;
+      this.update({ audits: { ...audits, checked: audits.checked + 1, wrong: audits.wrong + (same ? 0 : 1) } });
+      if (!same) this.record(target, 'wrong', 0);
+      return { verdict: same ? 'correct' : 'wrong', miner: target.hotkey, uid: target.uid };
+    } finally {
+      this.auditing = false;
+    }
   }
 
   /** Commit in an epoch's first half, reveal the same weights in its second half. */

@@ -117,3 +117,18 @@ export async function checkResult(
   }
   return null;
 }
+
+/**
+ * `validator.audit` on `/webtensor/audit/1`: a miner's signed answer and the params it signed (paramsHash), for a
+ * validator to generate again and compare. The signature makes it evidence: nobody but the miner can make one.
+ */
+export const auditRequestSchema = z.object({ params: generateParamsSchema, result: generateResultSchema });
+export type AuditRequest = z.infer<typeof auditRequestSchema>;
+
+/** A validator's finding: the miner's token ids were (not) the ones its own run of the pinned model gives. */
+export const auditVerdictSchema = z.object({
+  verdict: z.enum(['correct', 'wrong']),
+  miner: z.string().max(128),
+  uid: z.number().int().nonnegative(),
+});
+export type AuditVerdict = z.infer<typeof auditVerdictSchema>;

@@ -86,7 +86,8 @@ export interface WebtensorAutomation {
     /** Load a model (default: the best the server has) and serve it to peers over /webtensor/infer/1. */
     serve(modelId?: string): Promise<Loaded>;
     /**
-     * Ask a peer to generate; returns its signed, checked final answer and the pieces it streamed before it.
+     * Ask a peer to generate; returns its signed, checked final answer, the pieces it streamed before it, and
+     * the ms from the call to the first non-empty piece (null if none came).
      * `cancelAfterPieces`: cancel the request once that many pieces have arrived (rejects with code "cancelled").
      */
     remote(
@@ -95,7 +96,7 @@ export interface WebtensorAutomation {
       prompt: string,
       maxNewTokens: number,
       extras?: GenerationExtras & { cancelAfterPieces?: number },
-    ): Promise<{ result: GenerateResult; streamed: string[] }>;
+    ): Promise<{ result: GenerateResult; streamed: string[]; firstPieceMs: number | null }>;
   };
   /** The ledger as this tab sees it (null until a network config is loaded). Amounts are rao as strings. */
   ledger: {
@@ -267,18 +268,21 @@ export function installAutomation(tab: TabNode | null): void {
         const { cancelAfterPieces, ...rest } = extras;
         const streamed: string[] = [];
         const cancel = new AbortController();
+        const start = performance.now();
+        let firstPieceMs: number | null = null;
         const result = await started().client.infer(
           peer,
           { model, prompt, maxNewTokens, ...rest },
           {
             signal: cancel.signal,
             onText: (text) => {
+              if (firstPieceMs === null && text !== '') firstPieceMs = performance.now() - start;
               streamed.push(text);
               if (streamed.length === cancelAfterPieces) cancel.abort();
             },
           },
         );
-        return { result, streamed };
+        return { result, streamed, firstPieceMs };
       },
     },
     ledger: {

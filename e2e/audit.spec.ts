@@ -1,0 +1,140 @@
+/**
+ * The gateway's audit on a real network: a relay, a headless validator (staked from the test faucet), an honest
+ * headless miner, a cheating one (`--fault wrong-output`: it signs token ids its model did not produce, with a
+ * consistent hash, so only regenerating catches it) and the gateway auditing every answer it serves. The
+ * validator generates each handed-in answer again: the honest miner's answers are correct, the cheater's wrong,
+ * and the wrong ones count against it.
+ */
+import { expect, test } from '@playwright/test';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { RelayProcess } from '../relay/testing/relay-process.ts';
+
+const relay = new RelayProcess(9750, 9751, undefined, ['--network', 'test']);
+const VALIDATOR_PORT = 9752;
+const HONEST_PORT = 9753;
+const CHEATER_PORT = 9754;
+const GATEWAY_PORT = 9755;
+const MODEL = 'webtensor/tiny-llama';
+const root = mkdtempSync(join(tmpdir(), 'audit-e2e-'));
+const children: ChildProcess[] = [];
+const logs = new Map<ChildProcess, string>();
+const base = `http://127.0.0.1:${GATEWAY_PORT}/v1`;
+
+test.setTimeout(300_000);
+
+function start(name: string, args: string[]): ChildProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  logs.set(child, '');
+  const add = (d: Buffer) => logs.set(child, logs.get(child)! + d.toString());
+  child.stdout!.on('data', add);
+  child.stderr!.on('data', add);
+  child.spawnargs.push(`# ${name}`);
+  return child;
+}
+
+const node = (name: string, port: number, ...extra: string[]) =>
+  start(name, [
+    'core/nodejs/cli.ts',
+    ...['--relay', relay.healthUrl, '--data', join(root, name), '--status-port', String(port)],
+    ...extra,
+  ]);
+
+interface Status {
+  peerId: string;
+  uid: number | null;
+  validator: { audits: { checked: number; wrong: number; refused: number } } | null;
+}
+const status = (port: number): Promise<Status | null> =>
+  fetch(`http://127.0.0.1:${port}/status`)
+    .then((r) => r.json() as Promise<Status>)
+    .catch(() => null);
+
+interface AuditView {
+  sampled: number;
+  correct: number;
+  wrong: number;
+  failed: number;
+  recent: { verdict: 'correct' | 'wrong'; miner: string; validator: string }[];
+}
+const audits = async (): Promise<AuditView | null> =>
+  fetch(`${base}/webtensor/status`)
+    .then((r) => r.json() as Promise<{ audits: AuditView }>)
+    .then((s) => s.audits)
+    .catch(() => null);
+
+test.beforeAll(async () => {
+  await relay.start();
+  node('validator', VALIDATOR_PORT, '--role', 'validator', '--faucet-stake', '1000000000000');
+  node('honest', HONEST_PORT, '--role', 'miner', '--model', MODEL);
+  node('cheater', CHEATER_PORT, '--role', 'miner', '--model', MODEL, '--fault', 'wrong-output');
+  start('gateway', [
+    'gateway/main.ts',
+    ...['--port', String(GATEWAY_PORT), '--relay', relay.healthUrl, '--data', join(root, 'gateway')],
+    ...['--audit-rate', '1'],
+  ]);
+});
+
+test.afterAll(async () => {
+  for (const child of children) child.kill('SIGTERM');
+  await relay.stop();
+});
+
+// Playwright requires an object pattern for the fixtures, even when none are used.
+// eslint-disable-next-line no-empty-pattern
+test.afterEach(async ({}, info) => {
+  if (info.status !== info.expectedStatus)
+    for (const [child, log] of logs) console.log(`--- ${child.spawnargs.at(-1)}\n${log.slice(-3000)}`);
+});
+
+test('validators check the answers the gateway serves: the cheating miner is caught, the honest one is not', async () => {
+  await expect
+    .poll(async () => (await Promise.all([HONEST_PORT, CHEATER_PORT].map(status))).every((s) => s?.uid != null), {
+      timeout: 120_000,
+    })
+    .toBe(true);
+  const honest = (await status(HONEST_PORT))!.peerId;
+  const cheater = (await status(CHEATER_PORT))!.peerId;
+  const validator = (await status(VALIDATOR_PORT))!.peerId;
+
+  // Ask in pairs (the gateway spreads concurrent requests over both miners) until the validator, once it holds a
+  // permit, has judged answers of each.
+  let served = new Set<string>();
+  await expect
+    .poll(
+      async () => {
+        const answers = await Promise.all(
+          [0, 1].map(() =>
+            fetch(`${base}/chat/completions`, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body: JSON.stringify({
+                model: MODEL,
+                messages: [{ role: 'user', content: `Tell me about the number ${Math.random()}` }],
+                max_tokens: 8,
+              }),
+            }),
+          ),
+        );
+        served = new Set([...served, ...answers.map((a) => a.headers.get('x-webtensor-miner') ?? '')]);
+        const a = await audits();
+        const judged = new Set(a?.recent.map((r) => `${r.miner}:${r.verdict}`));
+        return judged.has(`${cheater}:wrong`) && judged.has(`${honest}:correct`);
+      },
+      { timeout: 180_000, intervals: [2000] },
+    )
+    .toBe(true);
+
+  const a = (await audits())!;
+  // Every verdict is right: the honest miner's answers are never judged wrong, the cheater's never correct.
+  expect(a.recent.filter((r) => r.miner === honest).every((r) => r.verdict === 'correct')).toBe(true);
+  expect(a.recent.filter((r) => r.miner === cheater).every((r) => r.verdict === 'wrong')).toBe(true);
+  expect(a.recent.every((r) => r.validator === validator)).toBe(true);
+  expect(served.has(honest) && served.has(cheater)).toBe(true);
+  const v = (await status(VALIDATOR_PORT))!.validator!;
+  expect(v.audits.checked).toBeGreaterThanOrEqual(2);
+  expect(v.audits.wrong).toBeGreaterThanOrEqual(1);
+});

@@ -1,0 +1,136 @@
+/**
+ * The gateway's audit: a sample of the answers it serves goes to the subnet's permitted validators
+ * (`validator.audit` on `/webtensor/audit/1`), who generate the same params on the pinned model and count a
+ * wrong answer against the miner as they count a wrong challenge. A miner cannot tell an API user's request from
+ * a validator's challenge, nor know which answers are audited, so cheating API users costs it incentive.
+ *
+ * The answer is the miner's signed result over exactly the params it was asked (paramsHash): a gateway can hand
+ * in only what the miner really answered. At most QUEUE_LIMIT answers wait; more are dropped, never buffered.
+ */
+import type { LedgerSnapshot } from '../shared/ledger/snapshot.ts';
+import {
+  auditVerdictSchema,
+  type AuditVerdict,
+  type GenerateParams,
+  type GenerateResult,
+} from '../shared/inference/protocol.ts';
+import { PROTOCOLS } from '../shared/names.ts';
+import type { Json } from '../shared/p2p/rpc.ts';
+import type { RpcRouter } from '../core/services/rpc.ts';
+import { Store, type ReadableStore } from '../core/store.ts';
+import { AUDIT_INTERVAL_S } from '../core/services/validator.ts';
+
+export const QUEUE_LIMIT = 16;
+
+export interface AuditState {
+  /** Answers sampled, sent and judged, judged wrong, not judged (every validator refused or failed), dropped. */
+  sampled: number;
+  correct: number;
+  wrong: number;
+  failed: number;
+  dropped: number;
+  /** The last verdicts, newest last (at most 20). */
+  recent: (AuditVerdict & { validator: string; model: string })[];
+}
+
+export interface AuditorComponents {
+  rpc: Pick<RpcRouter, 'call'>;
+  snapshot: ReadableStore<LedgerSnapshot | null> | null;
+}
+
+export interface AuditorInit {
+  /** The share of answers audited, 0 to 1. */
+  rate: number;
+  random?: () => number;
+  onVerdict?: (v: AuditState['recent'][number]) => void;
+  onFailure?: (reason: string) => void;
+}
+
+export class Auditor {
+  readonly state = new Store<AuditState>({ sampled: 0, correct: 0, wrong: 0, failed: 0, dropped: 0, recent: [] });
+  private readonly queue: { netuid: number; params: GenerateParams; result: GenerateResult }[] = [];
+  private pumping = false;
+  private stopped = false;
+  /** When each validator was last handed an answer: each takes one per AUDIT_INTERVAL_S from a peer. */
+  private readonly lastSent = new Map<string, number>();
+
+  constructor(
+    private readonly components: AuditorComponents,
+    private readonly init: AuditorInit,
+  ) {}
+
+  /** An answer the gateway served on subnet `netuid`: audited with probability `rate`. */
+  offer(netuid: number, params: GenerateParams, result: GenerateResult): void {
+    if (this.stopped || (this.init.random ?? Math.random)() >= this.init.rate) return;
+    const s = this.state.get();
+    if (this.queue.length >= QUEUE_LIMIT) {
+      this.state.update({ dropped: s.dropped + 1 });
+      return;
+    }
+    this.state.update({ sampled: s.sampled + 1 });
+    this.queue.push({ netuid, params, result });
+    void this.pump();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.queue.length = 0;
+  }
+
+  /** The subnet's validators with a permit, in random order (the miner answered; it is not one of them). */
+  private validators(netuid: number, miner: string): string[] {
+    const sub = this.components.snapshot?.get()?.subnets.find((s) => s.netuid === netuid);
+    const permitted = (sub?.uids ?? [])
+      .filter((u, uid) => u.role === 'validator' && sub!.permits[uid] && u.hotkey !== miner)
+      .map((u) => u.hotkey);
+    return permitted
+      .map((v) => ({ v, k: (this.init.random ?? Math.random)() }))
+      .sort((a, b) => a.k - b.k)
+      .map(({ v }) => v);
+  }
+
+  private async pump(): Promise<void> {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      for (let next = this.queue.shift(); next && !this.stopped; next = this.queue.shift()) await this.send(next);
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  /** Hand one answer to the first validator that takes it, waiting for one to be ready for the next. */
+  private async send({ netuid, params, result }: (typeof this.queue)[number]): Promise<void> {
+    const reasons: string[] = [];
+    const validators = this.validators(netuid, result.miner);
+    const readyAt = (v: string) => (this.lastSent.get(v) ?? 0) + AUDIT_INTERVAL_S * 1000 + 100;
+    const wait = Math.min(...validators.map(readyAt)) - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    for (const validator of validators.sort((a, b) => readyAt(a) - readyAt(b))) {
+      if (this.stopped) return;
+      this.lastSent.set(validator, Date.now());
+      try {
+        const raw = await this.components.rpc.call(
+          validator,
+          'validator.audit',
+          { params, result } as unknown as Json,
+          { protocol: PROTOCOLS.audit, timeoutMs: 60_000 },
+        );
+        const verdict = auditVerdictSchema.parse(raw);
+        const entry = { ...verdict, validator, model: params.model };
+        const s = this.state.get();
+        this.state.update({
+          correct: s.correct + (verdict.verdict === 'correct' ? 1 : 0),
+          wrong: s.wrong + (verdict.verdict === 'wrong' ? 1 : 0),
+          recent: [...s.recent, entry].slice(-20),
+        });
+        this.init.onVerdict?.(entry);
+        return;
+      } catch (err) {
+        reasons.push(`${validator}: ${(err as Error).message}`);
+      }
+    }
+    this.state.update({ failed: this.state.get().failed + 1 });
+    this.init.onFailure?.(reasons.length > 0 ? reasons.join('; ') : 'no permitted validator is known');
+  }
+}
