@@ -4,7 +4,8 @@
  * called with the official `openai` package. Models, chat and legacy completions plain and streamed (the same
  * text either way at temperature 0), stop strings, seeds, the signed result behind a completion, every error
  * OpenAI clients expect, 8 concurrent requests spread over both miners, a cancelled stream cancelling the
- * miner's work, a stream that survives its miner being killed, and 503 once no miner is left.
+ * miner's work, a stream that survives its miner being killed, 503 once no miner is left, and 504 when the only
+ * miner left takes requests and never answers.
  */
 import { expect, test } from '@playwright/test';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -22,6 +23,8 @@ const MODEL = 'webtensor/tiny-llama';
 const KEY = 'test-key-aaaaaaaa';
 const BURST_KEY = 'test-key-bbbbbbbb';
 const RATE = 60;
+/** The gateway's --timeout: long enough for every honest answer here, short enough to wait out a 504. */
+const TIMEOUT_S = 8;
 const root = mkdtempSync(join(tmpdir(), 'gateway-e2e-'));
 const logs = new Map<ChildProcess, string>();
 const miners: ChildProcess[] = [];
@@ -64,7 +67,7 @@ test.beforeAll(async () => {
   gateway = start([
     'gateway/main.ts',
     ...['--port', String(GATEWAY_PORT), '--relay', relay.healthUrl, '--data', join(root, 'gateway')],
-    ...['--api-key', KEY, '--api-key', BURST_KEY, '--rate-limit', String(RATE), '--timeout', '30'],
+    ...['--api-key', KEY, '--api-key', BURST_KEY, '--rate-limit', String(RATE), '--timeout', String(TIMEOUT_S)],
   ]);
   // Both miners registered, and the gateway lists the model.
   await expect
@@ -330,4 +333,22 @@ test('with no miner left, a known model answers 503 with Retry-After', async () 
   expect(failed).toBeInstanceOf(OpenAI.InternalServerError);
   expect(failed).toMatchObject({ status: 503 });
   expect(Number(failed!.headers?.get('retry-after'))).toBeGreaterThan(0);
+});
+
+test('a miner that never answers: 504 once the deadline passes', async () => {
+  // A miner that takes requests and holds them unanswered (test networks only: --fault drop).
+  const port = 9744;
+  miners.push(
+    start([
+      'core/nodejs/cli.ts',
+      ...['--role', 'miner', '--model', MODEL, '--relay', relay.healthUrl, '--fault', 'drop'],
+      ...['--data', join(root, 'dropper'), '--status-port', String(port)],
+    ]),
+  );
+  await expect.poll(async () => (await statusOf(port))?.uid ?? null, { timeout: 120_000 }).not.toBeNull();
+  const failed = await openai.chat.completions
+    .create({ model: MODEL, messages: [{ role: 'user', content: 'anyone?' }] })
+    .then(() => null)
+    .catch((e: unknown) => e as InstanceType<typeof OpenAI.APIError>);
+  expect(failed).toMatchObject({ status: 504, code: 'timeout' });
 });
