@@ -23,8 +23,7 @@ const MODEL = 'webtensor/tiny-llama';
 const KEY = 'test-key-aaaaaaaa';
 const BURST_KEY = 'test-key-bbbbbbbb';
 const RATE = 60;
-/** The gateway's --timeout: long enough for every honest answer here, short enough to wait out a 504. */
-const TIMEOUT_S = 8;
+
 const root = mkdtempSync(join(tmpdir(), 'gateway-e2e-'));
 const logs = new Map<ChildProcess, string>();
 const miners: ChildProcess[] = [];
@@ -67,7 +66,7 @@ test.beforeAll(async () => {
   gateway = start([
     'gateway/main.ts',
     ...['--port', String(GATEWAY_PORT), '--relay', relay.healthUrl, '--data', join(root, 'gateway')],
-    ...['--api-key', KEY, '--api-key', BURST_KEY, '--rate-limit', String(RATE), '--timeout', String(TIMEOUT_S)],
+    ...['--api-key', KEY, '--api-key', BURST_KEY, '--rate-limit', String(RATE), '--timeout', '30'],
   ]);
   // Both miners registered, and the gateway lists the model.
   await expect
@@ -346,7 +345,17 @@ test('a miner that never answers: 504 once the deadline passes', async () => {
     ]),
   );
   await expect.poll(async () => (await statusOf(port))?.uid ?? null, { timeout: 120_000 }).not.toBeNull();
-  const failed = await openai.chat.completions
+  // A second gateway whose deadline (5 s) comes before its router gives up on a silent miner (20 s).
+  miners.push(
+    start([
+      'gateway/main.ts',
+      ...['--port', String(GATEWAY_PORT + 1), '--relay', relay.healthUrl, '--data', join(root, 'gateway-2')],
+      ...['--timeout', '5'],
+    ]),
+  );
+  const quick = new OpenAI({ baseURL: `http://127.0.0.1:${GATEWAY_PORT + 1}/v1`, apiKey: 'open', maxRetries: 0 });
+  await expect.poll(async () => (await quick.models.list().catch(() => ({ data: [] }))).data.length).toBe(1);
+  const failed = await quick.chat.completions
     .create({ model: MODEL, messages: [{ role: 'user', content: 'anyone?' }] })
     .then(() => null)
     .catch((e: unknown) => e as InstanceType<typeof OpenAI.APIError>);
