@@ -14,6 +14,7 @@ import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type CDPSession } from '@playwright/test';
+import { multiaddr } from '@multiformats/multiaddr';
 import { clientConfig } from '../core/config.ts';
 import { MemoryLedgerStore } from '../core/memory-ledger-store.ts';
 import { WebtensorNode } from '../core/node.ts';
@@ -407,6 +408,12 @@ async function tabParts(m: MonthResults, dirs: { full: string; joined: string; f
     const fs = await flooder.start();
     const topic = TOPICS.records(config.networkId);
     const tabPeer = (await page.evaluate(() => window.webtensor.peerId))!;
+    // Dial the tab ourselves (WebRTC signalled through the relay), as an attacker would: a tab that already holds
+    // its target number of peers does not go looking for more, and would never hear the flood otherwise.
+    const circuit = `/ip4/127.0.0.1/tcp/${relay.port}/ws/p2p/${relay.peerId}/p2p-circuit/webrtc/p2p/${tabPeer}`;
+    await fs.libp2p
+      .dial(multiaddr(circuit), { signal: AbortSignal.timeout(30_000) })
+      .catch((err: Error) => console.log(`month: the flooder could not dial the tab: ${err.message}`));
     const deadline = Date.now() + 120_000;
     while (!fs.libp2p.services.pubsub.getSubscribers(topic).some((p) => p.toString() === tabPeer)) {
       if (Date.now() > deadline) break;
