@@ -17,6 +17,7 @@ import type { PeerTable } from './services/peers.ts';
 import { RecordBook } from './services/record-book.ts';
 import { RecordGossip } from './services/record-gossip.ts';
 import { Registration } from './services/registration.ts';
+import { Wallet } from './services/wallet.ts';
 import type { RpcRouter } from './services/rpc.ts';
 import { Join } from './services/join.ts';
 import { Pruning } from './services/pruning.ts';
@@ -46,6 +47,8 @@ export class LedgerServices {
   readonly consensus: Consensus;
   readonly finality: Finality;
   readonly registration: Registration;
+  /** Balances, stakes, earnings and the records that move τ, for this node's key. */
+  readonly wallet: Wallet;
   /** The state checks peers' records pass before they are stored (docs/ledger.md, "Admission"). */
   readonly admission: Admission;
   /** Rebases onto the last voted-final state and drops the records before it; null on an archive. */
@@ -116,6 +119,12 @@ export class LedgerServices {
           reloadHead: () => this.book.reloadHead(),
           self: this.book.self,
         });
+    this.wallet = new Wallet({
+      book: this.book,
+      network: c.network,
+      snapshot: this.consensus.snapshot,
+      admission: this.admission,
+    });
     this.registration = new Registration({
       key: c.key,
       engine: c.engine,

@@ -17,6 +17,7 @@ import { RelayProcess } from '../relay/testing/relay-process.ts';
 import { parseNetworkConfig, type NetworkConfig } from '../shared/ledger/config.ts';
 import { testProfile } from '../shared/ledger/profiles.ts';
 import { checkRecord } from '../shared/ledger/records.ts';
+import { MAX_PENDING_PER_AUTHOR, RECORDS_PER_AUTHOR_PER_BLOCK } from '../shared/ledger/admission.ts';
 import { replay, type StoredRecord } from '../shared/ledger/replay.ts';
 import { actor, claim, make, registration, votes, type Actor } from '../shared/ledger/testing.ts';
 import { weightsCommitHash } from '../shared/ledger/state.ts';
@@ -107,15 +108,29 @@ async function subnetRecords(config: NetworkConfig, n: number): Promise<StoredRe
   return records;
 }
 
-/** `count` transfers by one funded author, in block order within the open epoch of `config`. */
+/**
+ * `count` transfers within the open epoch of `config`, as honest users make them: each author (funded by a
+ * faucet claim) signs at most MAX_PENDING_PER_AUTHOR - 1 of them, at most RECORDS_PER_AUTHOR_PER_BLOCK per
+ * block from `firstBlock` on, so that admission takes every one (one author's 10k transfers in 5 blocks would be
+ * a flood, and is refused as one).
+ */
 async function transfers(config: NetworkConfig, count: number, firstBlock: number): Promise<StoredRecord[]> {
-  const from = await actor();
+  const perAuthor = MAX_PENDING_PER_AUTHOR - 1;
   const to = await actor();
-  const out: StoredRecord[] = [await claim(config, from, firstBlock, BigInt(count))];
-  for (let k = 0; k < count; k++)
-    out.push(
-      await make(config, from, 'transfer', firstBlock + Math.floor((k * 5) / count), { to: to.id, amount: '1' }),
-    );
+  const out: StoredRecord[] = [];
+  for (let made = 0; made < count; made += perAuthor) {
+    const from = await actor();
+    const mine = Math.min(perAuthor, count - made);
+    out.push(await claim(config, from, firstBlock, BigInt(mine)));
+    // The claim takes one of the first block's places.
+    for (let k = 0; k < mine; k++)
+      out.push(
+        await make(config, from, 'transfer', firstBlock + Math.floor((k + 1) / RECORDS_PER_AUTHOR_PER_BLOCK), {
+          to: to.id,
+          amount: '1',
+        }),
+      );
+  }
   return out;
 }
 

@@ -61,6 +61,7 @@ export const NODE_ERROR_CODES = [
   'bad-model',
   'no-miner',
   'insufficient-funds',
+  'bad-input',
   'unreachable',
   'cancelled',
 ] as const;

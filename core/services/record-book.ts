@@ -209,6 +209,11 @@ export class RecordBook {
     return run;
   }
 
+  /** Every record of this node's own chain the store holds (those below a pruned or joined base are gone). */
+  mine(): Promise<StoredRecordRow[]> {
+    return this.components.store.byAuthor(this.self);
+  }
+
   /**
    * Read again what depends on the store's contents: where this node's own chain continues (after the last
    * record of ours it holds, or after the head the base it joined from records) and what pages show.

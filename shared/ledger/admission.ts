@@ -141,6 +141,11 @@ export class Admission {
     else this.byAuthor.delete(p.author);
   }
 
+  /** What `account` may still spend: its balance in the last replay, net of its records not replayed yet. */
+  spendable(account: string): bigint {
+    return this.view ? this.balance(this.view, account) : 0n;
+  }
+
   /** The free balance of `account` after the view and every pending record. */
   private balance(view: AdmissionView, account: string): bigint {
     return (view.balances[account] ?? 0n) + (this.pendingBalance.get(account) ?? 0n);

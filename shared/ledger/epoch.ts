@@ -21,6 +21,9 @@ export interface UidSummary {
   validatorTrust: number;
   /** Rao paid to this UID this epoch (incentive + dividends). */
   emission: string;
+  /** Of which dividends (rao), and the validator's take of them before its nominators' shares. */
+  dividendsRao: string;
+  take: string;
   lastUpdate: number;
   registeredAt: number;
 }
@@ -40,6 +43,11 @@ export interface EpochSummary {
   burn: string;
   difficulty: number;
   uids: UidSummary[];
+  /**
+   * What each nominator (an account staking on a hotkey not its own) was paid of that hotkey's dividends: its
+   * stake at the epoch (the share's base) and the rao credited to its stake there.
+   */
+  nominators: { hotkey: string; account: string; stake: string; amount: string }[];
 }
 
 /** u16 weights scaled so the largest is 65535 (as subtensor stores them), in integers. */
@@ -126,6 +134,7 @@ export function closeEpoch(state: LedgerState, config: NetworkConfig, cfg: Subne
     burn: sub.burn.toString(),
     difficulty: sub.difficulty,
     uids: [],
+    nominators: [],
   };
   if (n === 0) return summary; // nobody to pay: nothing is created
   // The permits this epoch ran under were set when the previous one closed (new UIDs have none yet).
@@ -152,6 +161,8 @@ export function closeEpoch(state: LedgerState, config: NetworkConfig, cfg: Subne
 
   state.balances[config.owner] = (state.balances[config.owner] ?? 0n) + ownerCut;
   let paid = ownerCut;
+  const takes: bigint[] = sub.uids.map(() => 0n);
+  const nominatorPay: EpochSummary['nominators'] = [];
   sub.uids.forEach((u, uid) => {
     const server = result.serverEmission[uid]!;
     credit(state, u.hotkey, u.hotkey, server);
@@ -160,6 +171,7 @@ export function closeEpoch(state: LedgerState, config: NetworkConfig, cfg: Subne
     if (dividends === 0n) return;
     // The validator's take, then its nominators' shares by stake; what rounding leaves stays with the validator.
     const take = (dividends * BigInt(config.delegateTake)) / 65535n;
+    takes[uid] = take;
     const rest = dividends - take;
     const nominators = Object.entries(state.stakes[u.hotkey] ?? {}).filter(([, s]) => s > 0n);
     const total = stakes[uid]!;
@@ -170,6 +182,7 @@ export function closeEpoch(state: LedgerState, config: NetworkConfig, cfg: Subne
         const share = (rest * s) / total;
         credit(state, u.hotkey, account, share);
         shared += share;
+        nominatorPay.push({ hotkey: u.hotkey, account, stake: s.toString(), amount: share.toString() });
       }
     credit(state, u.hotkey, u.hotkey, dividends - shared);
     paid += dividends;
@@ -198,9 +211,12 @@ export function closeEpoch(state: LedgerState, config: NetworkConfig, cfg: Subne
     dividends: result.dividendsU16[uid]!,
     validatorTrust: result.validatorTrustU16[uid]!,
     emission: result.emission[uid]!.toString(),
+    dividendsRao: result.validatorEmission[uid]!.toString(),
+    take: takes[uid]!.toString(),
     lastUpdate: u.lastUpdate,
     registeredAt: u.registeredAt,
   }));
+  summary.nominators = nominatorPay;
   return summary;
 }
 

@@ -13,6 +13,7 @@ import type { ClosedEpoch } from '../../shared/ledger/replay.ts';
 import { recordId, type RecordKind } from '../../shared/ledger/records.ts';
 import type { DevicePreference, Generation, Loaded } from '../../shared/inference/engine.ts';
 import type { GenerateParams, GenerateResult } from '../../shared/inference/protocol.ts';
+import type { WalletRecord } from '../../core/services/wallet.ts';
 import { embed, workerInferenceEngine, yumaWorker } from '../../core/browser/workers.ts';
 import type { NodeServices, NodeStatus } from '../../core/node.ts';
 import { epochAgreement, type EpochAgreement } from '../../core/services/finality.ts';
@@ -137,6 +138,29 @@ export interface WebtensorAutomation {
       /** Replay the ledger in the worker now: how long it took, over how many records and epochs. */
       replay(): Promise<{ ms: number; records: number; epochs: number }>;
     };
+  };
+  /**
+   * This tab's wallet (docs/automation.md): amounts typed in τ (strings like "1.5"), returned in rao as decimal
+   * strings. Each action rejects with { code: 'bad-input', message } and signs nothing when its input is wrong.
+   */
+  wallet: {
+    /** Free balance and what may still be spent (net of records not replayed yet), rao. */
+    readonly balance: string;
+    readonly spendable: string;
+    /** This key's stake per hotkey, rao. */
+    readonly stakes: { hotkey: string; amount: string }[];
+    /** Per closed epoch: what this key earned as a nominator and as a hotkey, rao, and whether it is final. */
+    readonly earnings: { epoch: number; nominated: string; own: string; final: boolean }[];
+    /** Every record this key signed that the store holds, newest first: pending, final or refused (with why). */
+    history(): Promise<WalletRecord[]>;
+    /** The validators a nominator could stake on (amounts in rao; the return is an estimate from final epochs). */
+    validators(): object[];
+    /** Each resolves with the signed record's id. */
+    transfer(to: string, tao: string): Promise<string>;
+    stake(hotkey: string, tao: string): Promise<string>;
+    unstake(hotkey: string, tao: string): Promise<string>;
+    /** Test networks: draw test τ from the faucet. */
+    faucet(tao: string): Promise<string>;
   };
   readonly validator: ValidatorState | null;
   yuma: {
@@ -357,6 +381,38 @@ export function installAutomation(tab: TabNode | null): void {
           return { ms: s.ms, records: s.records, epochs: s.epochs.length };
         },
       },
+    },
+    wallet: {
+      get balance() {
+        return (ledger()?.wallet.balance() ?? 0n).toString();
+      },
+      get spendable() {
+        return (ledger()?.wallet.spendable() ?? 0n).toString();
+      },
+      get stakes() {
+        return (ledger()?.wallet.stakes() ?? []).map((s) => ({ hotkey: s.hotkey, amount: s.amount.toString() }));
+      },
+      get earnings() {
+        return (ledger()?.wallet.earnings() ?? []).map((e) => ({
+          ...e,
+          nominated: e.nominated.toString(),
+          own: e.own.toString(),
+        }));
+      },
+      history: () => ledgerOf().wallet.history(),
+      validators: () =>
+        ledgerOf()
+          .wallet.validators()
+          .map((v) => ({
+            ...v,
+            stake: v.stake.toString(),
+            nominators: v.nominators.map((n) => ({ account: n.account, stake: n.stake.toString() })),
+            dividends: v.dividends.map((d) => ({ epoch: d.epoch, rao: d.rao.toString() })),
+          })),
+      transfer: async (to, amount) => recordId(await ledgerOf().wallet.transfer(to, amount)),
+      stake: async (hotkey, amount) => recordId(await ledgerOf().wallet.stake(hotkey, amount)),
+      unstake: async (hotkey, amount) => recordId(await ledgerOf().wallet.unstake(hotkey, amount)),
+      faucet: async (amount) => recordId(await ledgerOf().wallet.faucet(amount)),
     },
     get validator() {
       return tab?.roles.validator.get()?.state.get() ?? null;

@@ -3,7 +3,9 @@
 /** A peer id shortened for tables: its first 8 and last 4 characters. */
 export const shortId = (id: string) => `${id.slice(0, 8)}…${id.slice(-4)}`;
 
-export const RAO_PER_TAO = 1_000_000_000n;
+import { RAO_PER_TAO } from '../../shared/ledger/amounts.ts';
+
+export { RAO_PER_TAO };
 
 /** Rao (a bigint or its decimal string) as a float number of τ, for charts only (never for amounts shown). */
 export const units = (rao: string | bigint) => Number(BigInt(rao)) / 1e9;

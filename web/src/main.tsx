@@ -11,6 +11,7 @@ import { DashboardPage } from './pages/DashboardPage.tsx';
 import { LabPage } from './pages/LabPage.tsx';
 import { MinePage } from './pages/MinePage.tsx';
 import { ValidatePage } from './pages/ValidatePage.tsx';
+import { WalletPage } from './pages/WalletPage.tsx';
 import { Layout } from './shell/Layout.tsx';
 import { NodeContext, type TabNode } from './shell/node-context.ts';
 import './styles.css';
@@ -21,7 +22,7 @@ let tab: TabNode | null = null;
 let configError: string | null = null;
 try {
   const params = new URLSearchParams(location.search);
-  const watchPage = /^\/(dashboard|ask)/.test(location.pathname);
+  const watchPage = /^\/(dashboard|ask|wallet)/.test(location.pathname);
   if (!params.has('role') && location.pathname.startsWith('/validate')) params.set('role', 'validator');
   if (!params.has('role') && watchPage) params.set('role', 'client');
   const config = readNodeConfig(`?${params}`, location);
@@ -44,6 +45,7 @@ const router = createBrowserRouter([
       { path: '/validate', element: <ValidatePage /> },
       { path: '/dashboard', element: <DashboardPage /> },
       { path: '/ask', element: <AskPage /> },
+      { path: '/wallet', element: <WalletPage /> },
       { path: '/lab', element: <LabPage /> },
       { path: '*', element: <MinePage /> },
     ],

@@ -41,6 +41,19 @@ export function ValidatePage() {
   const last = snapshot?.epochs.filter((e) => e.netuid === netuid).at(-1);
   const mine = uid === null ? undefined : last?.uids[uid];
   const mining = settings.role === 'miner' && miner.phase !== 'idle';
+  // Who nominated this validator, with their stake now and what the closed epochs paid them.
+  const self = services?.peerId ?? null;
+  const nominators = self
+    ? Object.entries(snapshot?.nominations[self] ?? {})
+        .filter(([account, stake]) => account !== self && stake > 0n)
+        .map(([account, stake]) => {
+          const paid = (snapshot?.epochs ?? [])
+            .flatMap((e) => e.nominators ?? [])
+            .filter((n) => n.hotkey === self && n.account === account)
+            .reduce((sum, n) => sum + BigInt(n.amount), 0n);
+          return { account, stake, paid };
+        })
+    : [];
 
   const start = () => {
     try {
@@ -167,6 +180,40 @@ export function ValidatePage() {
             </table>
           </div>
           {validator.scores.length > 0 && <Chart option={history} label="score history per miner" height={220} />}
+        </section>
+      )}
+      {validator && (
+        <section className="card" aria-labelledby="nominators-title">
+          <h2 id="nominators-title">Nominators</h2>
+          <p className="muted">
+            People who staked on this validator: it keeps its take of the dividends and shares the rest by stake.
+          </p>
+          {nominators.length === 0 ? (
+            <p className="muted">Nobody has nominated this validator yet.</p>
+          ) : (
+            <div className="table-wrap">
+              <table data-testid="validator-nominators">
+                <thead>
+                  <tr>
+                    <th scope="col">nominator</th>
+                    <th scope="col">stake</th>
+                    <th scope="col">paid (epochs held)</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {nominators.map((n) => (
+                    <tr key={n.account}>
+                      <td>
+                        <code title={n.account}>{shortId(n.account)}</code>
+                      </td>
+                      <td title={rao(n.stake)}>{tao(n.stake, 9)}</td>
+                      <td title={rao(n.paid)}>{tao(n.paid, 9)}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          )}
         </section>
       )}
     </>

@@ -89,6 +89,7 @@ export function Layout() {
             <NavLink to="/validate">Validate</NavLink>
             <NavLink to="/dashboard">Dashboard</NavLink>
             <NavLink to="/ask">Ask</NavLink>
+            <NavLink to="/wallet">Wallet</NavLink>
           </nav>
           <button
             type="button"
