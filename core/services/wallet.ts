@@ -215,22 +215,22 @@ export class Wallet {
   }
 
   /** Send `amountText` τ to `toText` (a peer id). Resolves with the signed record once it is stored. */
-  transfer(toText: string, amountText: string): Promise<LedgerRecord> {
+  async transfer(toText: string, amountText: string): Promise<LedgerRecord> {
     return this.sign(this.prepare('transfer', toText, amountText));
   }
 
   /** Stake `amountText` τ on `hotkeyText`, a registered hotkey (a validator, to nominate it). */
-  stake(hotkeyText: string, amountText: string): Promise<LedgerRecord> {
+  async stake(hotkeyText: string, amountText: string): Promise<LedgerRecord> {
     return this.sign(this.prepare('stake', hotkeyText, amountText));
   }
 
   /** Take `amountText` τ of this key's stake off `hotkeyText`, back to the free balance. */
-  unstake(hotkeyText: string, amountText: string): Promise<LedgerRecord> {
+  async unstake(hotkeyText: string, amountText: string): Promise<LedgerRecord> {
     return this.sign(this.prepare('unstake', hotkeyText, amountText));
   }
 
   /** Test networks only: draw `amountText` τ of test τ from the faucet (at most the network's per-claim limit). */
-  faucet(amountText: string): Promise<LedgerRecord> {
+  async faucet(amountText: string): Promise<LedgerRecord> {
     return this.sign(this.prepare('faucet', '', amountText));
   }
 

@@ -219,13 +219,14 @@ export function WalletPage() {
                 <tr>
                   <th scope="col">validator</th>
                   <th scope="col">stake</th>
-                  <th scope="col">take</th>
                   <th scope="col">trust</th>
                   <th scope="col">nominators</th>
-                  <th scope="col">dividends (last final epochs)</th>
-                  <th scope="col">est. return per τ per epoch</th>
+                  <th scope="col">dividends</th>
+                  <th scope="col">return ≈</th>
                   <th scope="col">yours</th>
-                  <th scope="col" />
+                  <th scope="col">
+                    <span className="visually-hidden">actions</span>
+                  </th>
                 </tr>
               </thead>
               <tbody>
@@ -238,19 +239,18 @@ export function WalletPage() {
                         uid {v.uid} <code title={v.hotkey}>{shortId(v.hotkey)}</code>
                         {!v.validatorPermit && <span className="muted"> (no permit)</span>}
                       </td>
-                      <td title={rao(v.stake)}>{tao(v.stake)}</td>
-                      <td>{(u16Ratio(v.take) * 100).toFixed(0)} %</td>
+                      <td title={rao(v.stake)}>{tao(v.stake, 2)}</td>
                       <td>{u16Ratio(v.validatorTrust).toFixed(3)}</td>
                       <td>{v.nominators.length}</td>
-                      <td title={rao(recent)}>
-                        {tao(recent)} over {v.dividends.length}
+                      <td title={`${rao(recent)} over the last ${v.dividends.length} final epochs`}>
+                        {tao(recent, 2)} / {v.dividends.length} ep.
                       </td>
-                      <td>
+                      <td title="an estimate from final epochs: paid to nominators per τ staked, per epoch">
                         {v.estimatedRaoPerTaoPerEpoch === null
                           ? '—'
-                          : `≈ ${(v.estimatedRaoPerTaoPerEpoch / 1e9).toPrecision(3)} τ (estimate)`}
+                          : `${((v.estimatedRaoPerTaoPerEpoch / 1e9) * 100).toPrecision(3)} %/epoch`}
                       </td>
-                      <td title={rao(mine)}>{mine > 0n ? tao(mine, 9) : '—'}</td>
+                      <td title={rao(mine)}>{mine > 0n ? tao(mine, 4) : '—'}</td>
                       <td>
                         <button type="button" className="secondary small" onClick={() => setStakeOn(v.hotkey)}>
                           Stake…
