@@ -22,6 +22,8 @@ import { NodeInferenceEngine } from './inference.ts';
 import { createNodePlatform } from './platform.ts';
 import { showProgress } from './progress.ts';
 import { readStatus, startStatusServer, type StatusServer } from './status-server.ts';
+import { parseWalletArgs, runWalletCall, WALLET_USAGE } from './wallet-cli.ts';
+import { walletToken } from './wallet-http.ts';
 
 // ---------------------------------------------------------------------------------------------------- arguments
 
@@ -45,6 +47,8 @@ export const USAGE = `Usage: npm run node -- --role client|validator|miner [opti
   --faucet-stake RAO    test networks: draw RAO from the faucet and stake it on this node (validators need stake)
   --fault KIND          test networks only: misbehave on purpose (${FAULTS.join(', ')}), to test what catches it
   --help                print this and exit
+
+  npm run node -- wallet …  the running node's wallet through its status port (wallet --help)
 `;
 
 /** A bad argument; the message is one sentence naming it. */
@@ -400,7 +404,12 @@ async function run(options: CliOptions, log: Logger): Promise<void> {
     'node starting',
   );
   if (options.status) {
-    status = await startStatusServer({ ...options.status, node, roles });
+    status = await startStatusServer({
+      ...options.status,
+      node,
+      roles,
+      walletToken: await walletToken(options.dataDir),
+    });
     log.info({ url: status.url, port: status.port }, 'status server listening');
   }
   const unwatch = node.services.subscribe((s) => {
@@ -450,6 +459,20 @@ async function run(options: CliOptions, log: Logger): Promise<void> {
 }
 
 async function main(argv: string[]): Promise<void> {
+  if (argv[0] === 'wallet') {
+    let call;
+    try {
+      if (argv.includes('--help')) {
+        process.stdout.write(WALLET_USAGE);
+        process.exit(0);
+      }
+      call = parseWalletArgs(argv.slice(1));
+    } catch (err) {
+      process.stderr.write(`${(err as Error).message}\n`);
+      process.exit(2);
+    }
+    process.exit(await runWalletCall(call));
+  }
   let options: CliOptions | 'help';
   try {
     options = parseCliArgs(argv);

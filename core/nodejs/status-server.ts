@@ -10,6 +10,7 @@ import { uidOf } from '../../shared/ledger/snapshot.ts';
 import type { Role } from '../config.ts';
 import type { NodeServices, WebtensorNode } from '../node.ts';
 import type { Roles } from '../roles.ts';
+import { registerWalletRoutes } from './wallet-http.ts';
 
 export interface StatusServerInit {
   host: string;
@@ -18,6 +19,8 @@ export interface StatusServerInit {
   node: WebtensorNode;
   /** The node's roles, when something runs them: the role and the subnet come from there. */
   roles?: Roles;
+  /** The token spending through /wallet needs (wallet-http.ts); null or absent: the wallet is read-only. */
+  walletToken?: string | null;
 }
 
 export interface StatusServer {
@@ -62,7 +65,7 @@ export interface NodeStatusView {
   } | null;
 }
 
-const ENDPOINTS = ['/healthz', '/status', '/metrics'];
+const ENDPOINTS = ['/healthz', '/status', '/metrics', '/wallet'];
 
 /** Why the node is not healthy, as a sentence; null when it is. */
 export function healthProblem(node: WebtensorNode): string | null {
@@ -250,6 +253,7 @@ export async function startStatusServer(init: StatusServerInit): Promise<StatusS
   });
   app.get('/status', async () => readStatus(node, roles));
   app.get('/metrics', async (_request, reply) => reply.type(registry.contentType).send(await registry.metrics()));
+  registerWalletRoutes(app, node, init.walletToken ?? null);
   // Fastify answers any unrouted method or path here: a known path with another method is a 405.
   app.setNotFoundHandler(async (request, reply) => {
     const path = request.url.split('?')[0] ?? '/';
