@@ -81,6 +81,59 @@ export interface MinerInit {
   hub: string;
 }
 
+/** Frames of streamed text a miner sends at most per this many ms (the first piece goes at once). */
+export const PIECE_INTERVAL_MS = 10;
+
+/**
+ * Streamed text to frames: the first piece at once (time to first token), then what came in the meantime at
+ * most once per PIECE_INTERVAL_MS, and the rest before the result. One frame per piece made a remote
+ * generation 1.5-2x slower than a local one: every frame is sent in the middle of generating.
+ */
+export class Pieces {
+  private buffer = '';
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private last = -Infinity;
+  private sending: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly send: (text: string) => Promise<unknown>,
+    private readonly intervalMs = PIECE_INTERVAL_MS,
+  ) {}
+
+  push(text: string): void {
+    this.buffer += text;
+    if (this.timer) return;
+    const wait = this.last + this.intervalMs - performance.now();
+    if (wait <= 0) this.flush();
+    else
+      this.timer = setTimeout(() => {
+        this.timer = null;
+        this.flush();
+      }, wait);
+  }
+
+  /** Send what is held, and resolve once every frame went out. */
+  async end(): Promise<void> {
+    this.stop();
+    this.flush();
+    await this.sending;
+  }
+
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private flush(): void {
+    if (!this.buffer) return;
+    const text = this.buffer;
+    this.buffer = '';
+    this.last = performance.now();
+    const previous = this.sending;
+    this.sending = previous.then(() => this.send(text));
+  }
+}
+
 export class Miner {
   readonly state = new Store<MinerState>(idleMiner);
   private servingModel: string | null = null;
@@ -112,8 +165,14 @@ export class Miner {
                 `this miner serves ${this.servingModel ?? 'no model yet'}, not ${params.model}`,
               );
             // A piece that cannot be sent means the caller left; the signal cancels the work.
-            const emit = (text: string) => ctx.emit({ text }).catch(() => {});
-            return (await this.serve(params, ctx.signal, emit, ctx.requestId)) as Json;
+            const pieces = new Pieces((text) => ctx.emit({ text }).catch(() => {}));
+            try {
+              const result = await this.serve(params, ctx.signal, (text) => pieces.push(text), ctx.requestId);
+              await pieces.end(); // every piece goes before the result
+              return result as Json;
+            } finally {
+              pieces.stop();
+            }
           },
         },
       },
