@@ -316,3 +316,6 @@ console.log(markdown);
 
 // The 30-day production history: replay, close, storage, a tab's join, idle CPU and a flood.
 await runMonth();
+// Every node, relay and browser is stopped by now; a socket libp2p leaves half-closed must not keep the
+// benchmark from ending.
+process.exit(0);
