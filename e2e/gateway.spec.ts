@@ -355,9 +355,18 @@ test('a miner that never answers: 504 once the deadline passes', async () => {
   );
   const quick = new OpenAI({ baseURL: `http://127.0.0.1:${GATEWAY_PORT + 1}/v1`, apiKey: 'open', maxRetries: 0 });
   await expect.poll(async () => (await quick.models.list().catch(() => ({ data: [] }))).data.length).toBe(1);
+  // Once its replay has the silent miner registered and it holds a connection to it (else, with the others dead,
+  // every miner it knows fails at once: 503).
+  const dropper = (await statusOf(port))!.peerId;
+  const knows = () =>
+    fetch(`http://127.0.0.1:${GATEWAY_PORT + 1}/v1/webtensor/status`)
+      .then((r) => r.json() as Promise<{ peers: string[]; candidates: Record<string, string[]> }>)
+      .then((s) => s.peers.includes(dropper) && (s.candidates[MODEL] ?? []).includes(dropper))
+      .catch(() => false);
+  await expect.poll(knows, { timeout: 60_000 }).toBe(true);
   const failed = await quick.chat.completions
     .create({ model: MODEL, messages: [{ role: 'user', content: 'anyone?' }] })
     .then(() => null)
     .catch((e: unknown) => e as InstanceType<typeof OpenAI.APIError>);
-  expect(failed).toMatchObject({ status: 504, code: 'timeout' });
+  expect(failed, failed?.message).toMatchObject({ status: 504, code: 'timeout' });
 });

@@ -176,7 +176,14 @@ async function main(argv: string[]): Promise<void> {
       bodyLimit: 256 * 1024,
       deadlineMs: options.timeout * 1000,
       onAnswered: (netuid, params, result) => auditor.offer(netuid, params, result),
-      status: () => ({ audits: auditor.state.get() }),
+      status: () => ({
+        peers: services.peers.direct(),
+        // The miners each model would be asked of, in the order the client ranks them.
+        candidates: Object.fromEntries(
+          (network()?.subnets ?? []).map((s) => [s.model, services.client.candidates(s).map((c) => c.hotkey)]),
+        ),
+        audits: auditor.state.get(),
+      }),
       log,
     });
     close = async () => {
