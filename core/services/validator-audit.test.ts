@@ -23,7 +23,7 @@ import type { LedgerSnapshot } from '../../shared/ledger/snapshot.ts';
 import { testProfile } from '../../shared/ledger/profiles.ts';
 import { NodeInferenceEngine } from '../nodejs/inference.ts';
 import { Store } from '../store.ts';
-import { Validator } from './validator.ts';
+import { AUDIT_GLOBAL_INTERVAL_S, Validator } from './validator.ts';
 
 const subnet: SubnetConfig = testProfile(0).subnets[0]!;
 const engine = new NodeInferenceEngine();
@@ -77,7 +77,8 @@ beforeEach(() => {
     ],
   } as unknown as LedgerSnapshot);
   validator = new Validator({
-    consensus: { snapshot, uidOf: () => 1, currentBlock: () => 0 },
+    // Not registered itself: its own challenge loop stays idle, so only audits change scores here.
+    consensus: { snapshot, uidOf: () => null, currentBlock: () => 0 },
     book: { publish: async () => {}, self } as never,
     subnet,
     fault: null,
@@ -89,6 +90,7 @@ beforeEach(() => {
   validator.start();
 });
 
+const pastGlobalLimit = () => new Promise((r) => setTimeout(r, AUDIT_GLOBAL_INTERVAL_S * 1000 + 100));
 const score = () => validator.state.get().scores.find((s) => s.hotkey === miner);
 
 describe('Validator.audit', () => {
@@ -99,6 +101,7 @@ describe('Validator.audit', () => {
       uid: 0,
     });
     expect(score()).toBeUndefined();
+    await pastGlobalLimit();
     const wrong = await answer(minerKey, params, [1, 2, 3, 4, 5, 6, 7, 8]);
     expect(await validator.audit({ params, result: wrong }, 'gateway-b')).toMatchObject({ verdict: 'wrong' });
     expect(score()).toMatchObject({ last: 'wrong', correct: 0, challenges: 1 });
@@ -125,12 +128,14 @@ describe('Validator.audit', () => {
     validator.stop();
   });
 
-  it('takes one audit per peer per interval, and none once stopped', async () => {
+  it('takes one audit per peer per interval, and one in all per shorter interval (more keys gain nothing)', async () => {
     const honest = await answer(minerKey, params);
     await validator.audit({ params, result: honest }, 'gateway');
     await expect(validator.audit({ params, result: honest }, 'gateway')).rejects.toMatchObject({
       code: 'rate-limited',
     });
+    await expect(validator.audit({ params, result: honest }, 'sybil-1')).rejects.toMatchObject({ code: 'busy' });
+    await pastGlobalLimit();
     await validator.audit({ params, result: honest }, 'another-gateway');
     validator.stop();
     await expect(validator.audit({ params, result: honest }, 'third')).rejects.toMatchObject({ code: 'busy' });

@@ -25,6 +25,11 @@ export const CHALLENGE_TOKENS = 16;
 export const CHALLENGE_DEADLINE_MS = 8000;
 /** Audits a validator takes from one peer: one per this many seconds (each costs a generation). */
 export const AUDIT_INTERVAL_S = 5;
+/**
+ * And from everyone together: one per this many seconds, so that many keys handing in answers cannot turn the
+ * validator's model (shared with its own challenges) into an audit server.
+ */
+export const AUDIT_GLOBAL_INTERVAL_S = 2;
 
 export interface MinerScore {
   uid: number;
@@ -72,6 +77,7 @@ export class Validator {
   /** Commits by epoch, each revealed in the epoch after its own. */
   private readonly pending = new Map<number, { uids: number[]; values: number[]; salt: string }>();
   private readonly auditLimiter = new RateLimiter({ points: 1, duration: AUDIT_INTERVAL_S });
+  private readonly allAudits = new RateLimiter({ points: 1, duration: AUDIT_GLOBAL_INTERVAL_S });
   private auditing = false;
 
   constructor(private readonly deps: ValidatorComponents) {
@@ -177,7 +183,8 @@ export class Validator {
    * a registered miner over exactly these params, and not cancelled; then this node generates the same params on
    * the pinned model and compares token ids. A wrong answer counts against the miner like a wrong challenge; a
    * correct one changes nothing (who hands answers in cannot raise a miner's score). One audit at a time, one
-   * per AUDIT_INTERVAL_S per peer, so handing in answers cannot make this node do unbounded work.
+   * per AUDIT_INTERVAL_S per peer and one per AUDIT_GLOBAL_INTERVAL_S in all, so handing in answers (from any
+   * number of keys) cannot make this node do unbounded work.
    */
   async audit(raw: unknown, from: string): Promise<AuditVerdict> {
     const refuse = (code: 'bad-params' | 'busy' | 'rate-limited', message: string): never => {
@@ -203,6 +210,11 @@ export class Validator {
       return refuse('rate-limited', `one audit per ${AUDIT_INTERVAL_S} s per peer`);
     }
     if (this.auditing) return refuse('busy', 'an audit is running; try again shortly');
+    try {
+      this.allAudits.consume('all');
+    } catch {
+      return refuse('busy', `this validator takes one audit per ${AUDIT_GLOBAL_INTERVAL_S} s; try again shortly`);
+    }
     this.auditing = true;
     try {
       const expected = await this.deps.generateLocally(params);
