@@ -25,7 +25,7 @@ import { rowOf } from '../core/testing/fakes.ts';
 import { RelayProcess } from '../relay/testing/relay-process.ts';
 import { CheckpointedReplay } from '../shared/ledger/checkpointed-replay.ts';
 import { closeEpoch } from '../shared/ledger/epoch.ts';
-import type { JoinedBase } from '../shared/ledger/join.ts';
+import { keptProof, type JoinedBase } from '../shared/ledger/join.ts';
 import { replay, type StoredRecord } from '../shared/ledger/replay.ts';
 import { signRecord } from '../shared/ledger/records.ts';
 import { stateRootParts } from '../shared/ledger/state.ts';
@@ -74,6 +74,8 @@ export interface MonthResults {
   jsonBytes: number;
   fullSqlite: number;
   joinedSqlite: number;
+  /** The chain's proof whole and as kept (thinned): [whole, kept]. */
+  proof: { links: [number, number]; votes: [number, number]; chars: { whole: number; kept: number } };
   joinedRows: number;
   tab?: TabResults;
 }
@@ -199,19 +201,27 @@ async function nodeParts(h: History, dirs: { full: string; joined: string }): Pr
   // A node joined at the last final epoch: the base (state, chain, the votes that proved it, the prefix) and the
   // records after it.
   const finalState = r.finalState!;
+  // The votes dated before its next epoch: those on the last link are records it stores after the base.
+  const baseVotes = records
+    .filter((x) => x.record.kind === 'checkpoint' && x.record.block < (finalState.epoch + 1) * tempo)
+    .map((x) => x.record);
+  // What a joined or pruning node keeps of the chain: the thinned proof (shared/ledger/join.ts, keptProof).
+  const proof = keptProof(config, r.chain, baseVotes, finalState.epoch);
   const base: JoinedBase = {
     epoch: finalState.epoch,
     stateText: finalState.text,
-    chain: r.chain.slice(0, finalState.epoch + 1),
-    // The votes dated before its next epoch: those on the last link are records it stores after the base (a real
-    // joined node keeps them in both, and then serves each of them twice: see the report in scripts/README.md).
-    votes: records
-      .filter((x) => x.record.kind === 'checkpoint' && x.record.block < (finalState.epoch + 1) * tempo)
-      .map((x) => x.record),
+    ...proof,
     prefix: records.filter((x) => x.record.block < tempo).map((x) => x.record),
     from: 'bench',
     at: Date.now(),
   };
+  const proofChars = {
+    whole: JSON.stringify([r.chain.slice(0, finalState.epoch + 1), baseVotes]).length,
+    kept: JSON.stringify([proof.chain, proof.votes]).length,
+  };
+  console.log(
+    `month: the chain's proof: ${finalState.epoch + 1} links and ${baseVotes.length} votes (${mib(proofChars.whole)}) whole; ${proof.chain.length} links and ${proof.votes.length} votes (${mib(proofChars.kept)}) kept`,
+  );
   const joined = SqliteLedgerStore.open(sqlitePath(dirs.joined));
   const after = records.filter((x) => x.record.block >= (finalState.epoch + 1) * tempo);
   await joined.setBase(base, (finalState.epoch + 1) * tempo);
@@ -238,6 +248,11 @@ async function nodeParts(h: History, dirs: { full: string; joined: string }): Pr
     jsonBytes,
     fullSqlite,
     joinedSqlite,
+    proof: {
+      links: [finalState.epoch + 1, proof.chain.length],
+      votes: [baseVotes.length, proof.votes.length],
+      chars: proofChars,
+    },
     joinedRows: after.length,
   };
 }
@@ -511,6 +526,7 @@ export function monthMarkdown(m: MonthResults, measured: string): string {
     `| records as JSON | ${mib(m.jsonBytes)} | |`,
     `| SQLite file of a Node node holding all of it | ${mib(m.fullSqlite)} | |`,
     `| SQLite file of a node joined at epoch ${E - 1} (base + ${m.joinedRows} records) | ${mib(m.joinedSqlite)} | |`,
+    `| the chain's proof a joined node keeps and serves (thinned), against the whole chain | ${m.proof.links[1]} links and ${m.proof.votes[1]} votes, ${mib(m.proof.chars.kept)}; whole: ${m.proof.links[0]} links and ${m.proof.votes[0]} votes, ${mib(m.proof.chars.whole)} | grows with changes of voters, not with age |`,
   ];
   if (t) {
     const j = t.join as { links?: number; stateChars?: number; ms?: number; error?: string };

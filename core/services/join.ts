@@ -9,10 +9,12 @@ import { z } from 'zod';
 import { blockAt, epochBlocks } from '../../shared/ledger/config.ts';
 import {
   followChain,
+  keptProof,
   replayPrefix,
   stateTextHolds,
   voterlessPrefix,
   votersOfLink,
+  type ChainWalk,
   type JoinedBase,
   type ServedLink,
   type TrustedPoint,
@@ -170,32 +172,43 @@ export class Join {
     // A node that holds records of the epochs the base would replace, but nothing final yet, is taking part
     // from the start (finality just has not come): it keeps its history and syncs, it does not start over.
     if (mine < 0 && (await this.components.store.all()).some((r) => r.block < (stateEpoch + 1) * tempo)) return false;
+    const oldBase = await this.components.store.base();
     try {
       if (offer.tooLarge !== null) throw new Error(`it served more than ${offer.tooLarge} characters of chain`);
       if ((stateEpoch + 1) * tempo > nowBlock)
         throw new Error(`it offers epoch ${stateEpoch}, which has not ended by this node's block ${nowBlock}`);
-      if (chain.length !== stateEpoch + 1 || chain.some((l, k) => l.epoch !== k))
-        throw new Error(`it served ${chain.length} links for epochs 0-${stateEpoch}, not one each`);
+      if (
+        chain[0]?.epoch !== 0 ||
+        chain.at(-1)!.epoch !== stateEpoch ||
+        chain.some((l, k) => k > 0 && l.epoch <= chain[k - 1]!.epoch)
+      )
+        throw new Error(`it served ${chain.length} links that do not run from epoch 0 to ${stateEpoch} in order`);
       // Where the walk starts. A node with final history starts from its own last final checkpoint, and the
-      // chain served must be its own up to there: no peer can rewrite what this node already holds final.
-      // A new node replays the voterless epochs itself, and a second peer must serve the same chain.
-      let start: TrustedPoint;
-      let prefixRecords: LedgerRecord[];
-      if (mine >= 0) {
-        const differs = own.chain
-          .slice(0, mine + 1)
-          .findIndex((l, k) => linkHash(network.networkId, l) !== linkHash(network.networkId, chain[k]!));
-        if (differs >= 0) throw new Error(`its chain differs from this node's final history at epoch ${differs}`);
-        const anchor = own.chain[mine]!;
+      // chain served must be its own wherever both hold a link: no peer can rewrite what this node holds final.
+      // A new node (or one whose own checkpoint the served proof cannot be walked from, because the proof skips
+      // past it) replays the voterless epochs itself, and a second peer must serve the same chain.
+      const ownFinal = own.chain.filter((l) => l.epoch <= mine);
+      const served = new Map(chain.map((l) => [l.epoch, l]));
+      const differs = ownFinal.find((l) => {
+        const theirs = served.get(l.epoch);
+        return theirs && linkHash(network.networkId, theirs) !== linkHash(network.networkId, l);
+      });
+      if (differs) throw new Error(`its chain differs from this node's final history at epoch ${differs.epoch}`);
+      const anchor = ownFinal.at(-1);
+      let walk: ChainWalk | null = null;
+      let start: TrustedPoint | null = null;
+      let prefixRecords: LedgerRecord[] = [];
+      if (anchor) {
         start = { epoch: mine, hash: linkHash(network.networkId, anchor), voters: votersOfLink(anchor) };
+        walk = await followChain(network, chain, start, nowBlock);
         // This node keeps serving the voterless prefix of its own history (its records there are dropped below).
         const prefixEnd = voterlessPrefix(own.chain) * tempo;
-        const base = await this.components.store.base();
         prefixRecords = [
-          ...(base?.prefix ?? []),
+          ...(oldBase?.prefix ?? []),
           ...(await this.components.store.all()).filter((r) => r.block < prefixEnd).map((r) => r.record),
         ];
-      } else {
+      }
+      if (!walk || walk.through !== stateEpoch) {
         const prefix = voterlessPrefix(chain);
         if (prefix > MAX_PREFIX_EPOCHS)
           throw new Error(`its chain starts with ${prefix} epochs nobody voted on (at most ${MAX_PREFIX_EPOCHS})`);
@@ -205,23 +218,29 @@ export class Join {
         if ('error' in replayed) throw new Error(replayed.error);
         start = replayed.point;
         prefixRecords = records.map((r) => r.record);
+        walk = await followChain(network, chain, start, nowBlock);
       }
-      const walk = await followChain(network, chain, start, nowBlock);
       if (walk.through !== stateEpoch) throw new Error(walk.stopped ?? `the chain ends at epoch ${walk.through}`);
-      if (stateEpoch <= start.epoch || Object.keys(walk.votes).length === 0)
-        throw new Error(`no votes prove its chain past epoch ${start.epoch}`);
+      if (stateEpoch <= start!.epoch || Object.keys(walk.votes).length === 0)
+        throw new Error(`no votes prove its chain past epoch ${start!.epoch}`);
       let text = '';
       await this.call(peer, 'sync.state', { epoch: stateEpoch }, (c) => {
         if (typeof c === 'string' && text.length + c.length <= MAX_STATE_CHARS) text += c;
       });
-      if (!stateTextHolds(chain[stateEpoch]!, text))
+      if (!stateTextHolds(chain.at(-1)!, text))
         throw new Error(`its state of epoch ${stateEpoch} is not the one the checkpoint names`);
       checkState(network, text);
+      // What it keeps, to serve joins on: its own final links and votes with the ones just proven, thinned.
+      const ownVotes = [
+        ...(oldBase?.votes ?? []),
+        ...(await this.components.store.all()).filter((r) => r.kind === 'checkpoint').map((r) => r.record),
+      ];
+      const links = [...ownFinal.filter((l) => !served.has(l.epoch)), ...chain.map(({ votes: _, ...link }) => link)];
+      const proof = keptProof(network, links, [...ownVotes, ...Object.values(walk.votes).flat()], stateEpoch);
       const base: JoinedBase = {
         epoch: stateEpoch,
         stateText: text,
-        chain: chain.map(({ votes: _, ...link }) => link),
-        votes: Object.values(walk.votes).flat(),
+        ...proof,
         prefix: prefixRecords,
         from: peer,
         at: clock.now(),
@@ -266,12 +285,13 @@ export class Join {
     for (const other of others) {
       const theirs = await this.offer(other);
       if (!theirs || theirs.tooLarge !== null || theirs.stateEpoch < 1) continue;
-      const common = Math.min(theirs.stateEpoch, offer.stateEpoch);
-      for (let k = 0; k <= common; k++) {
-        const [a, b] = [offer.chain[k], theirs.chain[k]];
-        if (!a || !b || linkHash(network.networkId, a) !== linkHash(network.networkId, b))
+      // Proofs may be thinned differently: they must agree wherever both hold a link.
+      const mine = new Map(offer.chain.map((l) => [l.epoch, l]));
+      for (const b of theirs.chain) {
+        const a = mine.get(b.epoch);
+        if (a && linkHash(network.networkId, a) !== linkHash(network.networkId, b))
           throw new Error(
-            `${other} serves another checkpoint of epoch ${k}: peers disagree, so this node syncs instead`,
+            `${other} serves another checkpoint of epoch ${b.epoch}: peers disagree, so this node syncs instead`,
           );
       }
       confirmed = true;

@@ -5,7 +5,7 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { epochBlocks } from '../../shared/ledger/config.ts';
-import { followChain, replayPrefix, servedLinks, voterlessPrefix } from '../../shared/ledger/join.ts';
+import { DENSE_EPOCHS, followChain, replayPrefix, servedLinks, voterlessPrefix } from '../../shared/ledger/join.ts';
 import type { StoredRecord } from '../../shared/ledger/replay.ts';
 import { actor, joinableNetwork, smallConfig } from '../../shared/ledger/testing.ts';
 import { MemoryLedgerStore } from '../memory-ledger-store.ts';
@@ -23,11 +23,11 @@ beforeAll(async () => {
   ({ records } = await joinableNetwork(config, 9));
 });
 
-async function prunedNode(everyEpochs: number) {
+async function prunedNode(everyEpochs: number, held = records, now = NOW) {
   const store = new MemoryLedgerStore();
-  await store.put(records.map((r) => rowOf(r)));
+  await store.put(held.map((r) => rowOf(r)));
   const engine = new FakeConsensusEngine(store);
-  const snapshot = new Store<LedgerSnapshot | null>(await engine.computeLedger(config, NOW));
+  const snapshot = new Store<LedgerSnapshot | null>(await engine.computeLedger(config, now));
   let reloads = 0;
   const me = await actor();
   const pruning = new Pruning(
@@ -86,4 +86,31 @@ describe('pruning', () => {
     ]);
     expect([a, b].filter(Boolean)).toHaveLength(1);
   });
+
+  it('keeps a proof that grows with changes of voters, not with age: a long history keeps few links and votes', async () => {
+    const long = (await joinableNetwork(config, 30)).records;
+    const now = 32 * T;
+    const node = await prunedNode(2, long, now);
+    const snapshot = node.snapshot.get()!;
+    expect(await node.pruning.maybeRebase(snapshot)).toBe(true);
+    const base = (await node.store.base())!;
+    // The same two validators vote on every epoch: the prefix, one link proven by the first voters, the window.
+    expect(base.epoch).toBeGreaterThan(DENSE_EPOCHS + 4);
+    expect(base.chain.length).toBeLessThanOrEqual(DENSE_EPOCHS + 2);
+    const everyVote = long.filter((r) => r.record.kind === 'checkpoint' && r.record.body.epoch <= base.epoch);
+    expect(base.votes.length).toBeLessThan(everyVote.length);
+    // What it keeps, with the votes still in its store, proves its base to a joining node.
+    const stored = (await node.store.all()).filter((r) => r.kind === 'checkpoint').map((r) => r.record);
+    const links = servedLinks(config, base.chain, [...base.votes, ...stored]);
+    const prefix = base.prefix.map((record) => long.find((r) => r.record.sig === record.sig)!);
+    const start = replayPrefix(config, base.chain, voterlessPrefix(base.chain), prefix);
+    if ('error' in start) throw new Error(start.error);
+    const walk = await followChain(config, links, start.point, now);
+    expect([walk.stopped, walk.through]).toEqual([null, base.epoch]);
+    // Its replays from the thin base agree with the full history's.
+    const after = await node.engine.computeLedger(config, now);
+    expect(after.balances).toEqual(snapshot.balances);
+    expect(after.lastVotedFinal).toBe(snapshot.lastVotedFinal);
+    expect(after.chain.at(-1)).toEqual(snapshot.chain.at(-1));
+  }, 30_000);
 });

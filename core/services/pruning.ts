@@ -1,13 +1,13 @@
 /**
  * Pruning: a node that is not an archive keeps its storage bounded by rebasing onto its own last state final by
  * votes, every few epochs, and dropping the records before it (docs/ledger.md, "Pruning"). The base it keeps is
- * what a joining node keeps (shared/ledger/join.ts, JoinedBase): the state text its final checkpoint names, the
- * checkpoint chain, the votes that prove each link and the records of the voterless first epochs, so it still
+ * what a joining node keeps (shared/ledger/join.ts, JoinedBase): the state text its final checkpoint names, a
+ * thinned proof of the checkpoint chain (keptProof) and the records of the voterless first epochs, so it still
  * serves joining nodes. Records of final epochs can change nothing (docs/ledger.md, "Finality"): dropping them
  * changes no replay's result; records after the base stay for sync, adoption and the next replays.
  */
 import { epochBlocks, type NetworkConfig } from '../../shared/ledger/config.ts';
-import { voterlessPrefix, type JoinedBase } from '../../shared/ledger/join.ts';
+import { keptProof, voterlessPrefix, type JoinedBase } from '../../shared/ledger/join.ts';
 import type { LedgerSnapshot } from '../../shared/ledger/snapshot.ts';
 import type { LedgerStore } from '../platform.ts';
 import { Store, type ReadableStore } from '../store.ts';
@@ -66,19 +66,20 @@ export class Pruning {
       if (final.epoch < (current?.epoch ?? -1) + every) return false;
       const tempo = epochBlocks(network);
       const dropBelow = (final.epoch + 1) * tempo;
-      const chain = snapshot.chain.slice(0, final.epoch + 1);
+      const chain = snapshot.chain.filter((l) => l.epoch <= final.epoch);
       // Every row from the old base's end on: what becomes the votes and prefix kept, and what is dropped.
       const keys = await store.keysFrom((current ? current.epoch + 1 : 0) * tempo);
       const below = keys.filter((k) => k.block < dropBelow);
       const rows = (await store.get(below.map((k) => k.id))).filter((r) => r !== undefined);
       const prefixEnd = voterlessPrefix(chain) * tempo;
+      // The votes proving each link: those the old base kept and those in the rows dropped now (votes on the
+      // last epochs are records of later blocks, and stay in the store); thinned, so the proof kept grows with
+      // how often the voters change, not with the network's age.
+      const votes = [...(current?.votes ?? []), ...rows.filter((r) => r.kind === 'checkpoint').map((r) => r.record)];
       const base: JoinedBase = {
         epoch: final.epoch,
         stateText: final.text,
-        chain,
-        // The votes proving each link: those the old base kept and those in the rows dropped now (votes on the
-        // last epochs are records of later blocks, and stay in the store).
-        votes: [...(current?.votes ?? []), ...rows.filter((r) => r.kind === 'checkpoint').map((r) => r.record)],
+        ...keptProof(network, chain, votes, final.epoch),
         prefix: [...(current?.prefix ?? []), ...rows.filter((r) => r.block < prefixEnd).map((r) => r.record)],
         from: this.components.self,
         at: this.components.clock.now(),

@@ -15,7 +15,7 @@ import type { PeerTable } from './peers.ts';
 import type { FinalRecordSets } from './final-sets.ts';
 import type { RecordBook, RecordSource } from './record-book.ts';
 import { checkpointIds, finalThrough } from '../../shared/ledger/finality.ts';
-import { servedLinks, voterlessPrefix, type ServedLink } from '../../shared/ledger/join.ts';
+import { DENSE_EPOCHS, servedLinks, thinProof, voterlessPrefix, type ServedLink } from '../../shared/ledger/join.ts';
 import { epochBlocks } from '../../shared/ledger/config.ts';
 import type { LedgerSnapshot } from '../../shared/ledger/snapshot.ts';
 import { MAX_FRAME_BYTES, RpcError } from '../../shared/p2p/messages.ts';
@@ -347,11 +347,13 @@ export class Sync {
     const { store, book } = this.components;
     const base = await store.base();
     const rows = await store.all();
-    const chain = snapshot.chain.slice(0, state.epoch + 1);
+    const chain = snapshot.chain.filter((l) => l.epoch <= state.epoch);
     const votes = [...(base?.votes ?? []), ...rows.filter((r) => r.kind === 'checkpoint').map((r) => r.record)];
     const prefixEnd = voterlessPrefix(chain) * epochBlocks(book.network);
     const prefix = [...(base?.prefix ?? []), ...rows.filter((r) => r.block < prefixEnd).map((r) => r.record)];
-    this.offerCache = { stateEpoch: state.epoch, links: servedLinks(book.network, chain, votes), prefix };
+    // Thinned (shared/ledger/join.ts): a joiner walks few links however old the network is.
+    const links = thinProof(servedLinks(book.network, chain, votes), state.epoch - DENSE_EPOCHS + 1);
+    this.offerCache = { stateEpoch: state.epoch, links, prefix };
     return this.offerCache;
   }
 

@@ -6,11 +6,21 @@
  */
 import { describe, expect, it } from 'vitest';
 import { epochBlocks } from './config.ts';
-import { followChain, replayPrefix, servedLinks, stateTextHolds, voterlessPrefix, type ServedLink } from './join.ts';
+import fc from 'fast-check';
+import {
+  followChain,
+  replayPrefix,
+  servedLinks,
+  stateTextHolds,
+  thinProof,
+  voterlessPrefix,
+  type ServedLink,
+  type TrustedPoint,
+} from './join.ts';
 import type { LedgerRecord } from './records.ts';
 import { linkHash, replay, type ReplayBase, type StoredRecord } from './replay.ts';
 import { rootOf, stateRoot, votersHash } from './state.ts';
-import { actor, joinableNetwork, make, smallConfig } from './testing.ts';
+import { actor, joinableNetwork, make, smallConfig, type Actor } from './testing.ts';
 
 const config = smallConfig();
 const T = epochBlocks(config); // 20
@@ -167,10 +177,15 @@ describe('following the chain', () => {
     expect(full.lastVotedFinal).toBeGreaterThan(2);
   });
 
-  it('refuses a link that skips an epoch or names another previous checkpoint', async () => {
+  it('takes a link that skips epochs only on the votes of the last proven voters, and refuses a wrong previous checkpoint', async () => {
     const { links, start } = await served();
+    // The same two validators vote on every epoch: their votes on epoch 3 prove it from epoch 1's voters.
     const skipped = await followChain(config, [links[1]!, links[3]!], start, NOW_BLOCK);
-    expect(skipped.stopped).toMatch(/^epoch 3: expected epoch 2 next/);
+    expect(skipped.stopped).toBeNull();
+    expect(skipped.through).toBe(3);
+    // Without the votes of epoch 1's voters, a skip proves nothing.
+    const unsigned = await followChain(config, [links[1]!, { ...links[3]!, votes: [] }], start, NOW_BLOCK);
+    expect(unsigned.stopped).toMatch(/^epoch 3: votes hold 0 of/);
     const rechained = await followChain(
       config,
       [links[1]!, { ...links[2]!, previous: 'ee'.repeat(32) }],
@@ -189,5 +204,127 @@ describe('following the chain', () => {
       records.filter((r) => r.record.kind !== 'stake.add'),
     );
     expect(withheld).toEqual({ error: 'the records served for epoch 0 do not make the checkpoint served for it' });
+  });
+});
+
+/**
+ * A valid chain of `voterSets.length` epochs made directly (no replay): link e names `voterSets[e]` (stakes) as
+ * the voters of epoch e + 1, and every voter of epoch e signs link e. Enough for followChain and thinProof, which
+ * look only at links, voters and signed votes.
+ */
+async function chainOf(sets: ReadonlyArray<ReadonlyArray<[Actor, bigint]>>) {
+  const links: ServedLink[] = [];
+  let previous = '00'.repeat(32);
+  for (const [e, set] of sets.entries()) {
+    const nextVoters = Object.fromEntries(set.map(([a, stake]) => [a.id, String(stake)]));
+    const bodyHash = (e % 256).toString(16).padStart(2, '0').repeat(32);
+    const link = {
+      epoch: e,
+      recordsRoot: 'cd'.repeat(32),
+      stateRoot: rootOf(votersHash(nextVoters), bodyHash),
+      previous,
+      bodyHash,
+      nextVoters,
+    };
+    const body = { epoch: e, recordsRoot: link.recordsRoot, stateRoot: link.stateRoot, previous };
+    const votes =
+      e === 0
+        ? []
+        : await Promise.all(sets[e - 1]!.map(([a]) => make(config, a, 'checkpoint', (e + 1) * T + 1, body, e)));
+    links.push({ ...link, votes: votes.map((v) => v.record) });
+    previous = linkHash(config.networkId, link);
+  }
+  const first = links[0]!;
+  const start: TrustedPoint = {
+    epoch: 0,
+    hash: linkHash(config.networkId, first),
+    voters: Object.fromEntries(Object.entries(first.nextVoters).map(([k, v]) => [k, BigInt(v)])),
+  };
+  return { links, start, now: (sets.length + 1) * T + 5 };
+}
+
+describe('a thinned proof (a proof that does not grow with age)', () => {
+  let pool: Actor[];
+  const pooled = async () => (pool ??= await Promise.all(Array.from({ length: 6 }, () => actor())));
+
+  it('keeps the prefix, one link per change of voters and the dense window, and still proves the last link', async () => {
+    const [a, b, c, d] = await pooled();
+    // Voters a, b, c for 20 epochs, then d replaces c (a and b hold 2/3 of the old stake: not more), then stable.
+    const sets = Array.from({ length: 40 }, (_, e) =>
+      e < 20
+        ? [
+            [a!, 10n],
+            [b!, 10n],
+            [c!, 10n],
+          ]
+        : [
+            [a!, 10n],
+            [b!, 10n],
+            [d!, 10n],
+          ],
+    ) as [Actor, bigint][][];
+    const { links, start, now } = await chainOf(sets);
+    const thin = thinProof(links, 36);
+    // Epoch 0 (prefix); 20, the last link a, b and c sign (it names d as a voter of epoch 21); from there a, b
+    // and d sign everything, so nothing else until the window 36-39. Links 1-19 and 21-35 are dropped.
+    expect(thin.map((l) => l.epoch)).toEqual([0, 20, 36, 37, 38, 39]);
+    const walk = await followChain(config, thin, start, now);
+    expect([walk.stopped, walk.through]).toEqual([null, 39]);
+    expect(walk.hash).toBe(linkHash(config.networkId, links[39]!));
+    // Thinning what was thinned, later, keeps it provable.
+    const again = thinProof([...thin.slice(0, -1), ...links.slice(39)], 39);
+    expect((await followChain(config, again, start, now)).through).toBe(39);
+  });
+
+  it('proves the last link for any schedule of voters and stakes (property)', async () => {
+    const actors = await pooled();
+    const voterSet = fc
+      .uniqueArray(fc.tuple(fc.integer({ min: 0, max: 5 }), fc.bigInt({ min: 1n, max: 3n })), {
+        minLength: 1,
+        maxLength: 4,
+        selector: ([i]) => i,
+      })
+      .map((set) => set.map(([i, stake]) => [actors[i]!, stake] as [Actor, bigint]));
+    await fc.assert(
+      fc.asyncProperty(fc.array(voterSet, { minLength: 2, maxLength: 24 }), fc.nat(30), async (sets, window) => {
+        const { links, start, now } = await chainOf(sets);
+        const last = sets.length - 1;
+        const thin = thinProof(links, last - window);
+        expect(thin.at(-1)!.epoch).toBe(last);
+        expect(thin.length).toBeLessThanOrEqual(links.length);
+        const walk = await followChain(config, thin, start, now);
+        expect([walk.stopped, walk.through]).toEqual([null, last]);
+      }),
+      { numRuns: 25 },
+    );
+  });
+
+  it('refuses a skip signed by voters holding 2/3 or less of the stake it starts from', async () => {
+    const [a, b, c, m] = await pooled();
+    const sets = Array.from({ length: 10 }, () => [
+      [a!, 10n],
+      [b!, 10n],
+      [c!, 10n],
+    ]) as [Actor, bigint][][];
+    const { links, start, now } = await chainOf(sets);
+    // The attacker holds a and b's keys (exactly 2/3) and signs a forged epoch 9 that names m as every voter.
+    const nextVoters = { [m!.id]: '1000' };
+    const bodyHash = 'ef'.repeat(32);
+    const forged = {
+      epoch: 9,
+      recordsRoot: 'ab'.repeat(32),
+      stateRoot: rootOf(votersHash(nextVoters), bodyHash),
+      previous: 'aa'.repeat(32),
+      bodyHash,
+      nextVoters,
+    };
+    const body = { epoch: 9, recordsRoot: forged.recordsRoot, stateRoot: forged.stateRoot, previous: forged.previous };
+    const votes = [
+      (await make(config, a!, 'checkpoint', 10 * T + 1, body, 99)).record,
+      (await make(config, b!, 'checkpoint', 10 * T + 1, body, 99)).record,
+    ];
+    const walk = await followChain(config, [links[0]!, { ...forged, votes }], start, now);
+    expect(walk.through).toBe(0);
+    expect(walk.stopped).toMatch(/^epoch 9: votes hold 20 of 30 permitted stake/);
   });
 });

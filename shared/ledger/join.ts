@@ -100,9 +100,11 @@ export function replayPrefix(
 }
 
 /**
- * Follow `links` from `start`: each link must name the previous checkpoint, hold its stateRoot together, and
- * carry valid votes (signed checkpoint records naming it) from more than 2/3 of the stake of the voters the link
- * before it named. Stops at the first link that fails, saying why; what came before stays proven.
+ * Follow `links` from `start`: each link must hold its stateRoot together and carry valid votes (signed checkpoint
+ * records naming it) from more than 2/3 of the stake of the voters the last proven link named; the link of the
+ * next epoch must also name the previous checkpoint. A link may skip epochs (a thinned proof, see thinProof): the
+ * votes of the last proven voters then prove it alone, as a light client's skipping verification does. Stops at
+ * the first link that fails, saying why; what came before stays proven.
  */
 export async function followChain(
   config: NetworkConfig,
@@ -113,12 +115,16 @@ export async function followChain(
   const walk: ChainWalk = { through: start.epoch, hash: start.hash, stopped: null, votes: {} };
   const tempo = epochBlocks(config);
   let voters = start.voters;
-  for (const link of links.filter((l) => l.epoch > start.epoch).sort((a, b) => a.epoch - b.epoch)) {
+  const later = links.filter((l) => l.epoch > start.epoch).sort((a, b) => a.epoch - b.epoch);
+  for (const [k, link] of later.entries()) {
     const stop = (why: string) => ({ ...walk, stopped: `epoch ${link.epoch}: ${why}` });
-    if (link.epoch !== walk.through + 1) return stop(`expected epoch ${walk.through + 1} next`);
+    if (k > 0 && link.epoch === later[k - 1]!.epoch) return stop('it is served twice');
     // Nothing from the future: the epoch must have ended by this node's clock (votes too are checked against it).
     if ((link.epoch + 1) * tempo > nowBlock) return stop(`it has not ended by this node's block ${nowBlock}`);
-    if (link.previous !== walk.hash) return stop('it does not name the previous checkpoint');
+    // The next epoch must name this checkpoint. A later epoch (a skip, see thinProof) cannot: it is proven by the
+    // same voters' signatures alone.
+    if (link.epoch === walk.through + 1 && link.previous !== walk.hash)
+      return stop('it does not name the previous checkpoint');
     if (!linkRootHolds(link)) return stop('its stateRoot is not made of its next voters and body hash');
     const permitted = Object.values(voters).reduce((a, b) => a + b, 0n);
     if (permitted === 0n) return stop('nobody could vote on it, so no signature proves it');
@@ -177,6 +183,62 @@ export function servedLinks(
     byHash.set(hash, voters);
   }
   return chain.map((l) => ({ ...l, votes: [...(byHash.get(linkHash(config.networkId, l))?.values() ?? [])] }));
+}
+
+/** Epochs before a base whose links and votes are kept whole (a node away for fewer walks them one by one). */
+export const DENSE_EPOCHS = 16;
+
+/**
+ * A shorter proof of the same chain, so that what a node keeps and serves grows with how often the voters change,
+ * not with the network's age (docs/ledger.md, "A proof that does not grow with age"). Kept: the voterless prefix
+ * (a joiner replays it), every link from epoch `denseFrom` on with all its votes, and between them as few links
+ * as the votes allow: from a kept link, the latest link (up to `denseFrom`) whose votes from that link's next
+ * voters hold more than 2/3 of their stake, with those votes only. A link whose votes do not reach that is kept
+ * whole, so the proof never loses what followChain needs. `links` may already be thinned.
+ */
+export function thinProof(links: readonly ServedLink[], denseFrom: number): ServedLink[] {
+  const sorted = [...links].sort((a, b) => a.epoch - b.epoch);
+  const prefix = voterlessPrefix(sorted);
+  const kept = sorted.slice(0, prefix);
+  let from = kept.at(-1);
+  let next = prefix;
+  while (from && next < sorted.length) {
+    if (sorted[next]!.epoch >= denseFrom) {
+      kept.push(...sorted.slice(next));
+      break;
+    }
+    const voters = votersOfLink(from);
+    const permitted = Object.values(voters).reduce((a, b) => a + b, 0n);
+    const fromVoters = (l: ServedLink) => l.votes.filter((v) => v.author in voters);
+    const proven = (l: ServedLink) => fromVoters(l).reduce((a, v) => a + voters[v.author]!, 0n) * 3n > permitted * 2n;
+    let hop = -1;
+    for (let k = next; k < sorted.length && sorted[k]!.epoch <= denseFrom; k++) if (proven(sorted[k]!)) hop = k;
+    const link = hop >= 0 ? { ...sorted[hop]!, votes: fromVoters(sorted[hop]!) } : sorted[next]!;
+    kept.push(link);
+    from = link;
+    next = (hop >= 0 ? hop : next) + 1;
+  }
+  return kept;
+}
+
+/**
+ * What a node keeps of a chain whose last link is `baseEpoch` (a join or a rebase), to prove it to others: the
+ * links and votes of thinProof, with the dense window of DENSE_EPOCHS ending at the base.
+ */
+export function keptProof(
+  config: NetworkConfig,
+  chain: readonly ChainLink[],
+  votes: readonly LedgerRecord[],
+  baseEpoch: number,
+): { chain: ChainLink[]; votes: LedgerRecord[] } {
+  const byEpoch = new Map(chain.filter((l) => l.epoch <= baseEpoch).map((l) => [l.epoch, l]));
+  const links = servedLinks(
+    config,
+    [...byEpoch.values()].sort((a, b) => a.epoch - b.epoch),
+    votes,
+  );
+  const thin = thinProof(links, baseEpoch - DENSE_EPOCHS + 1);
+  return { chain: thin.map(({ votes: _, ...link }) => link), votes: thin.flatMap((l) => l.votes) };
 }
 
 /** Whether `text` is the state a verified link names (its body hash is the link's bodyHash). */
