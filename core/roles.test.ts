@@ -34,7 +34,15 @@ const untouchable = new Proxy({} as Platform, {
 
 const engine: InferenceEngine = {
   load: async (modelId): Promise<Loaded> => ({ modelId, ms: 0, device: 'wasm', reason: 'test' }),
-  generate: async (): Promise<Generation> => ({ text: '', tokenIds: [], promptTokens: 0, ms: 0, finish: 'eos' }),
+  generate: async (): Promise<Generation> => ({
+    text: '',
+    tokenIds: [],
+    steps: [],
+    promptTokens: 0,
+    ms: 0,
+    finish: 'eos',
+  }),
+  score: async () => [],
   cancel: async () => {},
 };
 

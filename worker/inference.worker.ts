@@ -1,7 +1,7 @@
 /**
  * Model inference in a Web Worker, exposed over Comlink. Files come from our own server (/models/<version>/…)
  * and are checked against the catalogue's sha256 before use; ORT's wasm is ours too, never a CDN. Anything a
- * validator may check runs on the pinned path: WASM backend, fp32, batch 1, greedy (../shared/notes/INFERENCE.md).
+ * validator may check runs on the pinned path: WASM backend, fp32, batch 1 (../shared/notes/INFERENCE.md).
  */
 import { expose } from 'comlink';
 import { env, pipeline, type FeatureExtractionPipeline, type TextGenerationPipeline } from '@huggingface/transformers';
@@ -191,6 +191,8 @@ const api: InferenceWorkerApi = {
   },
 
   generate: (options, onToken) => generation.generate(options, onToken),
+
+  score: (prompt, tokenIds) => generation.score(prompt, tokenIds),
 };
 
 // Callbacks (progress, streamed tokens) arrive as Comlink proxies made by the caller.

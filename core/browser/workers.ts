@@ -27,6 +27,7 @@ export const workerInferenceEngine: InferenceEngine = {
   load: (modelId, onProgress, device = 'auto', hubHost) =>
     inferenceWorker().load(modelId, onProgress ? proxy(onProgress) : undefined, device, hubHost),
   generate: (options, onText) => inferenceWorker().generate(options, onText ? proxy(onText) : undefined),
+  score: (prompt, tokenIds) => inferenceWorker().score(prompt, tokenIds),
   cancel: () => inferenceWorker().cancel(),
 };
 

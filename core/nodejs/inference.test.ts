@@ -2,14 +2,24 @@
  * The Node inference engine on real models from disk: stories260K gives the same known greedy story a tab gives
  * (e2e/inference.spec.ts checks the tab), the generated tiny Llama runs, a changed byte in a model file is refused
  * with the file's name, and hub models, a second concurrent generation and bad parameters are refused in sentences.
+ * Every generation's steps pass an audit's stage 1; scoring its own tokens passes stage 2 at rank 1 and a rounding
+ * step of distance, and another model's or random tokens fail it.
  */
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { checkSteps, compareWithReference } from '../../shared/inference/audit-stats.ts';
+import type { Generation, Sampling } from '../../shared/inference/engine.ts';
 import { defaultModelDirs, NodeInferenceEngine } from './inference.ts';
 
 const dirs = defaultModelDirs();
+
+/** Stage 1 of an audit: every token follows from its step's candidates. */
+function expectSelectable(g: Generation, sampling?: Sampling) {
+  expect(g.steps).toHaveLength(g.tokenIds.length);
+  expect(checkSteps(g.steps, g.tokenIds, sampling)).toEqual({ ok: true });
+}
 
 describe('NodeInferenceEngine', () => {
   const engine = new NodeInferenceEngine(dirs);
@@ -27,7 +37,9 @@ describe('NodeInferenceEngine', () => {
     const pieces: string[] = [];
     const b = await engine.generate({ prompt: 'Once upon a time', maxNewTokens: 32 }, (t) => pieces.push(t));
     expect(b.tokenIds).toEqual(a.tokenIds);
+    expect(b.steps).toEqual(a.steps);
     expect(pieces.join('')).toBe(b.text);
+    expectSelectable(a);
   });
 
   it('samples reproducibly with a seed, stops at a stop string, refuses a second generation and bad lengths', async () => {
@@ -35,9 +47,11 @@ describe('NodeInferenceEngine', () => {
     const x = await engine.generate({ prompt: 'Once', maxNewTokens: 16, sampling });
     const y = await engine.generate({ prompt: 'Once', maxNewTokens: 16, sampling });
     expect(y.tokenIds).toEqual(x.tokenIds);
+    expectSelectable(x, sampling);
     const stopped = await engine.generate({ prompt: 'Once upon a time', maxNewTokens: 32, stop: ['Lily'] });
     expect(stopped).toMatchObject({ finish: 'stop' });
     expect(stopped.text).not.toContain('Lily');
+    expectSelectable(stopped);
     const running = engine.generate({ prompt: 'Once', maxNewTokens: 64 });
     await expect(engine.generate({ prompt: 'Once', maxNewTokens: 4 })).rejects.toMatchObject({ code: 'worker-busy' });
     await running;
@@ -57,6 +71,47 @@ describe('NodeInferenceEngine', () => {
     const b = await engine.generate({ prompt: 'Once upon a time', maxNewTokens: 24, sampling: wide });
     expect(b.tokenIds).toEqual(a.tokenIds);
     expect(a.tokenIds).not.toEqual(greedy.tokenIds);
+    expectSelectable(narrow, { seed: 3, temperature: 1.5, topP: 1e-6 });
+    expectSelectable(a, wide);
+  });
+
+  it('scores its own tokens as it generated them (stage 2: rank 1, a rounding step apart), sampled ones too', async () => {
+    const prompt = 'Once upon a time';
+    const a = await engine.generate({ prompt, maxNewTokens: 32 });
+    const own = compareWithReference(a.steps, await engine.score(prompt, a.tokenIds));
+    expect(own).toMatchObject({ ok: true, worstRank: 1, failedAt: null });
+    expect(own.worstDistance).toBeLessThanOrEqual(2 / 1024);
+    const sampling = { seed: 11, temperature: 1.2, topK: 10 };
+    const s = await engine.generate({ prompt, maxNewTokens: 32, sampling });
+    const sampled = compareWithReference(s.steps, await engine.score(prompt, s.tokenIds));
+    expect(sampled.ok).toBe(true);
+    expect(sampled.worstDistance).toBeLessThanOrEqual(2 / 1024);
+  });
+
+  it('fails stage 2 for random tokens, and refuses to score nothing, unknown tokens or while generating', async () => {
+    const prompt = 'Once upon a time';
+    const a = await engine.generate({ prompt, maxNewTokens: 32 });
+    let s = 5;
+    const random = a.tokenIds.map(() => (s = (s * 1103515245 + 12345) % 2 ** 31) % 512);
+    const forged = a.steps.map((step, i) => ({ token: random[i]!, top: step.top }));
+    const result = compareWithReference(forged, await engine.score(prompt, random));
+    expect(result.ok).toBe(false);
+    expect(result.worstRank).toBeGreaterThan(8);
+    await expect(engine.score(prompt, [])).rejects.toMatchObject({ code: 'bad-params' });
+    await expect(engine.score(prompt, [512])).rejects.toMatchObject({ code: 'bad-params' });
+    const running = engine.generate({ prompt, maxNewTokens: 64 });
+    await expect(engine.score(prompt, a.tokenIds)).rejects.toMatchObject({ code: 'worker-busy' });
+    await running;
+  });
+
+  it('returns one step per token when cancelled mid-generation', async () => {
+    let pieces = 0;
+    const g = await engine.generate({ prompt: 'Once', maxNewTokens: 64 }, () => {
+      if (++pieces === 3) void engine.cancel();
+    });
+    expect(g.finish).toBe('cancelled');
+    expect(g.tokenIds.length).toBeLessThan(64);
+    expectSelectable(g);
   });
 
   it('runs the generated tiny Llama (present on every machine after npm install)', async () => {
@@ -65,6 +120,14 @@ describe('NodeInferenceEngine', () => {
     expect(loaded).toMatchObject({ modelId: 'webtensor/tiny-llama', device: 'wasm' });
     const out = await tiny.generate({ prompt: 'Hello', maxNewTokens: 8 });
     expect(out.tokenIds).toHaveLength(8);
+    expectSelectable(out);
+    // Another model's answer, scored by stories260K: stage 2 fails.
+    const prompt = 'Once upon a time';
+    const theirs = await tiny.generate({ prompt, maxNewTokens: 32 });
+    expect(compareWithReference(theirs.steps, await tiny.score(prompt, theirs.tokenIds)).ok).toBe(true);
+    const audit = compareWithReference(theirs.steps, await engine.score(prompt, theirs.tokenIds));
+    expect(audit.ok).toBe(false);
+    expect(audit.worstDistance).toBeGreaterThan(0.5);
   }, 60_000);
 
   it('refuses a model file with a changed byte, naming it, and models it cannot serve', async () => {

@@ -115,12 +115,20 @@ export class NodeInferenceEngine implements InferenceEngine {
   }
 
   generate(options: GenerateOptions, onText?: (text: string) => unknown) {
-    if (!this.generation) throw new InferenceError('no-model-loaded', 'No model is loaded; load one first.');
-    return this.generation.generate(options, onText);
+    return this.loaded().generate(options, onText);
+  }
+
+  score(prompt: string, tokenIds: number[]) {
+    return this.loaded().score(prompt, tokenIds);
   }
 
   async cancel(): Promise<void> {
     this.generation?.cancel();
+  }
+
+  private loaded(): Generator {
+    if (!this.generation) throw new InferenceError('no-model-loaded', 'No model is loaded; load one first.');
+    return this.generation;
   }
 
   private dirOf(entry: ServedModelEntry): string {

@@ -14,6 +14,8 @@ import type {
   InferenceEngine,
   LoadProgress,
   Loaded,
+  Reference,
+  Step,
 } from '../../shared/inference/engine.ts';
 import { checkResult, type GenerateParams, type GenerateResult } from '../../shared/inference/protocol.ts';
 import { MODEL_HASHES } from '../../shared/ledger/profiles.ts';
@@ -25,6 +27,9 @@ import { idleMiner, MINER_QUEUE_CAPACITY, Miner } from './miner.ts';
 
 const MODEL = 'webtensor/tiny-llama';
 const { clock } = testNetwork();
+
+/** Steps a validator's stage 1 accepts for greedy `tokenIds`: each token the only candidate. */
+const steps = (tokenIds: number[]): Step[] => tokenIds.map((token) => ({ token, top: [[token, 0]] }));
 
 /** An engine that "generates" three tokens, or waits for the test when `held`. */
 class FakeEngine implements InferenceEngine {
@@ -52,12 +57,25 @@ class FakeEngine implements InferenceEngine {
     }
     onText?.('Once');
     onText?.(' upon');
-    return { text: 'Once upon', tokenIds: [5, 17, 2], promptTokens: 2, ms: 10, finish: 'length' };
+    return {
+      text: 'Once upon',
+      tokenIds: [5, 17, 2],
+      steps: steps([5, 17, 2]),
+      promptTokens: 2,
+      ms: 10,
+      finish: 'length',
+    };
+  }
+
+  async score(): Promise<Reference> {
+    return [];
   }
 
   async cancel(): Promise<void> {
     this.cancels++;
-    this.held?.shift()?.resolve({ text: 'On', tokenIds: [5], promptTokens: 2, ms: 1, finish: 'cancelled' });
+    this.held
+      ?.shift()
+      ?.resolve({ text: 'On', tokenIds: [5], steps: steps([5]), promptTokens: 2, ms: 1, finish: 'cancelled' });
   }
 }
 
@@ -243,7 +261,9 @@ describe('Miner: serving infer.generate', () => {
     // Let them all finish, one after the other.
     for (let k = 0; k < MINER_QUEUE_CAPACITY; k++) {
       await settle();
-      engine.held.shift()!.resolve({ text: 'x', tokenIds: [1], promptTokens: 1, ms: 1, finish: 'length' });
+      engine.held
+        .shift()!
+        .resolve({ text: 'x', tokenIds: [1], steps: steps([1]), promptTokens: 1, ms: 1, finish: 'length' });
     }
     await Promise.all(running);
     expect(miner.state.get()).toMatchObject({ served: MINER_QUEUE_CAPACITY, queueDepth: 0 });

@@ -1,9 +1,12 @@
 /**
  * What a node asks of its inference engine (a Web Worker in a tab, the same transformers.js build in Node):
- * load a catalogue model, generate with streamed text, cancel. The types are shared so the node core never
- * depends on where the engine runs.
+ * load a catalogue model, generate with streamed text and per-token candidates, score someone else's tokens,
+ * cancel. The types are shared so the node core never depends on where the engine runs.
  */
 import type { finishReasons } from './protocol.ts';
+import type { Reference, Sampling, Step } from './sampler.ts';
+
+export type { Candidate, Reference, Sampling, ScoredPosition, Step } from './sampler.ts';
 
 export type DevicePreference = 'auto' | 'wasm' | 'webgpu';
 
@@ -27,8 +30,8 @@ export interface Loaded extends DeviceChoice {
 export interface GenerateOptions {
   prompt: string;
   maxNewTokens: number;
-  /** Absent: greedy decoding, the path validators check. */
-  sampling?: { seed: number; temperature: number; topK?: number | undefined; topP?: number | undefined } | undefined;
+  /** Absent: greedy decoding. Seeded sampling as sampler.ts's selectToken defines it. */
+  sampling?: Sampling | undefined;
   /** Stop once the generated text contains one of these; the text is cut before it. */
   stop?: string[] | undefined;
 }
@@ -36,6 +39,8 @@ export interface GenerateOptions {
 export interface Generation {
   text: string;
   tokenIds: number[];
+  /** One decode step per token id: the candidates it was chosen from (sampler.ts); what a validator checks. */
+  steps: Step[];
   promptTokens: number;
   ms: number;
   finish: (typeof finishReasons)[number];
@@ -50,6 +55,11 @@ export interface InferenceEngine {
     hubHost?: string,
   ): Promise<Loaded>;
   generate(options: GenerateOptions, onText?: (text: string) => unknown): Promise<Generation>;
+  /**
+   * The loaded model's view of `tokenIds` generated after `prompt`, one teacher-forced pass: per token its rank,
+   * quantized log-prob and the model's own candidates (an audit's stage 2). One call at a time, like generate.
+   */
+  score(prompt: string, tokenIds: number[]): Promise<Reference>;
   /** Stop the running generation after its current token; it resolves with finish "cancelled". */
   cancel(): Promise<void>;
 }

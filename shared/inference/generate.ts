@@ -1,21 +1,27 @@
 /**
- * Text generation on a loaded transformers.js pipeline: greedy or seeded sampling, streamed text, stop strings
- * and cancellation. One function for the tab's inference worker and for Node, so a headless miner answers exactly
- * as a tab does (same transformers.js, same onnxruntime-web WASM build: ../shared/notes/INFERENCE.md).
- * In Node, set globalThis[Symbol.for('onnxruntime')] to onnxruntime-web before importing this module.
+ * Text generation on a loaded transformers.js pipeline, with our own decode step (sampler.ts): streamed text, stop
+ * strings, cancellation, and per token the signed-ready candidates a validator checks. Also `score`, one
+ * teacher-forced pass over someone else's tokens (an audit's stage 2). One module for the tab's inference worker
+ * and for Node, so a headless miner answers exactly as a tab does (same transformers.js, same onnxruntime-web WASM
+ * build: ../shared/notes/INFERENCE.md). In Node, set globalThis[Symbol.for('onnxruntime')] to onnxruntime-web
+ * before importing this module.
  */
 import {
   InterruptableStoppingCriteria,
   LogitsProcessor,
   LogitsProcessorList,
-  random,
   StoppingCriteria,
+  Tensor,
   TextStreamer,
   type PreTrainedTokenizer,
   type TextGenerationPipeline,
 } from '@huggingface/transformers';
 import { InferenceError } from '../errors.ts';
 import type { GenerateOptions, Generation } from './engine.ts';
+import { decodeStep, samplingProblem, scorePosition, type Reference, type Sampling, type Step } from './sampler.ts';
+
+/** The most tokens one call generates or scores. */
+const MAX_TOKENS = 512;
 
 /** Stops generation once the new text contains a stop string. */
 class StopStrings extends StoppingCriteria {
@@ -33,32 +39,6 @@ class StopStrings extends StoppingCriteria {
       this.hit ||= this.stops.some((s) => text.includes(s));
       return this.hit;
     });
-  }
-}
-
-/**
- * Nucleus (top-p) filtering, which transformers.js 4.3.1 declares (TopPLogitsWarper) but never applies: keep the
- * most probable tokens whose probabilities, after temperature, first add up to `topP`; the rest get -Infinity.
- * Ties keep the lower token id first, so every node filters alike.
- */
-class NucleusFilter extends LogitsProcessor {
-  constructor(private readonly topP: number) {
-    super();
-  }
-  override _call(_inputIds: bigint[][], logits: { data: Float32Array; dims: number[] }) {
-    const vocab = logits.dims.at(-1)!;
-    for (let row = 0; row < logits.data.length / vocab; row++) {
-      const l = logits.data.subarray(row * vocab, (row + 1) * vocab);
-      const order = Array.from(l.keys()).sort((a, b) => l[b]! - l[a]! || a - b);
-      const top = l[order[0]!]!;
-      let total = 0;
-      for (const i of order) total += Math.exp(l[i]! - top);
-      let kept = 0;
-      let mass = 0;
-      while (kept < order.length && mass < this.topP) mass += Math.exp(l[order[kept++]!]! - top) / total;
-      for (const i of order.slice(kept)) l[i] = -Infinity;
-    }
-    return logits;
   }
 }
 
@@ -95,18 +75,80 @@ async function yieldingEachStep<T>(model: object, generate: () => Promise<T>): P
   }
 }
 
-function nucleus(topP: number): LogitsProcessorList {
-  const list = new LogitsProcessorList();
-  list.push(new NucleusFilter(topP));
-  return list;
+/**
+ * Our decode step inside transformers.js's loop: it records the step for the raw logits row and leaves only the
+ * chosen token standing, so transformers.js's greedy pick (argmax) takes it.
+ *
+ * Raw logits: transformers.js 4.3.1 (`PreTrainedModel._get_logits_processor`) builds its own processors from the
+ * generation config first (repetition penalty, no-repeat n-gram, bad words, min length, min new tokens, forced
+ * BOS/EOS, suppress tokens, suppress at begin, classifier-free guidance, then temperature when do_sample) and
+ * appends the caller's `logits_processor` list after them, so ours runs last. `RAW_LOGITS` sets every one of those
+ * fields to its neutral value whatever the model's config.json or generation_config.json says (call arguments
+ * override both), so no processor runs before ours and each step sees the model's own distribution.
+ */
+class DecodeChoice extends LogitsProcessor {
+  readonly steps: Step[] = [];
+
+  constructor(
+    private readonly promptTokens: number,
+    private readonly sampling: Sampling | undefined,
+  ) {
+    super();
+  }
+
+  override _call(inputIds: bigint[][], logits: { data: Float32Array; dims: number[] }) {
+    if (inputIds.length !== 1) throw new InferenceError('bad-params', 'Generation runs one sequence at a time.');
+    const row = logits.data;
+    // The position of the token about to be chosen, 0 for the first generated one.
+    const step = decodeStep(row, inputIds[0]!.length - this.promptTokens, this.sampling);
+    this.steps.push(step);
+    row.fill(-Infinity);
+    row[step.token] = 0;
+    return logits;
+  }
 }
 
 /**
- * One generation at a time on one pipeline (the sampling RNG is global to transformers.js): `generate` refuses a
- * second while one runs, and `cancel` stops the running one after its current token.
+ * Generation-config fields at the values that add no logits processor (see DecodeChoice). Typed loosely: the
+ * library's types do not admit the nulls its defaults use.
+ */
+const RAW_LOGITS: Record<string, unknown> = {
+  do_sample: false,
+  num_beams: 1,
+  repetition_penalty: 1,
+  no_repeat_ngram_size: 0,
+  bad_words_ids: null,
+  min_length: 0,
+  min_new_tokens: 0,
+  forced_bos_token_id: null,
+  forced_eos_token_id: null,
+  suppress_tokens: null,
+  begin_suppress_tokens: null,
+  guidance_scale: null,
+};
+
+function checkLength(n: number, what: string): void {
+  if (!Number.isInteger(n) || n < 1 || n > MAX_TOKENS)
+    throw new InferenceError('bad-params', `${what} must be an integer from 1 to ${MAX_TOKENS}.`);
+}
+
+/** Refuse ids the model cannot embed before it runs (out of range, ORT fails on WASM and may not on WebGPU). */
+function checkTokenIds(tokenIds: number[], vocab: number | undefined): void {
+  const bad = tokenIds.find((id) => !Number.isInteger(id) || id < 0 || (vocab !== undefined && id >= vocab));
+  if (bad !== undefined)
+    throw new InferenceError(
+      'bad-params',
+      `Token id ${bad} is outside the model's vocabulary (${vocab ?? '?'} tokens).`,
+    );
+}
+
+/**
+ * One call at a time on one pipeline (generate or score; the pipeline's session is not shared): a second call is
+ * refused while one runs, and `cancel` stops a running generation after its current token.
  */
 export class Generator {
   private interrupt: InterruptableStoppingCriteria | null = null;
+  private busy = false;
 
   constructor(private readonly pipe: () => TextGenerationPipeline | null) {}
 
@@ -118,12 +160,52 @@ export class Generator {
     { prompt, maxNewTokens, sampling, stop }: GenerateOptions,
     onText?: (text: string) => unknown,
   ): Promise<Generation> {
+    const generator = this.claim();
+    try {
+      checkLength(maxNewTokens, 'maxNewTokens');
+      const problem = sampling && samplingProblem(sampling);
+      if (problem) throw new InferenceError('bad-params', `Sampling parameters: ${problem}.`);
+      return await this.run(generator, { prompt, maxNewTokens, sampling, stop }, onText);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /**
+   * How the loaded model sees `tokenIds` after `prompt`: one teacher-forced forward pass over prompt and tokens,
+   * and per token its rank, its quantized log-prob and the model's own candidates (sampler.ts, scorePosition).
+   */
+  async score(prompt: string, tokenIds: number[]): Promise<Reference> {
+    const generator = this.claim();
+    try {
+      checkLength(tokenIds.length, 'The number of tokens to score');
+      checkTokenIds(tokenIds, (generator.model.config as { vocab_size?: number }).vocab_size);
+      const promptIds = generator.tokenizer(prompt).input_ids.tolist()[0] as bigint[];
+      if (promptIds.length === 0) throw new InferenceError('bad-params', 'The prompt gives no tokens to start from.');
+      const rows = await lastLogits(generator, [...promptIds, ...tokenIds.map(BigInt)], tokenIds.length + 1);
+      return tokenIds.map((id, i) => scorePosition(rows[i]!, id));
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private claim(): TextGenerationPipeline {
     const generator = this.pipe();
     if (!generator) throw new InferenceError('no-model-loaded', 'No model is loaded; load one first.');
-    if (this.interrupt)
-      throw new InferenceError('worker-busy', 'A generation is already running in this engine; queue requests.');
-    if (!Number.isInteger(maxNewTokens) || maxNewTokens < 1 || maxNewTokens > 512)
-      throw new InferenceError('bad-params', 'maxNewTokens must be an integer from 1 to 512.');
+    if (this.busy)
+      throw new InferenceError(
+        'worker-busy',
+        'A generation or a scoring is already running in this engine; queue requests.',
+      );
+    this.busy = true;
+    return generator;
+  }
+
+  private async run(
+    generator: TextGenerationPipeline,
+    { prompt, maxNewTokens, sampling, stop }: GenerateOptions,
+    onText?: (text: string) => unknown,
+  ): Promise<Generation> {
     const start = performance.now();
     const tokenizer = generator.tokenizer;
     const inputs = tokenizer(prompt);
@@ -139,17 +221,17 @@ export class Generator {
       : undefined;
     const stopStrings = stop?.length ? new StopStrings(tokenizer, promptTokens, stop) : null;
     const running = (this.interrupt = new InterruptableStoppingCriteria());
-    if (sampling) random.seed(sampling.seed);
+    const choice = new DecodeChoice(promptTokens, sampling);
+    const processors = new LogitsProcessorList();
+    processors.push(choice);
     let output: { tolist(): bigint[][] };
     try {
       output = (await yieldingEachStep(generator.model, () =>
         generator.model.generate({
           ...inputs,
+          ...RAW_LOGITS,
           max_new_tokens: maxNewTokens,
-          ...(sampling
-            ? { do_sample: true, temperature: sampling.temperature, top_k: sampling.topK ?? 0 }
-            : { do_sample: false }),
-          ...(sampling?.topP !== undefined && sampling.topP < 1 ? { logits_processor: nucleus(sampling.topP) } : {}),
+          logits_processor: processors,
           streamer,
           stopping_criteria: stopStrings ? [running, stopStrings] : [running],
         }),
@@ -159,6 +241,8 @@ export class Generator {
     }
     await Promise.all(delivered);
     const newIds = output.tolist()[0]!.map(Number).slice(promptTokens);
+    if (choice.steps.length !== newIds.length || choice.steps.some((s, i) => s.token !== newIds[i]))
+      throw new Error('transformers.js did not take the decode step’s tokens; check its logits processors.');
     let text = tokenizer.decode(newIds, { skip_special_tokens: true });
     let finish: Generation['finish'] = running.interrupted ? 'cancelled' : 'length';
     if (stopStrings?.hit) {
@@ -166,6 +250,41 @@ export class Generator {
       text = text.slice(0, cut);
       finish = 'stop';
     } else if (finish === 'length' && newIds.length < maxNewTokens) finish = 'eos';
-    return { text, tokenIds: newIds, promptTokens, ms: performance.now() - start, finish };
+    return {
+      text,
+      tokenIds: newIds,
+      steps: choice.steps,
+      promptTokens,
+      ms: performance.now() - start,
+      finish,
+    };
+  }
+}
+
+/**
+ * One forward pass over `ids` (batch 1, no cache) and the float32 logits rows of its last `keep` positions. Asks
+ * the model for just those rows where it can (num_logits_to_keep), and frees GPU-held outputs.
+ */
+async function lastLogits(generator: TextGenerationPipeline, ids: bigint[], keep: number): Promise<Float32Array[]> {
+  const model = generator.model as unknown as {
+    forward(inputs: Record<string, Tensor>): Promise<Record<string, Tensor>>;
+    sessions: Record<string, { inputNames: string[] } | undefined>;
+  };
+  const inputs: Record<string, Tensor> = {
+    input_ids: new Tensor('int64', BigInt64Array.from(ids), [1, ids.length]),
+    attention_mask: new Tensor('int64', new BigInt64Array(ids.length).fill(1n), [1, ids.length]),
+  };
+  if (model.sessions['model']?.inputNames.includes('num_logits_to_keep'))
+    inputs['num_logits_to_keep'] = new Tensor('int64', BigInt64Array.of(BigInt(keep)), []);
+  const outputs = await model.forward(inputs);
+  try {
+    const logits = outputs['logits']!.to('float32');
+    const [, kept, vocab] = logits.dims as [number, number, number];
+    const data = logits.data as Float32Array;
+    return Array.from({ length: keep }, (_, i) =>
+      data.subarray((kept - keep + i) * vocab, (kept - keep + i + 1) * vocab),
+    );
+  } finally {
+    for (const t of Object.values(outputs)) if (t.location === 'gpu-buffer') t.dispose();
   }
 }
