@@ -8,8 +8,23 @@ import type { DevicePreference } from '../shared/inference/engine.ts';
 export const ROLES = ['miner', 'validator', 'client'] as const;
 export type Role = (typeof ROLES)[number];
 
-/** Test networks only: ways to make a node misbehave so tests can show that scoring catches it. */
-export const FAULTS = ['wrong-output', 'slow', 'drop', 'copy-weights'] as const;
+/**
+ * Test networks only: ways to make a node misbehave so tests can show that scoring catches it. Miners:
+ * `wrong-output` (token ids that do not follow from the candidates signed), `other-model` (another model served
+ * under the subnet's name and hash), `random` (made-up answers, consistent with made-up candidates), `truncate`
+ * (half the tokens, sold as finished), `cheat-users` (honest with validators, `random` with everyone else), `slow`,
+ * `drop`. Validators: `copy-weights`.
+ */
+export const FAULTS = [
+  'wrong-output',
+  'other-model',
+  'random',
+  'truncate',
+  'cheat-users',
+  'slow',
+  'drop',
+  'copy-weights',
+] as const;
 export type Fault = (typeof FAULTS)[number];
 
 export interface NodeConfig {

@@ -124,7 +124,16 @@ export class WebtensorNode {
     const client = new Client({ rpc, peers, snapshot: ledger?.consensus.snapshot ?? null });
     const miner = platform.inference
       ? new Miner(
-          { engine: platform.inference, rpc, key, availableModels: () => platform.availableModels() },
+          {
+            engine: platform.inference,
+            rpc,
+            key,
+            availableModels: () => platform.availableModels(),
+            isValidator: (peer) =>
+              ledger?.consensus.snapshot
+                .get()
+                ?.subnets.some((s) => s.uids.some((u) => u.hotkey === peer && u.role === 'validator')) ?? false,
+          },
           { fault: config.fault, hub: config.hub },
         )
       : null;

@@ -95,7 +95,7 @@ export class Roles {
         subnet,
         fault: this.node.config.fault === 'copy-weights' ? 'copy-weights' : null,
         infer: (peer, params, opts) => client.infer(peer, params, opts),
-        generateLocally: (params) => miner.generateHere(params),
+        scoreLocally: (prompt, tokenIds) => miner.scoreHere(prompt, tokenIds),
       });
       const auditing = validator;
       // Signed answers handed in to check (the gateway's audit): see Validator.audit.

@@ -57,6 +57,7 @@ async function answer(miner: Peer, request: RpcRequest, signer: Peer = miner): P
     modelHash: MODEL_HASHES['webtensor/tiny-llama'],
     text: 'Once upon',
     tokenIds,
+    candidates: tokenIds.map((t) => [[t, 0]] as [number, number][]),
     outputHash: await outputHash(tokenIds),
     promptTokens: 2,
     finish: 'length',

@@ -18,6 +18,11 @@ export interface InferOptions {
   onText?: (text: string) => void;
   signal?: AbortSignal;
   timeoutMs?: number;
+  /**
+   * Return a signed answer whose tokens do not follow from its candidates instead of refusing it: a validator
+   * wants such an answer, as proof against the miner (stageOneProblem).
+   */
+  keepInconsistent?: boolean;
 }
 
 export interface MinerCandidate {
@@ -76,7 +81,12 @@ export class Client {
         if (typeof text === 'string') options.onText?.(text);
       },
     });
-    const problem = await checkResult(raw, { miner: peer, requestId: req.id, params });
+    const problem = await checkResult(raw, {
+      miner: peer,
+      requestId: req.id,
+      params,
+      skipStageOne: options.keepInconsistent === true,
+    });
     if (problem) throw new RpcError('bad-frame', `the miner's answer was refused: ${problem}`);
     const result = raw as GenerateResult;
     if (result.model !== params.model)

@@ -73,6 +73,8 @@ export interface MinerComponents {
   key: PrivateKey;
   /** Models this machine has, for the default choice. */
   availableModels(): Promise<string[]>;
+  /** Whether `peer` is a registered validator (only the `cheat-users` fault asks: it is honest with them alone). */
+  isValidator?(peer: string): boolean;
 }
 
 export interface MinerInit {
@@ -167,7 +169,7 @@ export class Miner {
             // A piece that cannot be sent means the caller left; the signal cancels the work.
             const pieces = new Pieces((text) => ctx.emit({ text }).catch(() => {}));
             try {
-              const result = await this.serve(params, ctx.signal, (text) => pieces.push(text), ctx.requestId);
+              const result = await this.serve(params, ctx.signal, (text) => pieces.push(text), ctx.requestId, ctx.peer);
               await pieces.end(); // every piece goes before the result
               return result as Json;
             } finally {
@@ -208,7 +210,7 @@ export class Miner {
         throw new NodeError('bad-model', `"${id}" is not a text-generation model in the catalogue.`);
       const phases = { download: 'downloading', verify: 'verifying', load: 'loading' } as const;
       const loaded = await this.components.engine.load(
-        id,
+        this.init.fault === 'other-model' ? await this.otherModel(id) : id,
         (p) => this.state.update({ phase: phases[p.phase], progress: { loaded: p.loaded, total: p.total } }),
         device,
         this.init.hub,
@@ -221,6 +223,23 @@ export class Miner {
       this.state.update({ phase: 'error', lastError: (err as Error).message });
       throw err;
     }
+  }
+
+  /** The `other-model` fault: another model this machine has, served under `id`'s name and hash. */
+  private async otherModel(id: string): Promise<string> {
+    const models: string[] = await this.components.availableModels().catch(() => []);
+    const other = models.find((m) => m !== id && findModel(m)?.task === 'text-generation');
+    if (!other)
+      throw new NodeError('bad-model', `fault=other-model needs a second model besides ${id} on this machine.`);
+    return other;
+  }
+
+  /** How this node's model sees `tokenIds` after `prompt` (an audit's stage 2), queued with the requests it serves. */
+  async scoreHere(prompt: string, tokenIds: number[], signal?: AbortSignal) {
+    const { value } = await this.queue.run(signal ?? new AbortController().signal, () =>
+      this.components.engine.score(prompt, tokenIds),
+    );
+    return value;
   }
 
   /** Generate on this node's own engine, queued with the requests it serves (validators check against it). */
@@ -239,15 +258,20 @@ export class Miner {
     signal: AbortSignal,
     onText: (text: string) => unknown,
     requestId: string,
+    peer: string,
   ): Promise<GenerateResult> {
-    const fault = this.init.fault;
+    let fault = this.init.fault;
+    // Honest with validators, cheap with everyone else: only audits of users' answers can catch it.
+    if (fault === 'cheat-users') fault = this.components.isValidator?.(peer) ? null : 'random';
     if (fault === 'drop')
       await new Promise((_, reject) =>
         signal.addEventListener('abort', () => reject(new RpcError('cancelled', 'dropped'))),
       );
     if (fault === 'slow') await new Promise((r) => setTimeout(r, 10_000));
+    // Truncating: half the work, sold as a finished answer (see below).
+    const asked = fault === 'truncate' ? { ...params, maxNewTokens: Math.ceil(params.maxNewTokens / 2) } : params;
     const { value: out, queuedMs } = await this.queue.run(signal, () =>
-      this.generateCancellable(params, signal, onText),
+      fault === 'random' ? Promise.resolve(madeUp(params)) : this.generateCancellable(asked, signal, onText),
     );
     const m = this.state.get();
     this.state.update({
@@ -259,6 +283,7 @@ export class Miner {
     if (out.finish === 'cancelled') throw new RpcError('cancelled', 'the caller cancelled the request');
     // A miner that makes things up: other token ids, consistently signed and hashed, so only a check catches it.
     if (fault === 'wrong-output') out.tokenIds = out.tokenIds.map((t) => (t * 7 + 3) % 300);
+    if (fault === 'truncate' && out.finish === 'length' && params.maxNewTokens > 1) out.finish = 'eos';
     return signResult(this.components.key, {
       requestId,
       miner: this.self,
@@ -267,6 +292,7 @@ export class Miner {
       modelHash: this.servingHash,
       text: out.text,
       tokenIds: out.tokenIds,
+      candidates: out.steps.map((step) => step.top),
       outputHash: await outputHash(out.tokenIds),
       promptTokens: out.promptTokens,
       finish: out.finish,
@@ -295,4 +321,21 @@ export class Miner {
       signal.removeEventListener('abort', onAbort);
     }
   }
+}
+
+/**
+ * The `random` fault: an answer made up without running the model. Token ids in a range every bundled model
+ * has, each listed as its own only candidate (certain), so the answer is consistent (stage 1 passes) and only a
+ * validator's own pass (stage 2) can tell.
+ */
+function madeUp(params: GenerateParams): Generation {
+  const tokenIds = Array.from({ length: params.maxNewTokens }, () => 3 + Math.floor(Math.random() * 250));
+  return {
+    text: tokenIds.map((t) => String.fromCharCode(97 + (t % 26))).join(''),
+    tokenIds,
+    steps: tokenIds.map((token) => ({ token, top: [[token, 0]] })),
+    promptTokens: 0,
+    ms: 0,
+    finish: 'length',
+  };
 }

@@ -1,9 +1,11 @@
 /**
- * Validator.audit, attacked: a signed answer handed in is judged by generating its params again on the real
- * model (webtensor/tiny-llama on onnxruntime-web WASM). Only a miner's own signature over exactly those params
- * makes evidence: a forged, re-paired, cancelled or non-miner answer is refused and changes no score; a correct
- * answer changes no score either (who hands answers in cannot raise a miner); a wrong one counts against it;
- * one peer gets one audit per AUDIT_INTERVAL_S.
+ * Validator.audit, attacked: a signed answer handed in is judged by both stages (its tokens follow from its signed
+ * candidates; the validator's own teacher-forced pass of the real model, webtensor/tiny-llama on onnxruntime-web
+ * WASM, agrees with them). Only a miner's own signature over exactly those params makes evidence: a forged,
+ * re-paired, cancelled or non-miner answer is refused and changes no score; a correct answer changes no score
+ * either (who hands answers in cannot raise a miner); a wrong one (tokens that do not follow, made-up candidates,
+ * another model's answer, a truncated answer) zeroes the miner and starts its penalty; one peer gets one audit per
+ * AUDIT_INTERVAL_S.
  */
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { PrivateKey } from '@libp2p/interface';
@@ -23,7 +25,7 @@ import type { LedgerSnapshot } from '../../shared/ledger/snapshot.ts';
 import { testProfile } from '../../shared/ledger/profiles.ts';
 import { NodeInferenceEngine } from '../nodejs/inference.ts';
 import { Store } from '../store.ts';
-import { AUDIT_GLOBAL_INTERVAL_S, Validator } from './validator.ts';
+import { AUDIT_GLOBAL_INTERVAL_S, PENALTY_CHALLENGES, Validator } from './validator.ts';
 
 const subnet: SubnetConfig = testProfile(0).subnets[0]!;
 const engine = new NodeInferenceEngine();
@@ -35,10 +37,15 @@ let validator: Validator;
 
 const params: GenerateParams = { model: subnet.model, prompt: 'Once upon a time', maxNewTokens: 8 };
 
-/** What `key` signs for `p`: the model's real tokens, or `tokens` instead. */
-async function answer(key: PrivateKey, p: GenerateParams, tokens?: number[]): Promise<GenerateResult> {
-  const real = await engine.generate(p);
-  const tokenIds = tokens ?? real.tokenIds;
+/** What `key` signs for `p`: `engine`'s real answer, with any part of it replaced. */
+async function answer(
+  key: PrivateKey,
+  p: GenerateParams,
+  over: Partial<Pick<GenerateResult, 'tokenIds' | 'candidates' | 'finish'>> = {},
+  by = engine,
+): Promise<GenerateResult> {
+  const real = await by.generate(p);
+  const tokenIds = over.tokenIds ?? real.tokenIds;
   return signResult(key, {
     requestId: 'r-1',
     miner: peerIdFromPrivateKey(key).toString(),
@@ -47,9 +54,10 @@ async function answer(key: PrivateKey, p: GenerateParams, tokens?: number[]): Pr
     modelHash: await modelHash(findServedModel(p.model)!),
     text: real.text,
     tokenIds,
+    candidates: over.candidates ?? real.steps.map((s) => s.top),
     outputHash: await outputHash(tokenIds),
     promptTokens: real.promptTokens,
-    finish: real.finish,
+    finish: over.finish ?? real.finish,
     queueMs: 0,
     inferMs: real.ms,
   });
@@ -85,7 +93,7 @@ beforeEach(() => {
     infer: async () => {
       throw new Error('no challenges in this test');
     },
-    generateLocally: (p) => engine.generate(p),
+    scoreLocally: (prompt, tokenIds) => engine.score(prompt, tokenIds),
   });
   validator.start();
 });
@@ -102,12 +110,61 @@ describe('Validator.audit', () => {
     });
     expect(score()).toBeUndefined();
     await pastGlobalLimit();
-    const wrong = await answer(minerKey, params, [1, 2, 3, 4, 5, 6, 7, 8]);
+    // Tokens that do not follow from the candidates signed with them (stage 1).
+    const wrong = await answer(minerKey, params, { tokenIds: [1, 2, 3, 4, 5, 6, 7, 8] });
     expect(await validator.audit({ params, result: wrong }, 'gateway-b')).toMatchObject({ verdict: 'wrong' });
-    expect(score()).toMatchObject({ last: 'wrong', correct: 0, challenges: 1 });
+    expect(score()).toMatchObject({
+      last: 'wrong',
+      correct: 0,
+      challenges: 1,
+      wrong: 1,
+      penaltyLeft: PENALTY_CHALLENGES,
+    });
     expect(validator.state.get().audits).toEqual({ checked: 2, wrong: 1, refused: 0 });
     validator.stop();
   });
+
+  it('finds made-up candidates, another model and a truncated answer wrong, however consistent (stage 2)', async () => {
+    const other = new NodeInferenceEngine();
+    await other.load('karpathy/stories260K');
+    const sampled: GenerateParams = { ...params, maxNewTokens: 12, sampling: { seed: 5, temperature: 0.8 } };
+    const real = await engine.generate(sampled);
+    const halfIds = real.tokenIds.slice(0, 6);
+    const cheats: [string, GenerateParams, GenerateResult][] = [
+      // Random tokens, each its own only (certain) candidate: stage 1 passes, the model disagrees.
+      [
+        'made up',
+        params,
+        await answer(minerKey, params, {
+          tokenIds: [9, 40, 7, 300, 12, 5, 77, 101],
+          candidates: [9, 40, 7, 300, 12, 5, 77, 101].map((t) => [[t, 0]]),
+        }),
+      ],
+      // stories260K's honest answer, signed as tiny-llama's.
+      ['another model', sampled, await answer(minerKey, sampled, {}, other)],
+      // The first half of an honest sampled answer, sold as finished.
+      [
+        'truncated',
+        sampled,
+        await answer(minerKey, sampled, {
+          tokenIds: halfIds,
+          candidates: real.steps.slice(0, 6).map((s) => s.top),
+          finish: 'eos',
+        }),
+      ],
+    ];
+    // The honest sampled answer passes both stages.
+    expect(await validator.audit({ params: sampled, result: await answer(minerKey, sampled) }, 'honest')).toMatchObject(
+      { verdict: 'correct' },
+    );
+    for (const [what, p, result] of cheats) {
+      await pastGlobalLimit();
+      expect(await validator.audit({ params: p, result }, `gateway-${what}`), what).toMatchObject({ verdict: 'wrong' });
+    }
+    expect(validator.state.get().audits).toEqual({ checked: 4, wrong: 3, refused: 0 });
+    expect(validator.state.get().deepChecks).toMatchObject({ count: 4, failed: 3 });
+    validator.stop();
+  }, 30_000);
 
   it('refuses what is not evidence, changing no score', async () => {
     const honest = await answer(minerKey, params);

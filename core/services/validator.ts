@@ -1,28 +1,46 @@
 /**
- * The validator loop (docs/validator.md): challenge the subnet's miners one at a time with seeded prompts, check each
- * answer against this node's own run of the pinned model (token ids, and the model hash), score correctness x
- * speed x availability with an EMA, commit the weights in an epoch's first half and reveal them in the second
- * half of the next epoch, once the epoch that holds the commit is final. `copy-weights` (test profile only) makes it copy another validator's last revealed weights instead.
+ * The validator loop (docs/validator.md): challenge the subnet's miners one at a time with requests drawn like
+ * users' (shared/validator/challenges.ts), check every answer's tokens against its signed candidates (stage 1),
+ * audit a random half against this node's own teacher-forced pass of the pinned model (stage 2), score correctness
+ * x speed x availability with an EMA, and zero a miner caught lying for PENALTY_CHALLENGES challenges. Commit the
+ * weights in an epoch's first half and reveal them in the second half of the next epoch, once the epoch that holds
+ * the commit is final. `copy-weights` (test profile only) makes it copy another validator's last revealed weights.
  */
 import type { SubnetConfig } from '../../shared/ledger/config.ts';
 import { weightsCommitHash } from '../../shared/ledger/state.ts';
-import type { Generation } from '../../shared/inference/engine.ts';
+import type { Reference } from '../../shared/inference/engine.ts';
+import {
+  compareWithReference,
+  DEFAULT_AUDIT_THRESHOLDS,
+  type AuditThresholds,
+} from '../../shared/inference/audit-stats.ts';
 import { RateLimiter } from '@libp2p/utils';
 import {
   auditRequestSchema,
   checkResult,
+  stageOneProblem,
+  stepsOf,
   type AuditVerdict,
   type GenerateParams,
   type GenerateResult,
 } from '../../shared/inference/protocol.ts';
 import { RpcError } from '../../shared/p2p/messages.ts';
-import { answerScore, challengePrompt, ema, weightsFromScores, type Outcome } from '../../shared/validator/scoring.ts';
+import { answerScore, ema, weightsFromScores, type Outcome } from '../../shared/validator/scoring.ts';
+import { challengeParams, cryptoRandom, type Random } from '../../shared/validator/challenges.ts';
 import { Store } from '../store.ts';
 import type { Consensus } from './consensus.ts';
 import type { RecordBook } from './record-book.ts';
 
-export const CHALLENGE_TOKENS = 16;
-export const CHALLENGE_DEADLINE_MS = 8000;
+/** A challenge's deadline: a base plus a time per token asked for (challenges ask for 8 to 128 tokens). */
+export const challengeDeadlineMs = (maxNewTokens: number) => 4000 + 60 * maxNewTokens;
+/** The share of challenge answers audited in depth (stage 2); every answer gets stage 1. */
+export const AUDIT_SHARE = 0.5;
+/**
+ * Challenges a miner scores 0 for after an answer is proven wrong. With AUDIT_SHARE, one cheated answer costs in
+ * expectation AUDIT_SHARE x PENALTY_CHALLENGES = 10 answers' score for at most one answer's saving: cheating, even
+ * now and then, does not pay (docs/validator.md).
+ */
+export const PENALTY_CHALLENGES = 20;
 /** Audits a validator takes from one peer: one per this many seconds (each costs a generation). */
 export const AUDIT_INTERVAL_S = 5;
 /**
@@ -40,6 +58,11 @@ export interface MinerScore {
   last: Outcome | null;
   latencyMs: number | null;
   history: number[];
+  /** Answers audited in depth (stage 2), and answers proven wrong (stage 1 or 2). */
+  audited: number;
+  wrong: number;
+  /** Challenges left that score 0 after the last answer proven wrong. */
+  penaltyLeft: number;
 }
 
 export interface ValidatorState {
@@ -52,6 +75,8 @@ export interface ValidatorState {
   revealed: { epoch: number; uids: number[]; values: number[] } | null;
   /** Signed answers others handed in to check (validator.audit): checked, found wrong, refused unchecked. */
   audits: { checked: number; wrong: number; refused: number };
+  /** Stage-2 passes this node ran (challenges and handed-in answers) and the time they took in all. */
+  deepChecks: { count: number; ms: number; failed: number };
   lastError: string | null;
 }
 
@@ -61,8 +86,16 @@ export interface ValidatorComponents {
   subnet: SubnetConfig;
   /** Test networks only: copy another validator's weights instead of scoring. */
   fault: 'copy-weights' | null;
-  infer(peer: string, params: GenerateParams, opts: { timeoutMs: number }): Promise<GenerateResult>;
-  generateLocally(params: GenerateParams): Promise<Generation>;
+  infer(
+    peer: string,
+    params: GenerateParams,
+    opts: { timeoutMs: number; keepInconsistent: boolean },
+  ): Promise<GenerateResult>;
+  /** This node's teacher-forced pass over `tokenIds` after `prompt` on the pinned model (engine.score). */
+  scoreLocally(prompt: string, tokenIds: number[]): Promise<Reference>;
+  /** Where challenges and audit draws come from (default: crypto). */
+  random?: Random;
+  thresholds?: AuditThresholds;
 }
 
 const randomSalt = () =>
@@ -90,6 +123,7 @@ export class Validator {
       committed: null,
       revealed: null,
       audits: { checked: 0, wrong: 0, refused: 0 },
+      deepChecks: { count: 0, ms: 0, failed: 0 },
       lastError: null,
     });
   }
@@ -138,50 +172,93 @@ export class Validator {
     const miners = this.miners();
     if (miners.length === 0 || this.deps.consensus.uidOf(this.deps.subnet.netuid, this.self) === null) return;
     const target = miners[this.next++ % miners.length]!;
-    const seed = (Date.now() & 0x7fffffff) ^ this.counter++;
-    const prompt = challengePrompt(seed);
-    const params: GenerateParams = { model: this.deps.subnet.model, prompt, maxNewTokens: CHALLENGE_TOKENS };
-    this.update({ inFlight: { uid: target.uid, prompt, startedAt: Date.now() } });
-    const expected = await this.deps.generateLocally(params);
+    const random = this.deps.random ?? cryptoRandom;
+    const params = challengeParams(this.deps.subnet.model, random);
+    const deadline = challengeDeadlineMs(params.maxNewTokens);
+    this.update({ inFlight: { uid: target.uid, prompt: params.prompt, startedAt: Date.now() } });
     const start = performance.now();
     let outcome: Outcome;
+    let latencyMs = 0;
+    let deep = false;
     try {
-      const answer = await this.deps.infer(target.hotkey, params, { timeoutMs: CHALLENGE_DEADLINE_MS });
-      const same =
-        answer.modelHash === this.deps.subnet.modelHash &&
-        answer.tokenIds.length === expected.tokenIds.length &&
-        answer.tokenIds.every((t, k) => t === expected.tokenIds[k]);
-      outcome = same ? 'correct' : 'wrong';
+      const answer = await this.deps.infer(target.hotkey, params, { timeoutMs: deadline, keepInconsistent: true });
+      latencyMs = performance.now() - start;
+      deep = random() < AUDIT_SHARE;
+      outcome = (await this.judge(params, answer, deep)) ? 'correct' : 'wrong';
     } catch (err) {
+      latencyMs = performance.now() - start;
       outcome = err instanceof RpcError && err.code === 'timeout' ? 'timeout' : 'error';
       if (outcome === 'error') this.update({ lastError: `uid ${target.uid}: ${(err as Error).message}` });
     }
-    this.record(target, outcome, performance.now() - start);
+    this.record(target, outcome, latencyMs, deadline, deep);
     this.update({ inFlight: null, challenges: this.state.get().challenges + 1 });
   }
 
-  /** Fold one outcome for `target` into its score (EMA) and history. */
-  private record(target: { uid: number; hotkey: string }, outcome: Outcome, latencyMs: number) {
-    const sample = answerScore(outcome, latencyMs, CHALLENGE_DEADLINE_MS);
+  /**
+   * Whether a signed answer to `params` holds: stage 1 always (its tokens follow from its candidates; no model),
+   * and with `deep` stage 2 (this node's own pass of the pinned model over the same tokens ranks each of them
+   * and gives log-probs near the candidates'; an "eos" answer ends with the model's end token, others hold none).
+   * The model hash the miner reports is not trusted: only its behaviour is judged.
+   */
+  private async judge(params: GenerateParams, answer: GenerateResult, deep: boolean): Promise<boolean> {
+    if (answer.model !== this.deps.subnet.model || stageOneProblem(answer, params)) return false;
+    if (!deep) return true;
+    if (answer.tokenIds.length === 0) return answer.finish === 'cancelled';
+    const started = performance.now();
+    let ok: boolean;
+    try {
+      const reference = await this.deps.scoreLocally(params.prompt, answer.tokenIds);
+      const stage2 = compareWithReference(stepsOf(answer), reference, this.deps.thresholds ?? DEFAULT_AUDIT_THRESHOLDS);
+      const ends = reference.map((p) => p.eos === true);
+      const endsRight = answer.finish === 'eos' ? ends.indexOf(true) === ends.length - 1 : !ends.includes(true);
+      ok = stage2.ok && endsRight;
+    } catch (err) {
+      // Token ids the pinned model does not have are a wrong answer; anything else is this node's problem.
+      if ((err as { code?: string }).code !== 'bad-params') throw err;
+      ok = false;
+    }
+    const d = this.state.get().deepChecks;
+    this.update({
+      deepChecks: { count: d.count + 1, ms: d.ms + (performance.now() - started), failed: d.failed + (ok ? 0 : 1) },
+    });
+    return ok;
+  }
+
+  /**
+   * Fold one outcome for `target` into its score (EMA) and history. An answer proven wrong zeroes the score and
+   * starts a penalty: the next PENALTY_CHALLENGES samples count 0 whatever they are.
+   */
+  private record(
+    target: { uid: number; hotkey: string },
+    outcome: Outcome,
+    latencyMs: number,
+    deadlineMs: number,
+    deep: boolean,
+  ) {
     const scores = this.state.get().scores.filter((s) => !(s.uid === target.uid && s.hotkey !== target.hotkey));
     const prev = scores.find((s) => s.uid === target.uid);
+    const wrong = outcome === 'wrong';
+    const penalised = wrong || (prev?.penaltyLeft ?? 0) > 0;
+    const sample = penalised ? 0 : answerScore(outcome, latencyMs, deadlineMs);
     const next: MinerScore = {
       uid: target.uid,
       hotkey: target.hotkey,
-      score: ema(prev?.score, sample),
+      score: wrong ? 0 : ema(prev?.score, sample),
       challenges: (prev?.challenges ?? 0) + 1,
       correct: (prev?.correct ?? 0) + (outcome === 'correct' ? 1 : 0),
       last: outcome,
       latencyMs: outcome === 'correct' ? latencyMs : null,
       history: [...(prev?.history ?? []), sample].slice(-50),
+      audited: (prev?.audited ?? 0) + (deep ? 1 : 0),
+      wrong: (prev?.wrong ?? 0) + (wrong ? 1 : 0),
+      penaltyLeft: wrong ? PENALTY_CHALLENGES : Math.max(0, (prev?.penaltyLeft ?? 0) - 1),
     };
     this.update({ scores: [...scores.filter((s) => s.uid !== target.uid), next].sort((a, b) => a.uid - b.uid) });
   }
 
   /**
    * Check a miner's signed answer that `from` (a gateway, a client) hands in: it must be this subnet's, signed by
-   * a registered miner over exactly these params, and not cancelled; then this node generates the same params on
-   * the pinned model and compares token ids. A wrong answer counts against the miner like a wrong challenge; a
+   * a registered miner over exactly these params, and not cancelled; then it gets both stages of judge(). A wrong answer counts against the miner like a wrong challenge; a
    * correct one changes nothing (who hands answers in cannot raise a miner's score). One audit at a time, one
    * per AUDIT_INTERVAL_S per peer and one per AUDIT_GLOBAL_INTERVAL_S in all, so handing in answers (from any
    * number of keys) cannot make this node do unbounded work.
@@ -200,7 +277,13 @@ export class Validator {
     if (params.model !== this.deps.subnet.model || result.model !== params.model)
       return refuse('bad-params', `this validator checks ${this.deps.subnet.model} only`);
     if (result.finish === 'cancelled') return refuse('bad-params', 'a cancelled answer cannot be checked');
-    const problem = await checkResult(result, { miner: result.miner, requestId: result.requestId, params });
+    // Stage 1 is judge()'s: a signed answer whose tokens do not follow from its candidates is proof, not noise.
+    const problem = await checkResult(result, {
+      miner: result.miner,
+      requestId: result.requestId,
+      params,
+      skipStageOne: true,
+    });
     if (problem) return refuse('bad-params', `the answer does not check out: ${problem}`);
     const target = this.miners().find((m) => m.hotkey === result.miner);
     if (!target) return refuse('bad-params', `${result.miner} is not a miner of subnet ${this.deps.subnet.netuid}`);
@@ -217,14 +300,10 @@ export class Validator {
     }
     this.auditing = true;
     try {
-      const expected = await this.deps.generateLocally(params);
-      const same =
-        result.modelHash === this.deps.subnet.modelHash &&
-        result.tokenIds.length === expected.tokenIds.length &&
-        result.tokenIds.every((t, k) => t === expected.tokenIds[k]);
+      const same = await this.judge(params, result, true);
       const audits = this.state.get().audits;
       this.update({ audits: { ...audits, checked: audits.checked + 1, wrong: audits.wrong + (same ? 0 : 1) } });
-      if (!same) this.record(target, 'wrong', 0);
+      if (!same) this.record(target, 'wrong', 0, challengeDeadlineMs(params.maxNewTokens), true);
       return { verdict: same ? 'correct' : 'wrong', miner: target.hotkey, uid: target.uid };
     } finally {
       this.auditing = false;

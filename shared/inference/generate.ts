@@ -183,7 +183,8 @@ export class Generator {
       const promptIds = generator.tokenizer(prompt).input_ids.tolist()[0] as bigint[];
       if (promptIds.length === 0) throw new InferenceError('bad-params', 'The prompt gives no tokens to start from.');
       const rows = await lastLogits(generator, [...promptIds, ...tokenIds.map(BigInt)], tokenIds.length + 1);
-      return tokenIds.map((id, i) => scorePosition(rows[i]!, id));
+      const eos = new Set(eosTokenIds(generator));
+      return tokenIds.map((id, i) => ({ ...scorePosition(rows[i]!, id), eos: eos.has(id) }));
     } finally {
       this.busy = false;
     }
@@ -287,4 +288,17 @@ async function lastLogits(generator: TextGenerationPipeline, ids: bigint[], keep
   } finally {
     for (const t of Object.values(outputs)) if (t.location === 'gpu-buffer') t.dispose();
   }
+}
+
+/** The model's end-of-sequence token ids (generation config first, then model config, then the tokenizer's). */
+function eosTokenIds(generator: TextGenerationPipeline): number[] {
+  const model = generator.model as unknown as {
+    generation_config?: { eos_token_id?: number | number[] | null };
+    config: { eos_token_id?: number | number[] | null };
+  };
+  const id =
+    model.generation_config?.eos_token_id ??
+    model.config.eos_token_id ??
+    (generator.tokenizer as unknown as { eos_token_id?: number }).eos_token_id;
+  return id === undefined || id === null ? [] : Array.isArray(id) ? id : [id];
 }

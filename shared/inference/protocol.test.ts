@@ -21,6 +21,8 @@ async function answer() {
     modelHash: await modelHash(findServedModel('webtensor/tiny-llama')!),
     text: 'the cat',
     tokenIds,
+    // Each token its own only, certain candidate: consistent (stage 1), whatever a model would say (stage 2).
+    candidates: tokenIds.map((t) => [[t, 0]] as [number, number][]),
     outputHash: await outputHash(tokenIds),
     promptTokens: 4,
     finish: 'eos',
@@ -63,11 +65,41 @@ describe('signed generation results', () => {
     expect(await checkResult(a, { miner, requestId: 'req-1', params: sampled })).toMatch(/other params/);
   });
 
+  it('refuses, given the params, tokens that do not follow from their signed candidates (stage 1), unless told to keep them', async () => {
+    const signed = async (over: Partial<Parameters<typeof signResult>[1]>) =>
+      signResult(minerKey, { ...(await answer()), ...over });
+    // Token 17 listed with 9 as the more probable candidate: greedy would have taken 9.
+    const lie = await signed({
+      candidates: [
+        [[5, 0]],
+        [
+          [9, -10],
+          [17, -2000],
+        ],
+        [[2, 0]],
+      ],
+    });
+    expect(await checkResult(lie, { miner, requestId: 'req-1', params: asked })).toMatch(/token 1 does not follow/);
+    expect(await checkResult(lie, { miner, requestId: 'req-1', params: asked, skipStageOne: true })).toBeNull();
+    expect(await checkResult(lie, { miner, requestId: 'req-1' })).toBeNull(); // no params: authenticity only
+    // Candidates for fewer tokens than it has; "length" with fewer tokens than asked.
+    expect(await checkResult(await signed({ candidates: [[[5, 0]]] }), { miner, requestId: 'req-1' })).toMatch(
+      /candidates for 1 tokens, not its 3/,
+    );
+    const short = await signed({ finish: 'length' });
+    expect(await checkResult(short, { miner, requestId: 'req-1', params: { ...asked, maxNewTokens: 5 } })).toMatch(
+      /other params|after 3 of 5/,
+    );
+  });
+
   it('refuses malformed answers with the field named', async () => {
     expect(await checkResult(null, { miner, requestId: 'r' })).toMatch(/malformed/);
     const a = await answer();
     expect(await checkResult({ ...a, finish: 'bored' }, { miner, requestId: 'req-1' })).toMatch(/finish/);
     expect(await checkResult({ ...a, tokenIds: [-1] }, { miner, requestId: 'req-1' })).toMatch(/tokenIds/);
+    expect(await checkResult({ ...a, candidates: [[[5, 1]], [], [[2, 0]]] }, { miner, requestId: 'req-1' })).toMatch(
+      /candidates/,
+    );
   });
 
   it('model hashes differ between models', async () => {

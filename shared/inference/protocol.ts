@@ -10,6 +10,8 @@ import type { PrivateKey } from '@libp2p/interface';
 import { z } from 'zod';
 import { fromBase64Url, toBase64Url } from '../p2p/signing.ts';
 import type { ModelEntry } from './catalogue.ts';
+import { CANDIDATES, MIN_Q, type Step } from './sampler.ts';
+import { checkSteps } from './audit-stats.ts';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
 
@@ -19,6 +21,7 @@ export const MAX_NEW_TOKENS = 128;
 export const samplingSchema = z.object({
   seed: z.number().int().min(0).max(0xffffffff),
   temperature: z.number().gt(0).max(2),
+  /** Sampling draws from the CANDIDATES (16) most probable tokens at most (sampler.ts): a larger topK acts as 16. */
   topK: z.number().int().min(1).max(1000).optional(),
   /** Nucleus sampling: keep the most probable tokens whose probabilities add up to topP (absent: all). */
   topP: z.number().gt(0).max(1).optional(),
@@ -47,6 +50,19 @@ export const generateResultSchema = z.object({
   modelHash: hex64,
   text: z.string().max(64 * 1024),
   tokenIds: z.array(z.number().int().nonnegative()).max(MAX_NEW_TOKENS),
+  /**
+   * Per token, the candidates the miner's decode step chose it from: [token id, log-prob in 1/1024 nat], most
+   * probable first (shared/inference/sampler.ts). Signed with the rest, so a validator can recompute every choice
+   * (stage 1) and compare the log-probs with its own pass (stage 2). Checked in full by audit-stats.ts.
+   */
+  candidates: z
+    .array(
+      z
+        .array(z.tuple([z.number().int().nonnegative(), z.number().int().min(MIN_Q).max(0)]))
+        .min(1)
+        .max(CANDIDATES),
+    )
+    .max(MAX_NEW_TOKENS),
   outputHash: hex64,
   promptTokens: z.number().int().nonnegative(),
   finish: z.enum(finishReasons),
@@ -97,12 +113,29 @@ export async function signResult(key: PrivateKey, result: Omit<GenerateResult, '
 }
 
 /**
+ * Stage 1 of an audit, for every answer (no model needed): why the signed tokens do not follow from the signed
+ * candidates with the sampling asked for, or null. A signed answer that fails it is proof of a miner's lie.
+ */
+export function stageOneProblem(
+  r: Pick<GenerateResult, 'tokenIds' | 'candidates' | 'finish'>,
+  params: GenerateParams,
+): string | null {
+  if (r.finish === 'length' && r.tokenIds.length !== params.maxNewTokens)
+    return `the result ends for length after ${r.tokenIds.length} of ${params.maxNewTokens} tokens`;
+  if (r.tokenIds.length > params.maxNewTokens)
+    return `the result has ${r.tokenIds.length} tokens, more than the ${params.maxNewTokens} asked for`;
+  const stage1 = checkSteps(stepsOf(r), r.tokenIds, params.sampling);
+  return stage1.ok ? null : `token ${stage1.position} does not follow from its candidates: ${stage1.reason}`;
+}
+
+/**
  * Why a miner's final answer cannot be trusted, or null when it checks out: it must parse, be signed by the
- * peer that was asked, answer this request (and these params, when given), and carry the hash of its own token ids.
+ * peer that was asked, answer this request (and these params, when given), carry the hash of its own token ids and
+ * one candidate list per token, and (params given, unless skipStageOne) pass stageOneProblem.
  */
 export async function checkResult(
   raw: unknown,
-  expected: { miner: string; requestId: string; params?: GenerateParams },
+  expected: { miner: string; requestId: string; params?: GenerateParams; skipStageOne?: boolean },
 ): Promise<string | null> {
   const parsed = generateResultSchema.safeParse(raw);
   if (!parsed.success) {
@@ -115,6 +148,12 @@ export async function checkResult(
   if (expected.params && r.paramsHash !== (await paramsHash(expected.params)))
     return 'the result answers other params than the ones asked';
   if (r.outputHash !== (await outputHash(r.tokenIds))) return 'the output hash does not match the token ids';
+  if (r.candidates.length !== r.tokenIds.length)
+    return `the result lists candidates for ${r.candidates.length} tokens, not its ${r.tokenIds.length}`;
+  if (expected.params && !expected.skipStageOne) {
+    const problem = stageOneProblem(r, expected.params);
+    if (problem) return problem;
+  }
   try {
     const key = peerIdFromString(r.miner).publicKey;
     if (!key || !(await key.verify(resultBytes(r), fromBase64Url(r.sig))))
@@ -139,3 +178,8 @@ export const auditVerdictSchema = z.object({
   uid: z.number().int().nonnegative(),
 });
 export type AuditVerdict = z.infer<typeof auditVerdictSchema>;
+
+/** The steps a signed result stands for: its token ids with their candidates (one list per token). */
+export function stepsOf(result: Pick<GenerateResult, 'tokenIds' | 'candidates'>): Step[] {
+  return result.tokenIds.map((token, k) => ({ token, top: (result.candidates[k] ?? []) as Step['top'] }));
+}

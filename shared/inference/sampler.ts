@@ -46,6 +46,8 @@ export interface ScoredPosition {
   q: number;
   /** The model's own candidates at this position, as decodeStep would list them. */
   top: Candidate[];
+  /** Whether the token ends a sequence for this model (an honest answer has one only last, and only for "eos"). */
+  eos?: boolean;
 }
 
 /** One ScoredPosition per generated token. */

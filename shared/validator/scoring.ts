@@ -1,55 +1,12 @@
 /**
- * What a validator asks and how it scores (DESIGN §5): seeded challenge prompts over a built-in corpus, a score
- * of correctness x speed x availability per answer, smoothed with an EMA, and u16 weights from the scores.
+ * How a validator scores (DESIGN §5; what it asks is challenges.ts): a score of correctness x speed x
+ * availability per answer, smoothed with an EMA, and u16 weights from the scores.
  * Pure functions, so every part of the validator's judgement can be tested without a network.
  */
-const SUBJECTS = [
-  'A little cat',
-  'The old dog',
-  'A small bird',
-  'The tall tree',
-  'A kind girl',
-  'The big ship',
-  'A brave boy',
-  'The quiet river',
-  'A red ball',
-  'The busy miner',
-  'A tired validator',
-  'The happy sun',
-];
-const VERBS = ['found', 'wanted', 'saw', 'made', 'lost', 'shared', 'heard', 'carried', 'painted', 'followed'];
-const OBJECTS = [
-  'a shiny stone',
-  'the park',
-  'a new friend',
-  'a secret',
-  'the moon',
-  'a warm cake',
-  'the road home',
-  'a lost key',
-  'a song',
-  'the last token',
-];
-
-/** A 32-bit mix (splitmix-like) so nearby seeds give unrelated prompts. */
-function mix(x: number): number {
-  x = Math.imul(x ^ (x >>> 16), 0x45d9f3b);
-  x = Math.imul(x ^ (x >>> 16), 0x45d9f3b);
-  return (x ^ (x >>> 16)) >>> 0;
-}
-
-/** The challenge prompt for a seed: the same seed gives the same prompt everywhere. */
-export function challengePrompt(seed: number): string {
-  const a = mix(seed);
-  const b = mix(a);
-  const c = mix(b);
-  return `${SUBJECTS[a % SUBJECTS.length]} ${VERBS[b % VERBS.length]} ${OBJECTS[c % OBJECTS.length]}`;
-}
-
 export type Outcome = 'correct' | 'wrong' | 'timeout' | 'error';
 
 /**
- * One answer's score in [0, 1]: 0 unless correct (available and matching the validator's own run); a correct
+ * One answer's score in [0, 1]: 0 unless correct (available, and holding up to the validator's checks); a correct
  * answer scores 1 when instant, falling linearly to 0.5 at the deadline.
  */
 export function answerScore(outcome: Outcome, latencyMs: number, deadlineMs: number): number {
