@@ -178,7 +178,7 @@ export class Validator {
     this.update({ inFlight: { uid: target.uid, prompt: params.prompt, startedAt: Date.now() } });
     const start = performance.now();
     let outcome: Outcome;
-    let latencyMs = 0;
+    let latencyMs: number;
     let deep = false;
     try {
       const answer = await this.deps.infer(target.hotkey, params, { timeoutMs: deadline, keepInconsistent: true });
