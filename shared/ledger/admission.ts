@@ -11,6 +11,14 @@
  * counters, are capped and pruned by block.
  */
 import { epochBlocks, findSubnet, type NetworkConfig } from './config.ts';
+import {
+  MAX_JOB_EPOCHS,
+  MAX_OPEN_JOBS,
+  MAX_OPEN_JOBS_PER_CLIENT,
+  settleBlock,
+  shardBond,
+  type JobState,
+} from './jobs.ts';
 import { RecordRefused, type LedgerRecord, type RefusalCode } from './records.ts';
 
 /** Records one author may have admitted in one block (an honest node signs a handful at most). */
@@ -36,7 +44,12 @@ export interface AdmissionView {
   }[];
   /** The recent checkpoints and who may vote on each. */
   checkpoints: readonly { epoch: number; voters: readonly string[] }[];
+  /** The open batch jobs (docs/jobs.md). A view without them admits job records on funding and quotas alone. */
+  jobs?: Readonly<Record<string, JobState>>;
 }
+
+/** What admission needs of a job: its terms, from the view or from a pending `job.open`. */
+type JobTerms = Pick<JobState, 'client' | 'netuid' | 'requests' | 'shards' | 'price' | 'deadline' | 'cancelled'>;
 
 /** What an admitted record does that the next records of the same accounts must see. */
 interface Pending {
@@ -52,6 +65,8 @@ interface Pending {
   unstaked: Map<string, bigint>;
   /** Subnets this record registers the author on. */
   registers: number | null;
+  /** The job this record opens (its id is the record's). */
+  opens: JobTerms | null;
 }
 
 /** Refusals that may come from this node's view being behind (not the sender's fault): gossip ignores them. */
@@ -60,6 +75,9 @@ export const UNCERTAIN_REFUSALS: ReadonlySet<RefusalCode> = new Set([
   'stale-block',
   'final',
   'sequence-gap',
+  // A job record may overtake the client's `job.open` (another author's record), or race its cancel or settlement.
+  'unknown-job',
+  'job-closed',
 ]);
 
 const refuse = (code: RefusalCode, message: string): never => {
@@ -173,7 +191,14 @@ export class Admission {
       refuse('equivocated-author', `${r.author} signed two records with one sequence number; nothing it signs counts`);
     if (r.seq <= head || mine.some((p) => p.seq === r.seq)) {
       this.equivocated.add(r.author);
-      return { ...effectOf(r, id, this.config), balance: new Map(), unstaked: new Map(), registers: null, spend: 0n };
+      return {
+        ...effectOf(r, id, this.config),
+        balance: new Map(),
+        unstaked: new Map(),
+        registers: null,
+        opens: null,
+        spend: 0n,
+      };
     }
     // Its funds may come from a predecessor not here yet (gossip can reorder): judge it when the chain is whole.
     const held = new Set(mine.map((p) => p.seq));
@@ -184,6 +209,63 @@ export class Admission {
     // Permits change when an epoch closes: a record of an epoch this view has not closed may hold one we do not see.
     const permitsMayChange = Math.floor(r.block / tempo) > Math.floor(view.closeThrough / tempo);
     switch (r.kind) {
+      case 'job.open': {
+        const latest = r.block + MAX_JOB_EPOCHS * tempo;
+        if (r.body.deadline <= r.block || r.body.deadline > latest)
+          refuse('bad-deadline', `the deadline must be after block ${r.block} and at most ${latest}`);
+        if (view.jobs) {
+          const open = Object.values(view.jobs);
+          const mineOpen = open.filter((j) => j.client === r.author).length + mine.filter((p) => p.opens).length;
+          if (mineOpen >= MAX_OPEN_JOBS_PER_CLIENT)
+            refuse(
+              'job-limit',
+              `${r.author} has ${mineOpen} open jobs (with pending ones); at most ${MAX_OPEN_JOBS_PER_CLIENT}`,
+            );
+          if (open.length >= MAX_OPEN_JOBS)
+            refuse('job-limit', `${open.length} jobs are open; at most ${MAX_OPEN_JOBS}`);
+        }
+        this.funded(view, r.author, effect.spend);
+        break;
+      }
+      case 'job.claim':
+      case 'job.result':
+      case 'job.audit':
+      case 'job.cancel': {
+        if (!view.jobs) break;
+        const job = view.jobs[r.body.job] ?? this.pending.get(r.body.job)?.opens;
+        if (!job) refuse('unknown-job', `there is no open job ${r.body.job}`);
+        if ('shard' in r.body && r.body.shard >= job!.shards)
+          refuse('bad-shard', `job ${r.body.job} has ${job!.shards} shards; there is no shard ${r.body.shard}`);
+        if (r.kind === 'job.cancel') {
+          if (r.author !== job!.client) refuse('not-client', `only ${job!.client} may cancel job ${r.body.job}`);
+          if (job!.cancelled || r.block >= job!.deadline) refuse('job-closed', `job ${r.body.job} takes no cancel`);
+        } else if (r.kind === 'job.audit') {
+          if (r.block >= settleBlock(this.config, job!))
+            refuse('job-closed', `job ${r.body.job} settled at block ${settleBlock(this.config, job!)}`);
+          if (r.author === job!.client) refuse('bad-audit', 'a client may not audit its own job');
+          const sub = view.subnets.find((s) => s.netuid === job!.netuid);
+          const uid = sub?.uids.findIndex((u) => u.hotkey === r.author) ?? -1;
+          if (uid < 0 && !permitsMayChange)
+            refuse('not-registered', `${r.author} holds no UID on subnet ${job!.netuid}`);
+          if (uid >= 0 && !sub!.permits[uid] && !permitsMayChange)
+            refuse('no-permit', `UID ${uid} has no validator permit on subnet ${job!.netuid}`);
+        } else {
+          if (job!.cancelled && r.kind === 'job.claim') refuse('job-closed', `job ${r.body.job} was cancelled`);
+          if (r.block >= job!.deadline) refuse('job-closed', `job ${r.body.job} passed its deadline`);
+        }
+        if (r.kind === 'job.claim') {
+          const sub = view.subnets.find((s) => s.netuid === job!.netuid);
+          const registering = mine.some((p) => p.registers === job!.netuid);
+          if (!registering && !sub?.uids.some((u) => u.hotkey === r.author))
+            refuse('not-registered', `${r.author} holds no UID on subnet ${job!.netuid}`);
+          // The bond, from the balance like any spend (effectOf cannot price it without the job).
+          const bond = shardBond(job!, r.body.shard);
+          this.funded(view, r.author, bond);
+          effect.spend = bond;
+          effect.balance.set(r.author, -bond);
+        }
+        break;
+      }
       case 'transfer':
       case 'stake.add':
       case 'register': {
@@ -239,6 +321,13 @@ export class Admission {
     }
     return effect;
   }
+
+  /** Refuse `overspend` unless `account`'s balance net of pending records covers `amount`. */
+  private funded(view: AdmissionView, account: string, amount: bigint): void {
+    const have = this.balance(view, account);
+    if (amount > have)
+      refuse('overspend', `${account} has ${have} rao (net of pending records); the record spends ${amount}`);
+  }
 }
 
 /** What a record would do to balances and stake if the replay accepts it. */
@@ -247,8 +336,17 @@ function effectOf(r: LedgerRecord, id: string, config: NetworkConfig): Pending {
   const unstaked = new Map<string, bigint>();
   const add = (account: string, amount: bigint) => balance.set(account, (balance.get(account) ?? 0n) + amount);
   let registers: number | null = null;
+  let opens: JobTerms | null = null;
   let spend = 0n;
   switch (r.kind) {
+    case 'job.open': {
+      const price = BigInt(r.body.price);
+      spend = price * BigInt(r.body.requests);
+      add(r.author, -spend);
+      const { netuid, requests, shards, deadline } = r.body;
+      opens = { client: r.author, netuid, requests, shards, price, deadline, cancelled: false };
+      break;
+    }
     case 'transfer':
       spend = BigInt(r.body.amount);
       add(r.author, -spend);
@@ -273,5 +371,5 @@ function effectOf(r: LedgerRecord, id: string, config: NetworkConfig): Pending {
       add(r.author, -spend);
       break;
   }
-  return { id, author: r.author, seq: r.seq, block: r.block, balance, unstaked, registers, spend };
+  return { id, author: r.author, seq: r.seq, block: r.block, balance, unstaked, registers, opens, spend };
 }

@@ -25,6 +25,17 @@ const uidList = z
 const u16List = z.array(z.number().int().min(0).max(65535)).max(4096);
 const positiveRao = raoString.refine((s) => s !== '0', 'amount must be more than 0');
 
+/** Bounds of a batch job (docs/jobs.md): requests, shards (contiguous ranges of requests), tokens per request. */
+export const MAX_JOB_REQUESTS = 100_000;
+export const MAX_JOB_SHARDS = 256;
+export const MAX_JOB_TOKENS = 32_768;
+const jobId = hex(64);
+const shardIndex = z
+  .number()
+  .int()
+  .min(0)
+  .max(MAX_JOB_SHARDS - 1);
+
 export const bodySchemas = {
   /**
    * Take a UID: a proof of work bound to a recent checkpoint's hash, and the most rao the author will burn (the
@@ -55,6 +66,35 @@ export const bodySchemas = {
     stateRoot: hex(64),
     previous: hex(64),
   }),
+  /**
+   * A batch job (docs/jobs.md): `requests` requests of the subnet's model (the JSONL file whose sha256 is
+   * `inputHash`), split into `shards` contiguous ranges, at `price` rao per request of at most `maxTokens` tokens.
+   * The author deposits price × requests into the job's escrow. The job's id is this record's id.
+   */
+  'job.open': z
+    .object({
+      netuid,
+      model: z.string().min(1).max(128),
+      requests: z.number().int().min(1).max(MAX_JOB_REQUESTS),
+      shards: z.number().int().min(1).max(MAX_JOB_SHARDS),
+      inputHash: hex(64),
+      price: positiveRao,
+      maxTokens: z.number().int().min(1).max(MAX_JOB_TOKENS),
+      deadline: z
+        .number()
+        .int()
+        .min(0)
+        .max(2 ** 40),
+    })
+    .refine((b) => b.shards <= b.requests, { path: ['shards'], message: 'a job has at most one shard per request' }),
+  /** A miner takes a shard, locking a bond of PENALTY_MULTIPLE times the shard's payment from its balance. */
+  'job.claim': z.object({ job: jobId, shard: shardIndex }),
+  /** The claiming miner publishes the sha256 of the shard's signed results. */
+  'job.result': z.object({ job: jobId, shard: shardIndex, resultsHash: hex(64) }),
+  /** A permitted validator's audit of a shard's published results: the first one decides. */
+  'job.audit': z.object({ job: jobId, shard: shardIndex, resultsHash: hex(64), pass: z.boolean() }),
+  /** The client stops its job: what no miner holds returns at once, shards in flight may still finish. */
+  'job.cancel': z.object({ job: jobId }),
 } as const;
 export type RecordKind = keyof typeof bodySchemas;
 export const recordKinds = Object.keys(bodySchemas) as RecordKind[];
@@ -147,7 +187,19 @@ export type RefusalCode =
   // registration priced by demand (docs/ledger.md, "Registration")
   | 'registration-limit'
   | 'stale-proof'
-  | 'underpriced';
+  | 'underpriced'
+  // batch jobs (docs/jobs.md)
+  | 'wrong-model'
+  | 'bad-deadline'
+  | 'job-limit'
+  | 'unknown-job'
+  | 'job-closed'
+  | 'bad-shard'
+  | 'shard-taken'
+  | 'claim-limit'
+  | 'not-claimant'
+  | 'bad-audit'
+  | 'not-client';
 
 export class RecordRefused extends WebtensorError<RefusalCode> {
   override name = 'RecordRefused';
@@ -212,6 +264,11 @@ export async function checkRecord(
     // The subnet's floor, statelessly (the replay checks the difficulty the price rule has reached).
     if (record.kind === 'register' && proofOfWorkBits(config.networkId, record) < subnet.registrationDifficulty)
       throw new RecordRefused('bad-pow', `the proof of work does not reach ${subnet.registrationDifficulty} bits`);
+    if (record.kind === 'job.open' && record.body.model !== subnet.model)
+      throw new RecordRefused(
+        'wrong-model',
+        `subnet ${subnet.netuid} serves ${subnet.model}, not ${record.body.model}`,
+      );
   }
   return { record, id: recordId(record) };
 }

@@ -9,6 +9,7 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
 import { epochBlocks, type NetworkConfig } from './config.ts';
 import { closeEpoch, type EpochSummary } from './epoch.ts';
+import { JobClock, type JobSettlement } from './jobs.ts';
 import { RecordRefused, type LedgerRecord, type RefusalCode } from './records.ts';
 import {
   applyRecord,
@@ -77,6 +78,8 @@ export interface Replay {
   recentStates: ReadonlyMap<number, string>;
   /** The epoch of the base this replay continued from, or -1 (from genesis). */
   baseEpoch: number;
+  /** The batch jobs this replay closed, in the order it closed them (docs/jobs.md). */
+  settledJobs: JobSettlement[];
 }
 
 /**
@@ -220,6 +223,12 @@ export function replay(
     // Nobody holds a permit at genesis: epoch 0 has no voters, and is final when it closes.
     state.checkpoints.push(newTally(0, {}));
   }
+  // Batch jobs change with time as well as with records: before any record of block b, and before the close at
+  // block b, every claim lapse, deadline and settlement up to b happens (jobs.ts). The clock knows when each
+  // open job next changes, so a block at which nothing is due costs one comparison.
+  const settledJobs: JobSettlement[] = [];
+  const jobClock = new JobClock(state, config);
+  const advance = (block: number) => settledJobs.push(...jobClock.advance(state, config, block));
   const start = closed! * tempo;
   const unique = new Map(records.filter((r) => r.record.block >= start).map((r) => [r.id, r]));
   const ordered = [...unique.values()].sort(canonicalOrder);
@@ -228,6 +237,7 @@ export function replay(
     while ((closed + 1) * tempo <= block) {
       const epoch = closed;
       const end = (epoch + 1) * tempo;
+      advance(end);
       const summaries = subnets.map((cfg) => closeEpoch(state, config, cfg));
       const ids = chained.filter((a) => a.block >= epoch * tempo && a.block < end).map((a) => a.id);
       const recordsRoot = bytesToHex(sha256(new TextEncoder().encode(ids.join('\n'))));
@@ -249,16 +259,21 @@ export function replay(
 
   for (const { id, record } of ordered) {
     closeUpTo(record.block);
+    advance(record.block);
     try {
-      applyRecord(state, config, record);
+      const settled = applyRecord(state, config, record, id);
+      if (settled) settledJobs.push(settled);
       chained.push({ block: record.block, id });
     } catch (err) {
       if (!(err instanceof RecordRefused)) throw err;
       refused[id] = { code: err.code, message: err.message };
       if (!CHAIN_REFUSALS.has(err.code)) chained.push({ block: record.block, id });
     }
+    if (record.kind === 'job.open') jobClock.touch(state, config, id);
+    else if ('job' in record.body) jobClock.touch(state, config, record.body.job);
   }
   closeUpTo(closeThrough);
+  advance(closeThrough);
   // Views show epochs closed by `closeThrough` only: a record of the next epoch closes one early inside the replay,
   // but nobody should vote before the grace for late records has passed.
   const checkpoints = state.checkpoints
@@ -279,5 +294,6 @@ export function replay(
     finalState: finalText === undefined ? null : { epoch: lastVotedFinal, text: finalText },
     baseEpoch,
     recentStates: texts,
+    settledJobs,
   };
 }

@@ -3,6 +3,7 @@
  * way whether the replay ran in a tab's consensus worker or in Node, so both show the same numbers.
  */
 import type { ChainLink, CheckpointView, ClosedEpoch, Replay } from './replay.ts';
+import type { JobState } from './jobs.ts';
 import { totalStake, type SubnetState } from './state.ts';
 
 export interface LedgerSnapshot {
@@ -30,6 +31,8 @@ export interface LedgerSnapshot {
   dust: bigint;
   /** Everything registrations burnt. */
   burned: bigint;
+  /** The open batch jobs (docs/jobs.md); admission checks job records against them. */
+  jobs?: Record<string, JobState>;
   ms: number;
   /** Every closed epoch's checkpoint from genesis (served to joining nodes; a base brings the early links). */
   chain: ChainLink[];
@@ -59,6 +62,7 @@ export function snapshotOf(result: Replay, records: number, closeThrough: number
     issued: result.state.issued,
     dust: result.state.dust,
     burned: result.state.burned,
+    jobs: result.state.jobs,
     ms,
     chain: result.chain,
     finalState: result.finalState,

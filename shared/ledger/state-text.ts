@@ -3,7 +3,7 @@
  *
  * The state is a sorted list of entries, one line each: `path<TAB>canonical JSON`. Maps that grow with the
  * network (balances, stakes, chain heads, frozen authors, weight commits) have one entry per key; each checkpoint
- * tally is an entry; each subnet field is an entry; the ledger's counters are one. The text a joining node
+ * tally is an entry; each open batch job is an entry; each subnet field is an entry; the ledger's counters are one. The text a joining node
  * downloads is these lines; the body hash commits to them through per-entry hashes in 256 buckets:
  *
  *   leaf   = sha256(line)
@@ -16,6 +16,7 @@
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
+import { isJobId, jobFromJson } from './jobs.ts';
 import type { CheckpointTally, LedgerState, SubnetState } from './state.ts';
 
 const encoder = new TextEncoder();
@@ -51,14 +52,26 @@ const pad = (n: number, width: number) => String(n).padStart(width, '0');
 const SUBNET_FIELDS = ['uids', 'weights', 'permits', 'bonds', 'lastEmission'] as const;
 const SUBNET_META = ['netuid', 'epoch', 'burn', 'difficulty', 'registrationsThisEpoch', 'lastRegistration'] as const;
 const LEDGER_META = ['lastFinal', 'lastVotedFinal', 'issued', 'dust', 'burned'] as const;
+/**
+ * Ledger counters written only when not zero, so that a ledger that never held a batch job writes the text (and
+ * the roots) it wrote before jobs existed.
+ */
+const LEDGER_OPTIONAL = ['forfeited'] as const;
 const MAPS = ['balances', 'stakes', 'chains', 'frozen'] as const;
+const jobKey = (id: string): string => {
+  if (!isJobId(id)) throw new Error(`a job id may not be written into a path: ${JSON.stringify(id)}`);
+  return id;
+};
 
 /** Every entry of the state as [path, value], in path order. */
 export function stateEntries(state: LedgerState): [string, unknown][] {
   const out: [string, unknown][] = [];
   for (const map of MAPS) for (const [k, v] of Object.entries(state[map])) out.push([`${map}/${key(k)}`, v]);
   for (const t of state.checkpoints) out.push([`checkpoints/${pad(t.epoch, 10)}`, t]);
-  out.push(['ledger', Object.fromEntries(LEDGER_META.map((f) => [f, state[f]]))]);
+  for (const [id, job] of Object.entries(state.jobs)) out.push([`jobs/${jobKey(id)}`, job]);
+  const counters: Record<string, unknown> = Object.fromEntries(LEDGER_META.map((f) => [f, state[f]]));
+  for (const f of LEDGER_OPTIONAL) if (state[f] !== 0n) counters[f] = state[f];
+  out.push(['ledger', counters]);
   for (const sub of state.subnets) {
     const at = `subnets/${pad(sub.netuid, 5)}`;
     for (const [hotkey, list] of Object.entries(sub.commits)) out.push([`${at}/commits/${key(hotkey)}`, list]);
@@ -148,12 +161,13 @@ export class StateDigest {
  * nonsense, naming the line.
  */
 export function stateFromText(text: string): LedgerState {
-  const raw: Record<string, unknown> & { checkpoints: unknown[] } = {
+  const raw: Record<string, unknown> & { checkpoints: unknown[]; jobs: Record<string, unknown> } = {
     balances: {},
     stakes: {},
     chains: {},
     frozen: {},
     checkpoints: [],
+    jobs: {},
   };
   const subnets = new Map<string, Record<string, unknown> & { commits: Record<string, unknown> }>();
   let previous = '';
@@ -173,7 +187,8 @@ export function stateFromText(text: string): LedgerState {
       throw new Error(`state line ${n + 1}: unknown path ${path}`);
     if ((MAPS as readonly string[]).includes(head!) && a && !b) (raw[head!] as Record<string, unknown>)[a] = value;
     else if (head === 'checkpoints' && a && !b) raw.checkpoints.push(value);
-    else if (head === 'ledger' && !a) Object.assign(raw, pick(value, LEDGER_META, path));
+    else if (head === 'jobs' && a && isJobId(a) && !b) raw.jobs[a] = jobFromJson(value, path);
+    else if (head === 'ledger' && !a) Object.assign(raw, pick(value, [...LEDGER_META, ...LEDGER_OPTIONAL], path));
     else if (head === 'subnets' && a && b) {
       const sub = subnets.get(a) ?? { commits: {} };
       subnets.set(a, sub);
@@ -226,5 +241,6 @@ function typed(raw: Record<string, unknown>, subnets: Record<string, unknown>[])
     issued: big(raw.issued),
     dust: big(raw.dust),
     burned: big(raw.burned),
+    forfeited: raw.forfeited === undefined ? 0n : big(raw.forfeited),
   };
 }

@@ -9,7 +9,8 @@ import { bytesToHex } from '@noble/hashes/utils.js';
 import { findSubnet, type NetworkConfig, type SubnetConfig } from './config.ts';
 import { epochOf } from './config.ts';
 import { proofOfWorkBits } from './pow.ts';
-import { RecordRefused, type LedgerRecord } from './records.ts';
+import { applyJobRecord, type JobSettlement, type JobState } from './jobs.ts';
+import { RecordRefused, recordId, type LedgerRecord } from './records.ts';
 import { StateDigest } from './state-text.ts';
 
 export interface UidSlot {
@@ -70,6 +71,10 @@ export interface LedgerState {
   dust: bigint;
   /** Everything registrations burnt, rao (destroyed: no account holds it). */
   burned: bigint;
+  /** Open batch jobs by id (the id of the `job.open` record), with their escrow and shards (docs/jobs.md). */
+  jobs: Record<string, JobState>;
+  /** Every job bond forfeited (failed audits, lapsed claims), rao (destroyed: no account holds it). */
+  forfeited: bigint;
 }
 
 /** One epoch's checkpoint as this replay computed it, who may vote on it, and the votes so far. */
@@ -119,6 +124,8 @@ export function initialState(config: NetworkConfig): LedgerState {
     issued: 0n,
     dust: 0n,
     burned: 0n,
+    jobs: {},
+    forfeited: 0n,
   };
 }
 
@@ -201,12 +208,25 @@ export const CHAIN_REFUSALS: ReadonlySet<string> = new Set([
  * Apply one record (already through checkRecord) to `state`. A record that breaks its author's chain throws one
  * of CHAIN_REFUSALS and changes nothing (but an equivocation freezes its author). A record that passes the chain
  * takes its place there, like a nonce, even if what it does is then refused (overspend, no permit...): it
- * throws RecordRefused having changed nothing else.
+ * throws RecordRefused having changed nothing else. Job records need the state advanced to their block
+ * (`advanceJobs`, as the replay does); one that closes its job returns the job's settlement. `id` is the record's
+ * id (computed when not given: a job's id is its opening record's).
  */
-export function applyRecord(state: LedgerState, config: NetworkConfig, r: LedgerRecord): void {
+export function applyRecord(
+  state: LedgerState,
+  config: NetworkConfig,
+  r: LedgerRecord,
+  id?: string,
+): JobSettlement | undefined {
   checkChain(state, r);
   state.chains[r.author] = { seq: r.seq, block: r.block };
   switch (r.kind) {
+    case 'job.open':
+    case 'job.claim':
+    case 'job.result':
+    case 'job.audit':
+    case 'job.cancel':
+      return applyJobRecord(state, config, r, id ?? recordId(r));
     case 'register':
       register(state, config, r);
       break;
@@ -254,6 +274,7 @@ export function applyRecord(state: LedgerState, config: NetworkConfig, r: Ledger
       voteCheckpoint(state, r);
       break;
   }
+  return undefined;
 }
 
 /** The hash a checkpoint vote names: sha256 of its domain-separated canonical body and network. */
