@@ -1,9 +1,9 @@
 /**
  * The gateway's audit on a real network: a relay, a headless validator (staked from the test faucet), an honest
- * headless miner, a cheating one (`--fault wrong-output`: it signs token ids its model did not produce, with a
- * consistent hash, so only regenerating catches it) and the gateway auditing every answer it serves. The
- * validator generates each handed-in answer again: the honest miner's answers are correct, the cheater's wrong,
- * and the wrong ones count against it.
+ * headless miner, a cheating one (`--fault cheat-users`: honest with validators, so their own challenges never
+ * catch it; made-up answers for everyone else, with made-up candidates consistent enough for every client's
+ * stage-1 check) and the gateway auditing every answer it serves. The validator runs both stages on each
+ * handed-in answer: the honest miner's answers are correct, the cheater's wrong, and the wrong ones zero it.
  */
 import { expect, test } from '@playwright/test';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -46,7 +46,10 @@ const node = (name: string, port: number, ...extra: string[]) =>
 interface Status {
   peerId: string;
   uid: number | null;
-  validator: { audits: { checked: number; wrong: number; refused: number } } | null;
+  validator: {
+    audits: { checked: number; wrong: number; refused: number };
+    scores: { hotkey: string; score: number; wrong: number; penaltyLeft: number }[];
+  } | null;
 }
 const status = (port: number): Promise<Status | null> =>
   fetch(`http://127.0.0.1:${port}/status`)
@@ -70,7 +73,7 @@ test.beforeAll(async () => {
   await relay.start();
   node('validator', VALIDATOR_PORT, '--role', 'validator', '--faucet-stake', '1000000000000');
   node('honest', HONEST_PORT, '--role', 'miner', '--model', MODEL);
-  node('cheater', CHEATER_PORT, '--role', 'miner', '--model', MODEL, '--fault', 'wrong-output');
+  node('cheater', CHEATER_PORT, '--role', 'miner', '--model', MODEL, '--fault', 'cheat-users');
   start('gateway', [
     'gateway/main.ts',
     ...['--port', String(GATEWAY_PORT), '--relay', relay.healthUrl, '--data', join(root, 'gateway')],
@@ -137,4 +140,8 @@ test('validators check the answers the gateway serves: the cheating miner is cau
   const v = (await status(VALIDATOR_PORT))!.validator!;
   expect(v.audits.checked).toBeGreaterThanOrEqual(2);
   expect(v.audits.wrong).toBeGreaterThanOrEqual(1);
+  // Caught by users' answers, the cheater is zeroed for its next challenges; its own challenges never caught it.
+  expect(v.scores.find((s) => s.hotkey === cheater)).toMatchObject({ score: 0 });
+  expect(v.scores.find((s) => s.hotkey === cheater)!.penaltyLeft).toBeGreaterThan(0);
+  expect(v.scores.find((s) => s.hotkey === honest)?.wrong ?? 0).toBe(0);
 });

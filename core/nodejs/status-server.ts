@@ -62,6 +62,21 @@ export interface NodeStatusView {
     committedEpoch: number | null;
     /** Signed answers handed in to check (validator.audit): checked, found wrong, refused unchecked. */
     audits: { checked: number; wrong: number; refused: number };
+    /** Stage-2 passes run (challenges and handed-in answers), failed, and their time in all. */
+    deepChecks: { count: number; failed: number; ms: number };
+    /** The last challenge that failed for a reason other than a wrong answer (a miner unreachable, this node). */
+    lastError: string | null;
+    /** Each miner as this validator sees it: score, challenges, answers audited in depth and proven wrong. */
+    scores: {
+      uid: number;
+      hotkey: string;
+      score: number;
+      challenges: number;
+      correct: number;
+      audited: number;
+      wrong: number;
+      penaltyLeft: number;
+    }[];
   } | null;
 }
 
@@ -128,6 +143,18 @@ function validatorOf(roles: Roles | undefined): NodeStatusView['validator'] {
     correctMiners: state.scores.filter((s) => s.correct > 0).length,
     committedEpoch: state.committed?.epoch ?? null,
     audits: state.audits,
+    deepChecks: { ...state.deepChecks, ms: Math.round(state.deepChecks.ms) },
+    lastError: state.lastError,
+    scores: state.scores.map(({ uid, hotkey, score, challenges, correct, audited, wrong, penaltyLeft }) => ({
+      uid,
+      hotkey,
+      score,
+      challenges,
+      correct,
+      audited,
+      wrong,
+      penaltyLeft,
+    })),
   };
 }
 

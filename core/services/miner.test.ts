@@ -284,3 +284,67 @@ describe('Miner: serving infer.generate', () => {
     expect(miner.state.get()).toMatchObject({ served: idleMiner.served, queueDepth: 0 });
   });
 });
+
+describe('Miner: faults (test networks), each a consistent signed lie that only a check catches', () => {
+  async function faulty(fault: 'random' | 'truncate' | 'cheat-users' | 'other-model', validators: string[] = []) {
+    const m = new Miner(
+      {
+        engine,
+        rpc: new FakeRpcRouter(key, clock),
+        key,
+        availableModels: async () => [MODEL, 'karpathy/stories260K'],
+        isValidator: (peer) => validators.includes(peer),
+      },
+      { fault, hub: 'https://hub.test/' },
+    );
+    await m.start();
+    return m;
+  }
+  const call = (m: Miner, p: GenerateParams, peer = 'caller') => {
+    const methods = (m as unknown as { components: { rpc: FakeRpcRouter } }).components.rpc.served.get(
+      PROTOCOLS.infer,
+    )!;
+    return methods.methods['infer.generate']!.run(p as Json, {
+      peer,
+      requestId: 'req-f',
+      signal: new AbortController().signal,
+      emit: async () => {},
+    }) as Promise<GenerateResult>;
+  };
+
+  it('random: made-up tokens with made-up certain candidates, consistent (stage 1 passes), no generation run', async () => {
+    const m = await faulty('random');
+    await m.serveModel(MODEL, 'wasm');
+    const r = await call(m, params({ maxNewTokens: 6 }));
+    expect(await checkResult(r, { miner: self, requestId: 'req-f', params: params({ maxNewTokens: 6 }) })).toBeNull();
+    expect(r.tokenIds).toHaveLength(6);
+    expect(r.candidates).toEqual(r.tokenIds.map((t) => [[t, 0]]));
+    expect(engine.generations).toHaveLength(0);
+  });
+
+  it('truncate: half the tokens asked for, sold as finished ("eos")', async () => {
+    const m = await faulty('truncate');
+    await m.serveModel(MODEL, 'wasm');
+    const r = await call(m, params({ maxNewTokens: 6 }));
+    expect(engine.generations.at(-1)!.maxNewTokens).toBe(3);
+    expect(r.finish).toBe('eos');
+    expect(await checkResult(r, { miner: self, requestId: 'req-f', params: params({ maxNewTokens: 6 }) })).toBeNull();
+  });
+
+  it('cheat-users: honest with registered validators, made up for everyone else', async () => {
+    const m = await faulty('cheat-users', ['a-validator']);
+    await m.serveModel(MODEL, 'wasm');
+    expect((await call(m, params(), 'a-validator')).tokenIds).toEqual([5, 17, 2]);
+    expect(engine.generations).toHaveLength(1);
+    await call(m, params(), 'a-user');
+    expect(engine.generations).toHaveLength(1);
+  });
+
+  it('other-model: loads another model this machine has, and serves it under the name and hash asked for', async () => {
+    const m = await faulty('other-model');
+    await m.serveModel(MODEL, 'wasm');
+    expect(engine.loads.at(-1)!.modelId).toBe('karpathy/stories260K');
+    expect(m.model).toBe(MODEL);
+    expect((await call(m, params())).modelHash).toBe(MODEL_HASHES[MODEL]);
+  });
+});

@@ -1,0 +1,156 @@
+/**
+ * Verification on a real network (issue 17): a relay, a headless validator, an honest headless miner on WASM, an
+ * honest tab miner on WebGPU (Chromium's SwiftShader adapter, forced), and three cheating headless miners: one
+ * serving another model under the subnet's name (`other-model`), one making answers up with consistent made-up
+ * candidates (`random`), one selling half an answer as finished (`truncate`). The validator challenges each with
+ * requests drawn like users', checks every answer's tokens against its signed candidates and audits half of them
+ * against its own pass of the pinned model. Both honest miners, whatever their backend's float rounding, are never
+ * found wrong and earn; every cheater is caught and ends near zero incentive.
+ */
+import { expect, test, type Page } from '@playwright/test';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { RelayProcess } from '../relay/testing/relay-process.ts';
+import { chromiumLaunchOptions } from '../scripts/chromium.ts';
+import { openTabs } from './support/tabs.ts';
+
+// SwiftShader's WebGPU adapter: --enable-unsafe-webgpu, and without --disable-gpu (which removes every adapter).
+test.use({
+  launchOptions: {
+    ...chromiumLaunchOptions,
+    args: [...chromiumLaunchOptions.args.filter((a) => a !== '--disable-gpu'), '--enable-unsafe-webgpu'],
+  },
+});
+test.setTimeout(360_000);
+
+const relay = new RelayProcess(9770, 9771, undefined, ['--network', 'test']);
+const VALIDATOR_PORT = 9772;
+const MINERS = { honest: 9773, 'other-model': 9774, random: 9775, truncate: 9776 } as const;
+type Headless = keyof typeof MINERS;
+const MODEL = 'webtensor/tiny-llama';
+const root = mkdtempSync(join(tmpdir(), 'verification-e2e-'));
+const children: ChildProcess[] = [];
+const logs = new Map<ChildProcess, string>();
+
+function node(name: string, port: number, ...extra: string[]): ChildProcess {
+  const args = ['core/nodejs/cli.ts', '--relay', relay.healthUrl, '--data', join(root, name)];
+  const child = spawn(process.execPath, ['--import', 'tsx', ...args, '--status-port', String(port), ...extra], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  logs.set(child, '');
+  const add = (d: Buffer) => logs.set(child, logs.get(child)! + d.toString());
+  child.stdout!.on('data', add);
+  child.stderr!.on('data', add);
+  child.spawnargs.push(`# ${name}`);
+  return child;
+}
+
+interface MinerView {
+  uid: number;
+  hotkey: string;
+  score: number;
+  challenges: number;
+  audited: number;
+  wrong: number;
+  penaltyLeft: number;
+}
+interface Status {
+  peerId: string;
+  uid: number | null;
+  validator: { scores: MinerView[]; deepChecks: { count: number; failed: number } } | null;
+}
+const status = (port: number): Promise<Status | null> =>
+  fetch(`http://127.0.0.1:${port}/status`)
+    .then((r) => r.json() as Promise<Status>)
+    .catch(() => null);
+
+test.beforeAll(async () => {
+  await relay.start();
+  node('validator', VALIDATOR_PORT, '--role', 'validator', '--faucet-stake', '1000000000000');
+  for (const [name, port] of Object.entries(MINERS))
+    node(name, port, '--role', 'miner', '--model', MODEL, ...(name === 'honest' ? [] : ['--fault', name]));
+});
+
+test.afterAll(async () => {
+  for (const child of children) child.kill('SIGTERM');
+  await relay.stop();
+});
+
+// eslint-disable-next-line no-empty-pattern
+test.afterEach(async ({}, info) => {
+  if (info.status === info.expectedStatus) return;
+  for (const [child, log] of logs) console.log(`--- ${child.spawnargs.at(-1)}\n${log.slice(-3000)}`);
+  console.log(`--- validator status\n${JSON.stringify((await status(VALIDATOR_PORT))?.validator, null, 1)}`);
+});
+
+const incentives = (page: Page, hotkeys: string[]) =>
+  page.evaluate((keys) => {
+    const last = window.webtensor.ledger.summaries.at(-1);
+    return keys.map((k) => last?.uids.find((u) => u.hotkey === k)?.incentive ?? -1);
+  }, hotkeys);
+
+test('honest miners on WASM and WebGPU pass every check and earn; other-model, random and truncate are caught and earn nothing', async ({
+  browser,
+}) => {
+  const [tab] = await openTabs(browser, 1, relay.healthUrl, undefined, () => `role=miner&device=webgpu&model=${MODEL}`);
+  const gpu = tab!.page;
+  await expect
+    .poll(() => gpu.evaluate(() => window.webtensor.miner.device), { timeout: 90_000 })
+    .toBe('webgpu');
+  await expect
+    .poll(async () => (await Promise.all(Object.values(MINERS).map(status))).every((s) => s?.uid != null), {
+      timeout: 120_000,
+    })
+    .toBe(true);
+  await expect.poll(() => gpu.evaluate(() => window.webtensor.ledger.uid), { timeout: 60_000 }).not.toBeNull();
+  const hotkey: Record<Headless | 'webgpu', string> = {
+    ...(Object.fromEntries(
+      await Promise.all(Object.entries(MINERS).map(async ([name, port]) => [name, (await status(port))!.peerId])),
+    ) as Record<Headless, string>),
+    webgpu: await gpu.evaluate(() => window.webtensor.peerId!),
+  };
+  const view = async (name: Headless | 'webgpu') =>
+    (await status(VALIDATOR_PORT))?.validator?.scores.find((s) => s.hotkey === hotkey[name]);
+
+  // Every miner challenged and audited in depth at least twice; every cheater caught.
+  await expect
+    .poll(
+      async () => {
+        const v = (await status(VALIDATOR_PORT))?.validator;
+        if (!v) return 'no validator yet';
+        const names = Object.keys(hotkey) as (Headless | 'webgpu')[];
+        return names
+          .map((n) => {
+            const s = v.scores.find((x) => x.hotkey === hotkey[n]);
+            return `${n}:${s ? `${s.challenges}/${s.audited}/${s.wrong}` : '-'}`;
+          })
+          .join(' ');
+      },
+      { timeout: 200_000, intervals: [3000] },
+    )
+    .toMatch(
+      /^honest:\d+\/([2-9]|\d\d+)\/0 other-model:\d+\/\d+\/[1-9]\d* random:\d+\/\d+\/[1-9]\d* truncate:\d+\/\d+\/[1-9]\d* webgpu:\d+\/([2-9]|\d\d+)\/0$/,
+    );
+  for (const honest of ['honest', 'webgpu'] as const) expect((await view(honest))!.score).toBeGreaterThan(0.5);
+  for (const cheat of ['other-model', 'random', 'truncate'] as const)
+    expect(await view(cheat)).toMatchObject({ score: 0 });
+
+  // Then the weights, through commit and reveal and Yuma: both honest miners earn, no cheater earns.
+  const everyone = Object.values(hotkey);
+  await expect
+    .poll(
+      async () => {
+        const [h, o, r, t, g] = await incentives(gpu, everyone);
+        return `honest ${h! > 0 ? 'earns' : h} webgpu ${g! > 0 ? 'earns' : g} cheats ${[o, r, t].every((x) => x! >= 0 && x! < 655) ? 'near zero' : [o, r, t].join('/')}`;
+      },
+      { timeout: 150_000, intervals: [3000] },
+    )
+    .toBe('honest earns webgpu earns cheats near zero');
+  // Over the whole run, the honest miners were never found wrong by any check.
+  expect((await view('honest'))!.wrong).toBe(0);
+  expect((await view('webgpu'))!.wrong).toBe(0);
+  expect(tab!.errors).toEqual([]);
+});
