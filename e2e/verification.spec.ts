@@ -97,9 +97,7 @@ test('honest miners on WASM and WebGPU pass every check and earn; other-model, r
 }) => {
   const [tab] = await openTabs(browser, 1, relay.healthUrl, undefined, () => `role=miner&device=webgpu&model=${MODEL}`);
   const gpu = tab!.page;
-  await expect
-    .poll(() => gpu.evaluate(() => window.webtensor.miner.device), { timeout: 90_000 })
-    .toBe('webgpu');
+  await expect.poll(() => gpu.evaluate(() => window.webtensor.miner.device), { timeout: 90_000 }).toBe('webgpu');
   await expect
     .poll(async () => (await Promise.all(Object.values(MINERS).map(status))).every((s) => s?.uid != null), {
       timeout: 120_000,
