@@ -3,7 +3,7 @@
  * dependency order (each gets what it needs at construction), and stops them in reverse. Pages and the CLI read
  * its stores and call its intents; nothing reaches into a service's internals.
  *
- *   identity → libp2p → rpc · peers · relay link → discovery · diagnostics · announcements · client
+ *   identity → libp2p → rpc · peers · relay link → discovery · diagnostics · announcements · client · auditor
  *            → network config → ledger (book, gossip, sync, consensus, agreement, registration)
  *            → miner (where the platform has an inference engine) → validator (on demand)
  */
@@ -16,6 +16,7 @@ import { LedgerServices } from './ledger.ts';
 import { loadNetworkConfig } from './network-config.ts';
 import type { Identity, Libp2pNode, Platform } from './platform.ts';
 import { Announcements } from './services/announce.ts';
+import { Auditor } from './services/auditor.ts';
 import { Client } from './services/client.ts';
 import { Diagnostics } from './services/diagnostics.ts';
 import { Discovery } from './services/discovery.ts';
@@ -49,6 +50,8 @@ export interface NodeServices {
   diagnostics: Diagnostics;
   announcements: Announcements;
   client: Client;
+  /** Hands answers this node got to validators to check (the Ask page's opt-in; the gateway's sample). */
+  auditor: Auditor;
   ledger: LedgerServices | null;
   /** Null where the platform cannot run models. */
   miner: Miner | null;
@@ -122,6 +125,8 @@ export class WebtensorNode {
       ledger = new LedgerServices({ libp2p, key, network, store, engine, clock, rpc, peers, bans, archive });
     }
     const client = new Client({ rpc, peers, snapshot: ledger?.consensus.snapshot ?? null });
+    // Every answer offered is handed in: whoever offers decides which (a user's opt-in, a gateway's sample).
+    const auditor = new Auditor({ rpc, snapshot: ledger?.consensus.snapshot ?? null }, { rate: 1 });
     const miner = platform.inference
       ? new Miner(
           {
@@ -158,6 +163,7 @@ export class WebtensorNode {
       diagnostics,
       announcements,
       client,
+      auditor,
       ledger,
       miner,
     };
@@ -171,6 +177,7 @@ export class WebtensorNode {
   async stop(): Promise<void> {
     const s = this.services.get();
     if (!s) return;
+    s.auditor.stop();
     s.ledger?.stop();
     s.discovery.stop();
     for (const r of s.relays) r.stop();

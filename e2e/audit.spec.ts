@@ -145,3 +145,20 @@ test('validators check the answers the gateway serves: the cheating miner is cau
   expect(v.scores.find((s) => s.hotkey === cheater)!.penaltyLeft).toBeGreaterThan(0);
   expect(v.scores.find((s) => s.hotkey === honest)?.wrong ?? 0).toBe(0);
 });
+
+test('a tab whose user opts in on Ask hands its answers to a validator, and shows the verdict', async ({ page }) => {
+  await page.goto(`/ask?relay=${encodeURIComponent(relay.healthUrl)}&role=client`);
+  const honest = (await status(HONEST_PORT))!.peerId;
+  const cheater = (await status(CHEATER_PORT))!.peerId;
+  await page.getByTestId('check-answers').check();
+  await page.getByLabel('What should the network continue?').fill('A little cat found a shiny stone');
+  await page.getByRole('button', { name: 'Ask' }).click();
+  await expect(page.getByTestId('answer-check')).toContainText('Checked by validator', { timeout: 60_000 });
+  // Whichever miner answered, the verdict is the right one: the cheater made its answer up for a user.
+  const miner = await page.evaluate(() => window.webtensor.audits!.recent.at(-1)!.miner);
+  expect([honest, cheater]).toContain(miner);
+  await expect(page.getByTestId('answer-check')).toContainText(miner === honest ? 'correct' : 'wrong');
+  // The choice is kept for the next visit.
+  await page.reload();
+  await expect(page.getByTestId('check-answers')).toBeChecked();
+});

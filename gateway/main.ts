@@ -17,7 +17,7 @@ import { createNodePlatform } from '../core/nodejs/platform.ts';
 import { chatTemplateFor, type ChatTemplate } from './chat-template.ts';
 import { MinerRouter } from './router.ts';
 import { startGateway } from './server.ts';
-import { Auditor } from './audit.ts';
+import { Auditor } from '../core/services/auditor.ts';
 
 export const USAGE = `Usage: npm run gateway -- [options]
 

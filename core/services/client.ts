@@ -41,6 +41,8 @@ export interface AskProgress {
 }
 
 export interface AskResult extends AskProgress {
+  /** What the miner was asked, exactly (its signed result names them by hash: an audit needs both). */
+  params: GenerateParams;
   result: GenerateResult;
   latencyMs: number;
   tokensPerSecond: number;
@@ -145,17 +147,18 @@ export class Client {
       const start = performance.now();
       let text = '';
       onProgress({ text, miner, tried });
+      const params: GenerateParams = { model: subnet.model, prompt, maxNewTokens };
       try {
-        const result = await this.infer(
-          miner.hotkey,
-          { model: subnet.model, prompt, maxNewTokens },
-          { timeoutMs: 20_000, onText: (t) => onProgress({ text: (text += t), miner, tried }) },
-        );
+        const result = await this.infer(miner.hotkey, params, {
+          timeoutMs: 20_000,
+          onText: (t) => onProgress({ text: (text += t), miner, tried }),
+        });
         const latencyMs = performance.now() - start;
         return {
           text: result.text,
           miner,
           tried,
+          params,
           result,
           latencyMs,
           tokensPerSecond: (result.tokenIds.length * 1000) / latencyMs,

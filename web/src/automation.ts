@@ -14,6 +14,7 @@ import { recordId, type RecordKind } from '../../shared/ledger/records.ts';
 import type { DevicePreference, Generation, Loaded } from '../../shared/inference/engine.ts';
 import type { GenerateParams, GenerateResult } from '../../shared/inference/protocol.ts';
 import type { WalletRecord } from '../../core/services/wallet.ts';
+import type { AuditState } from '../../core/services/auditor.ts';
 import { embed, workerInferenceEngine, yumaWorker } from '../../core/browser/workers.ts';
 import type { NodeServices, NodeStatus } from '../../core/node.ts';
 import { epochAgreement, type EpochAgreement } from '../../core/services/finality.ts';
@@ -99,6 +100,8 @@ export interface WebtensorAutomation {
       extras?: GenerationExtras & { cancelAfterPieces?: number },
     ): Promise<{ result: GenerateResult; streamed: string[]; firstPieceMs: number | null }>;
   };
+  /** Answers this tab handed to validators to check (the Ask page's opt-in) and their verdicts. */
+  readonly audits: AuditState | null;
   /** The ledger as this tab sees it (null until a network config is loaded). Amounts are rao as strings. */
   ledger: {
     readonly network: { networkId: string; profile: string; blockMs: number; tempo: number } | null;
@@ -416,6 +419,9 @@ export function installAutomation(tab: TabNode | null): void {
     },
     get validator() {
       return tab?.roles.validator.get()?.state.get() ?? null;
+    },
+    get audits() {
+      return tab?.node.services.get()?.auditor.state.get() ?? null;
     },
     yuma: {
       runCase: (data, opts) => yumaWorker().runCase(data, opts),

@@ -1,6 +1,7 @@
 import { shortId } from '../format.ts';
 import { useState } from 'react';
 import { useStore, useTab } from '../shell/node-context.ts';
+import type { AuditState } from '../../../core/services/auditor.ts';
 
 interface Answer {
   text: string;
@@ -11,7 +12,12 @@ interface Answer {
   tried: string[];
   error: string | null;
   done: boolean;
+  /** The request whose signed answer went to a validator to check (the user opted in), or null. */
+  audited: string | null;
 }
+
+/** Whether this browser's user lets validators check the answers it gets (kept across visits). */
+const AUDIT_OPT_IN = 'webtensor.ask.checkAnswers';
 
 /** Ask (`/ask`): the client service sends the prompt to the miner with the most incentive (falling back down the list). */
 export function AskPage() {
@@ -22,6 +28,8 @@ export function AskPage() {
   const [tokens, setTokens] = useState(48);
   const [netuid, setNetuid] = useState<number | null>(null);
   const [answer, setAnswer] = useState<Answer | null>(null);
+  const [checkAnswers, setCheckAnswers] = useState(() => localStorage.getItem(AUDIT_OPT_IN) === 'yes');
+  const audits = useStore(services?.auditor.state, null);
   if (!tab || !status) return null;
   const subnets = services?.ledger?.network.subnets ?? [];
   const subnet = subnets.find((s) => s.netuid === netuid) ?? tab.roles.subnet();
@@ -37,12 +45,13 @@ export function AskPage() {
       tried: [],
       error: null,
       done: false,
+      audited: null,
     };
     setAnswer(blank);
     const tried = (t: { miner: { hotkey: string }; reason: string }[]) =>
       t.map((x) => `${shortId(x.miner.hotkey)}: ${x.reason}`);
     try {
-      const { client } = await tab.node.start();
+      const { client, auditor } = await tab.node.start();
       const result = await client.ask(subnet, prompt.trim(), tokens, (p) =>
         setAnswer({
           ...blank,
@@ -61,6 +70,8 @@ export function AskPage() {
         tokensPerSecond: result.tokensPerSecond,
         tried: tried(result.tried),
         done: true,
+        audited:
+          checkAnswers && auditor.offer(subnet.netuid, result.params, result.result) ? result.result.requestId : null,
       });
     } catch (err) {
       setAnswer({ ...blank, done: true, error: (err as Error).message });
@@ -114,6 +125,18 @@ export function AskPage() {
                 onChange={(e) => setTokens(Math.max(1, Math.min(128, Number(e.target.value) || 1)))}
               />
             </label>
+            <label title="A validator checks the miner's signed answer against its own run of the model; a miner that cheats users loses its earnings.">
+              <input
+                type="checkbox"
+                data-testid="check-answers"
+                checked={checkAnswers}
+                onChange={(e) => {
+                  setCheckAnswers(e.target.checked);
+                  localStorage.setItem(AUDIT_OPT_IN, e.target.checked ? 'yes' : 'no');
+                }}
+              />{' '}
+              Let validators check my answers
+            </label>
             <button type="submit" disabled={busy || !subnet || !prompt.trim()}>
               {busy ? 'Answering…' : 'Ask'}
             </button>
@@ -136,6 +159,7 @@ export function AskPage() {
             <dt>speed</dt>
             <dd>{answer.tokensPerSecond === null ? '…' : `${answer.tokensPerSecond.toFixed(0)} tokens/s`}</dd>
           </dl>
+          {answer.audited && <p data-testid="answer-check">{checkText(audits, answer.audited)}</p>}
           {answer.tried.length > 0 && !answer.error && (
             <p className="muted">Fell back after: {answer.tried.join('; ')}</p>
           )}
@@ -148,4 +172,13 @@ export function AskPage() {
       )}
     </>
   );
+}
+
+/** What became of the check of the answer to `requestId`. */
+function checkText(audits: AuditState | null, requestId: string): string {
+  const verdict = audits?.recent.find((r) => r.requestId === requestId);
+  if (!verdict) return 'Sent to a validator to check…';
+  return verdict.verdict === 'correct'
+    ? `Checked by validator ${shortId(verdict.validator)}: correct.`
+    : `Checked by validator ${shortId(verdict.validator)}: wrong. The miner that gave it loses its earnings for a while.`;
 }

@@ -1,24 +1,25 @@
 /**
- * The gateway's audit: a sample of the answers it serves goes to the subnet's permitted validators
- * (`validator.audit` on `/webtensor/audit/1`), who generate the same params on the pinned model and count a
- * wrong answer against the miner as they count a wrong challenge. A miner cannot tell an API user's request from
- * a validator's challenge, nor know which answers are audited, so cheating API users costs it incentive.
+ * Audits of users' answers: a client hands answers it got to the subnet's permitted validators (`validator.audit`
+ * on `/webtensor/audit/1`), who check them as they check their own challenges (both stages) and count a wrong
+ * answer against the miner. The gateway hands in a sample of what it serves (`--audit-rate`); a tab hands in its
+ * Ask answers when its user opts in. A miner cannot tell a user's request from a check, nor know which answers are
+ * audited, so cheating users costs it incentive.
  *
  * The answer is the miner's signed result over exactly the params it was asked (paramsHash): a gateway can hand
  * in only what the miner really answered. At most QUEUE_LIMIT answers wait; more are dropped, never buffered.
  */
-import type { LedgerSnapshot } from '../shared/ledger/snapshot.ts';
+import type { LedgerSnapshot } from '../../shared/ledger/snapshot.ts';
 import {
   auditVerdictSchema,
   type AuditVerdict,
   type GenerateParams,
   type GenerateResult,
-} from '../shared/inference/protocol.ts';
-import { PROTOCOLS } from '../shared/names.ts';
-import type { Json } from '../shared/p2p/rpc.ts';
-import type { RpcRouter } from '../core/services/rpc.ts';
-import { Store, type ReadableStore } from '../core/store.ts';
-import { AUDIT_INTERVAL_S } from '../core/services/validator.ts';
+} from '../../shared/inference/protocol.ts';
+import { PROTOCOLS } from '../../shared/names.ts';
+import type { Json } from '../../shared/p2p/rpc.ts';
+import type { RpcRouter } from './rpc.ts';
+import { Store, type ReadableStore } from '../store.ts';
+import { AUDIT_INTERVAL_S } from './validator.ts';
 
 export const QUEUE_LIMIT = 16;
 
@@ -29,8 +30,8 @@ export interface AuditState {
   wrong: number;
   failed: number;
   dropped: number;
-  /** The last verdicts, newest last (at most 20). */
-  recent: (AuditVerdict & { validator: string; model: string })[];
+  /** The last verdicts, newest last (at most 20), with the request each answered. */
+  recent: (AuditVerdict & { validator: string; model: string; requestId: string })[];
 }
 
 export interface AuditorComponents {
@@ -59,17 +60,18 @@ export class Auditor {
     private readonly init: AuditorInit,
   ) {}
 
-  /** An answer the gateway served on subnet `netuid`: audited with probability `rate`. */
-  offer(netuid: number, params: GenerateParams, result: GenerateResult): void {
-    if (this.stopped || (this.init.random ?? Math.random)() >= this.init.rate) return;
+  /** An answer this node got on subnet `netuid`: audited with probability `rate`. Resolves whether it was queued. */
+  offer(netuid: number, params: GenerateParams, result: GenerateResult): boolean {
+    if (this.stopped || (this.init.random ?? Math.random)() >= this.init.rate) return false;
     const s = this.state.get();
     if (this.queue.length >= QUEUE_LIMIT) {
       this.state.update({ dropped: s.dropped + 1 });
-      return;
+      return false;
     }
     this.state.update({ sampled: s.sampled + 1 });
     this.queue.push({ netuid, params, result });
     void this.pump();
+    return true;
   }
 
   stop(): void {
@@ -117,7 +119,7 @@ export class Auditor {
           { protocol: PROTOCOLS.audit, timeoutMs: 60_000 },
         );
         const verdict = auditVerdictSchema.parse(raw);
-        const entry = { ...verdict, validator, model: params.model };
+        const entry = { ...verdict, validator, model: params.model, requestId: result.requestId };
         const s = this.state.get();
         this.state.update({
           correct: s.correct + (verdict.verdict === 'correct' ? 1 : 0),
