@@ -34,6 +34,11 @@ export interface HubModelEntry {
   licence: string;
   source: 'hub';
   description: string;
+  /**
+   * The hub revision downloaded. Pinned: a commit (40 hex digits), which no one can move. A branch ("main") can
+   * change under the same name, so such an entry may be downloaded by a user but is never a subnet's model
+   * (`subnetModelProblem`). The commits and file hashes of these entries could not be read here (no hub access).
+   */
   revision: string;
   dtype: 'fp32' | 'q8';
 }
@@ -191,4 +196,24 @@ export function modelVersion(entry: ServedModelEntry): string {
 /** The base URL transformers.js uses as localModelPath for one model: /models/<version>/ */
 export function modelBasePath(entry: ServedModelEntry): string {
   return `/models/${modelVersion(entry)}/`;
+}
+
+/** Whether `entry` names immutable bytes: every file listed with its sha256, or a hub commit. */
+export function isPinned(entry: ModelEntry): boolean {
+  return entry.source !== 'hub' || /^[0-9a-f]{40}$/.test(entry.revision);
+}
+
+/**
+ * Why `model` cannot be a subnet's model, or null: it must be in this version's catalogue, a text-generation
+ * model, and pinned (a branch of a hub repository can change under the same name, so miners and validators could
+ * be running different bytes while all naming it). Validators judge behaviour against the pinned model they run;
+ * the hash a miner reports is never trusted (docs/validator.md).
+ */
+export function subnetModelProblem(model: string, task: Task): string | null {
+  const entry = findModel(model);
+  if (!entry) return `${model} is not in this version's model catalogue`;
+  if (entry.task !== task) return `${model} is a ${entry.task} model, not ${task}`;
+  if (entry.source === 'hub' && !isPinned(entry))
+    return `${model} is a hub model at the branch "${entry.revision}", not pinned to a commit: it cannot be a subnet's model`;
+  return null;
 }
