@@ -9,6 +9,7 @@ import type { PrivateKey } from '@libp2p/interface';
 import type { Ping } from '@libp2p/ping';
 import type { Multiaddr } from '@multiformats/multiaddr';
 import type { Libp2p } from 'libp2p';
+import { NodeError } from '../shared/errors.ts';
 import type { InferenceEngine } from '../shared/inference/engine.ts';
 import type { NetworkConfig } from '../shared/ledger/config.ts';
 import type { StoredRecordRow } from '../shared/ledger/db.ts';
@@ -59,6 +60,46 @@ export interface LedgerStore {
   setBase(base: JoinedBase, dropBelow: number): Promise<void>;
 }
 
+/** A blob (or a partial download) and its size in bytes. */
+export interface BlobInfo {
+  hash: string;
+  size: number;
+}
+
+/**
+ * Content-addressed files held off the ledger (batch jobs' request and result files), named by the sha256 of their
+ * bytes (64 lowercase hex characters; any other name is refused). Beside the blobs, a partial area keyed by the hash
+ * a download should have: bytes are appended there as they arrive, and the download becomes a blob only if all of
+ * them hash to its name (core/services/blobs.ts; the quota is the service's to enforce).
+ */
+export interface BlobStore {
+  /** The platform's default limit on stored plus partial bytes (the Blobs service may be given another). */
+  readonly quotaBytes: number;
+  /** Store `bytes` (kept as they are if already held); resolves to their sha256. */
+  put(bytes: Uint8Array): Promise<string>;
+  has(hash: string): Promise<boolean>;
+  /** The blob's size, or null when it is not held. */
+  size(hash: string): Promise<number | null>;
+  /** Up to `length` bytes from `offset` (fewer at the end); refuses a blob not held or an offset past its end. */
+  read(hash: string, offset: number, length: number): Promise<Uint8Array>;
+  /** Remove the blob (nothing happens if it is not held). */
+  delete(hash: string): Promise<void>;
+  list(): Promise<BlobInfo[]>;
+  /** Bytes held: complete blobs, and partial downloads. */
+  usage(): Promise<{ stored: number; partial: number }>;
+  /** Bytes of the partial download of `hash` held (0: none). */
+  partialSize(hash: string): Promise<number>;
+  /** Append to the partial download of `hash` (created if need be). */
+  appendPartial(hash: string, bytes: Uint8Array): Promise<void>;
+  /**
+   * Hash the partial download of `hash` (none: no bytes): if its bytes hash to `hash` it becomes the blob, otherwise
+   * it is deleted. Resolves to the hash the bytes have.
+   */
+  completePartial(hash: string): Promise<string>;
+  deletePartial(hash: string): Promise<void>;
+  listPartials(): Promise<BlobInfo[]>;
+}
+
 /** A registration's proof of work: see shared/ledger/pow.ts. */
 export interface RegistrationPuzzle {
   network: string;
@@ -102,10 +143,24 @@ export interface Platform {
   dialPeer(libp2p: Libp2pNode, target: DialTarget, signal: AbortSignal): Promise<void>;
   /** Storage and replay for one network, for the identity claimed. */
   openLedger(identity: Identity, networkId: string): Promise<{ store: LedgerStore; consensus: ConsensusEngine }>;
+  /** Content-addressed files for the identity claimed (`<data>/blobs` in Node, IndexedDB in a tab). */
+  openBlobs?(identity: Identity): Promise<BlobStore>;
   /** The inference engine, or null where this platform cannot run models (yet). */
   readonly inference: InferenceEngine | null;
   /** Models this machine can serve without downloading (best first is up to the caller). */
   availableModels(): Promise<string[]>;
+}
+
+/** A blob's name: the sha256 of its bytes, 64 lowercase hex characters. */
+export const BLOB_HASH = /^[0-9a-f]{64}$/;
+
+/** Refuse anything but a blob's name (a store never turns another string into a path or a key). */
+export function checkBlobHash(hash: string): void {
+  if (typeof hash !== 'string' || !BLOB_HASH.test(hash))
+    throw new NodeError(
+      'bad-input',
+      `a blob is named by the sha256 of its bytes, 64 lowercase hex characters; got ${JSON.stringify(String(hash).slice(0, 80))}`,
+    );
 }
 
 /** `addr` ending in `/p2p/<peer>`, so a dial checks it reached that peer. */

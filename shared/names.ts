@@ -17,6 +17,8 @@ export const PROTOCOLS = {
   sync: '/webtensor/sync/1',
   /** validator.audit: a client hands a validator a miner's signed answer to check (the gateway's audit). */
   audit: '/webtensor/audit/1',
+  /** blob.get: content-addressed files (batch jobs' request and result files) by sha256, in resumable chunks. */
+  blobs: '/webtensor/blobs/1',
 } as const;
 
 export const TOPICS = {

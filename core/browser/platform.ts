@@ -6,6 +6,7 @@ import { multiaddr } from '@multiformats/multiaddr';
 import { proxy } from 'comlink';
 import { withPeerId, type Platform } from '../platform.ts';
 import { claimSlot, SlotIdentity } from './identity.ts';
+import { DexieBlobStore } from './blob-store.ts';
 import { DexieLedgerStore } from './ledger-store.ts';
 import { createTabLibp2p } from './libp2p.ts';
 import { workerInferenceEngine, yumaWorker } from './workers.ts';
@@ -38,6 +39,7 @@ export function createBrowserPlatform(init: BrowserPlatformInit): Platform {
         },
       };
     },
+    openBlobs: async (identity) => new DexieBlobStore(identity.slot ?? 0),
     inference: workerInferenceEngine,
     async availableModels() {
       const res = await fetch('/models/available.json');

@@ -8,8 +8,9 @@ import { solveProofOfWork } from '../../shared/ledger/pow.ts';
 import { CheckpointedReplay } from '../../shared/ledger/checkpointed-replay.ts';
 import { snapshotOf } from '../../shared/ledger/snapshot.ts';
 import { MemoryLedgerStore } from '../memory-ledger-store.ts';
-import { withPeerId, type Clock, type LedgerStore, type Platform } from '../platform.ts';
+import { withPeerId, type BlobStore, type Clock, type LedgerStore, type Platform } from '../platform.ts';
 import { join } from 'node:path';
+import { FileBlobStore } from './file-blob-store.ts';
 import { NodeInferenceEngine } from './inference.ts';
 import { KeyFileIdentity } from './key-file.ts';
 import { SqliteLedgerStore } from './sqlite-ledger-store.ts';
@@ -30,6 +31,8 @@ export interface NodePlatformInit {
   durable?: boolean;
   /** Run models (miners and validators need to): transformers.js on onnxruntime-web WASM, models from disk. */
   inference?: NodeInferenceEngine;
+  /** Where blobs live; default: files in `<dataDir>/blobs`. */
+  blobs?: BlobStore;
 }
 
 export function createNodePlatform(init: NodePlatformInit): Platform {
@@ -81,6 +84,7 @@ export function createNodePlatform(init: NodePlatformInit): Platform {
         },
       };
     },
+    openBlobs: async () => init.blobs ?? new FileBlobStore(join(init.dataDir, 'blobs')),
     inference: init.inference ?? null,
     availableModels: async () => init.inference?.available() ?? [],
   };
