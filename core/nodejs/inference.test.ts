@@ -114,6 +114,24 @@ describe('NodeInferenceEngine', () => {
     expectSelectable(g);
   });
 
+  it('says "eos" when the end token ends the answer, also when it is the last token allowed', async () => {
+    // Find seeded answers that end early with the end token (the random tiny Llama often does), then ask for
+    // exactly as many tokens as they had.
+    const tiny = new NodeInferenceEngine(dirs);
+    await tiny.load('webtensor/tiny-llama');
+    let checked = 0;
+    for (let seed = 1; seed <= 100 && checked < 3; seed++) {
+      const sampling = { seed, temperature: 1.2 };
+      const free = await tiny.generate({ prompt: 'The end.', maxNewTokens: 64, sampling });
+      if (free.finish !== 'eos') continue;
+      const exact = await tiny.generate({ prompt: 'The end.', maxNewTokens: free.tokenIds.length, sampling });
+      expect(exact.tokenIds).toEqual(free.tokenIds);
+      expect(exact.finish).toBe('eos');
+      checked++;
+    }
+    expect(checked).toBeGreaterThan(0);
+  }, 60_000);
+
   it('runs the generated tiny Llama (present on every machine after npm install)', async () => {
     const tiny = new NodeInferenceEngine(dirs);
     const loaded = await tiny.load('webtensor/tiny-llama');
