@@ -9,17 +9,11 @@
 import type { SubnetConfig } from '../../shared/ledger/config.ts';
 import { weightsCommitHash } from '../../shared/ledger/state.ts';
 import type { Reference } from '../../shared/inference/engine.ts';
-import {
-  compareWithReference,
-  DEFAULT_AUDIT_THRESHOLDS,
-  type AuditThresholds,
-} from '../../shared/inference/audit-stats.ts';
+import { DEFAULT_AUDIT_THRESHOLDS, type AuditThresholds } from '../../shared/inference/audit-stats.ts';
 import { RateLimiter } from '@libp2p/utils';
 import {
   auditRequestSchema,
   checkResult,
-  stageOneProblem,
-  stepsOf,
   type AuditVerdict,
   type GenerateParams,
   type GenerateResult,
@@ -27,6 +21,7 @@ import {
 import { RpcError } from '../../shared/p2p/messages.ts';
 import { answerScore, ema, weightsFromScores, type Outcome } from '../../shared/validator/scoring.ts';
 import { challengeParams, cryptoRandom, type Random } from '../../shared/validator/challenges.ts';
+import { judgeStageOne, judgeStageTwo } from '../../shared/validator/judge.ts';
 import { Store } from '../store.ts';
 import type { Consensus } from './consensus.ts';
 import type { RecordBook } from './record-book.ts';
@@ -201,22 +196,19 @@ export class Validator {
    * The model hash the miner reports is not trusted: only its behaviour is judged.
    */
   private async judge(params: GenerateParams, answer: GenerateResult, deep: boolean): Promise<boolean> {
-    if (answer.model !== this.deps.subnet.model || stageOneProblem(answer, params)) return false;
+    if (!judgeStageOne(this.deps.subnet.model, params, answer).ok) return false;
     if (!deep) return true;
     if (answer.tokenIds.length === 0) return answer.finish === 'cancelled';
     const started = performance.now();
-    let ok: boolean;
+    let reference: Reference | null;
     try {
-      const reference = await this.deps.scoreLocally(params.prompt, answer.tokenIds);
-      const stage2 = compareWithReference(stepsOf(answer), reference, this.deps.thresholds ?? DEFAULT_AUDIT_THRESHOLDS);
-      const ends = reference.map((p) => p.eos === true);
-      const endsRight = answer.finish === 'eos' ? ends.indexOf(true) === ends.length - 1 : !ends.includes(true);
-      ok = stage2.ok && endsRight;
+      reference = await this.deps.scoreLocally(params.prompt, answer.tokenIds);
     } catch (err) {
       // Token ids the pinned model does not have are a wrong answer; anything else is this node's problem.
       if ((err as { code?: string }).code !== 'bad-params') throw err;
-      ok = false;
+      reference = null;
     }
+    const ok = judgeStageTwo(answer, reference, this.deps.thresholds ?? DEFAULT_AUDIT_THRESHOLDS).ok;
     const d = this.state.get().deepChecks;
     this.update({
       deepChecks: { count: d.count + 1, ms: d.ms + (performance.now() - started), failed: d.failed + (ok ? 0 : 1) },
