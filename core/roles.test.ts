@@ -34,6 +34,7 @@ const untouchable = new Proxy({} as Platform, {
 
 const engine: InferenceEngine = {
   load: async (modelId): Promise<Loaded> => ({ modelId, ms: 0, device: 'wasm', reason: 'test' }),
+  countTokens: async (prompt) => ({ tokens: prompt.length, context: null }),
   generate: async (): Promise<Generation> => ({
     text: '',
     tokenIds: [],

@@ -193,6 +193,7 @@ const api: InferenceWorkerApi = {
   generate: (options, onToken) => generation.generate(options, onToken),
 
   score: (prompt, tokenIds) => generation.score(prompt, tokenIds),
+  countTokens: async (prompt) => generation.countTokens(prompt),
 };
 
 // Callbacks (progress, streamed tokens) arrive as Comlink proxies made by the caller.

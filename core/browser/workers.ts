@@ -28,6 +28,7 @@ export const workerInferenceEngine: InferenceEngine = {
     inferenceWorker().load(modelId, onProgress ? proxy(onProgress) : undefined, device, hubHost),
   generate: (options, onText) => inferenceWorker().generate(options, onText ? proxy(onText) : undefined),
   score: (prompt, tokenIds) => inferenceWorker().score(prompt, tokenIds),
+  countTokens: (prompt) => inferenceWorker().countTokens(prompt),
   cancel: () => inferenceWorker().cancel(),
 };
 

@@ -132,6 +132,24 @@ describe('NodeInferenceEngine', () => {
     expect(checked).toBeGreaterThan(0);
   }, 60_000);
 
+  it("refuses what exceeds the model's context, and scores exactly what fits, to the last position", async () => {
+    const tiny = new NodeInferenceEngine(dirs);
+    await tiny.load('webtensor/tiny-llama');
+    const prompt = 'a b c d e f g h i j '.repeat(10);
+    const { tokens, context } = await tiny.countTokens(prompt);
+    expect(context).toBe(256);
+    // n new tokens after p prompt tokens feed p + n - 1 positions.
+    const fits = context! - tokens + 1;
+    await expect(tiny.generate({ prompt, maxNewTokens: fits + 1 })).rejects.toMatchObject({
+      code: 'bad-params',
+      message: expect.stringMatching(/exceed the model's context of 256 tokens/),
+    });
+    const full = await tiny.generate({ prompt, maxNewTokens: fits, sampling: { seed: 3, temperature: 1 } });
+    expect(compareWithReference(full.steps, await tiny.score(prompt, full.tokenIds)).ok).toBe(true);
+    await expect(tiny.score(prompt, Array<number>(fits + 1).fill(5))).rejects.toMatchObject({ code: 'bad-params' });
+    expect((await tiny.score(prompt, Array<number>(fits).fill(5))).length).toBe(fits);
+  }, 60_000);
+
   it('runs the generated tiny Llama (present on every machine after npm install)', async () => {
     const tiny = new NodeInferenceEngine(dirs);
     const loaded = await tiny.load('webtensor/tiny-llama');

@@ -122,6 +122,10 @@ export class NodeInferenceEngine implements InferenceEngine {
     return this.loaded().score(prompt, tokenIds);
   }
 
+  async countTokens(prompt: string) {
+    return this.loaded().countTokens(prompt);
+  }
+
   async cancel(): Promise<void> {
     this.generation?.cancel();
   }

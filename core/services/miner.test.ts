@@ -71,6 +71,10 @@ class FakeEngine implements InferenceEngine {
     return [];
   }
 
+  async countTokens(prompt: string) {
+    return { tokens: prompt.length, context: 256 };
+  }
+
   async cancel(): Promise<void> {
     this.cancels++;
     this.held
@@ -282,6 +286,16 @@ describe('Miner: serving infer.generate', () => {
     expect(out.tokenIds).toEqual([5, 17, 2]);
     // Local generations are not served to anyone.
     expect(miner.state.get()).toMatchObject({ served: idleMiner.served, queueDepth: 0 });
+  });
+
+  it("answers a batch job's line as it answers a peer: signed for the job's request id, counted as served", async () => {
+    const requestId = `${'ab'.repeat(32)}:99999`;
+    const signed = await miner.answer(params(), requestId);
+    expect(await checkResult(signed, { miner: self, requestId, params: params() })).toBeNull();
+    expect(miner.state.get()).toMatchObject({ served: 1, tokensServed: 3 });
+    await expect(miner.answer(params({ model: 'karpathy/stories260K' }), requestId)).rejects.toMatchObject({
+      code: 'unsupported-model',
+    });
   });
 });
 

@@ -234,6 +234,11 @@ export class Miner {
     return other;
   }
 
+  /** How many tokens `prompt` takes on this node's model, and the model's context (no queue: the tokenizer only). */
+  countHere(prompt: string) {
+    return this.components.engine.countTokens(prompt);
+  }
+
   /** How this node's model sees `tokenIds` after `prompt` (an audit's stage 2), queued with the requests it serves. */
   async scoreHere(prompt: string, tokenIds: number[], signal?: AbortSignal) {
     const { value } = await this.queue.run(signal ?? new AbortController().signal, () =>
@@ -251,6 +256,20 @@ export class Miner {
       ),
     );
     return value;
+  }
+
+  /**
+   * A signed answer to `params` under `requestId`, made here exactly as one served to a peer (the same queue,
+   * faults, signing and counters): a batch job's line, whose request id is `<job id>:<line index>`.
+   */
+  async answer(params: GenerateParams, requestId: string, signal?: AbortSignal): Promise<GenerateResult> {
+    if (params.model !== this.servingModel)
+      throw new RpcError(
+        'unsupported-model',
+        `this miner serves ${this.servingModel ?? 'no model yet'}, not ${params.model}`,
+      );
+    // No peer asked: to the `cheat-users` fault a job's client is a user like any other.
+    return this.serve(params, signal ?? new AbortController().signal, () => {}, requestId, this.self);
   }
 
   private async serve(

@@ -88,6 +88,8 @@ export interface ValidatorComponents {
   ): Promise<GenerateResult>;
   /** This node's teacher-forced pass over `tokenIds` after `prompt` on the pinned model (engine.score). */
   scoreLocally(prompt: string, tokenIds: number[]): Promise<Reference>;
+  /** The pinned model's token count of `prompt` and its context (engine.countTokens); absent: no fitting. */
+  countLocally?(prompt: string): Promise<{ tokens: number; context: number | null }>;
   /** Where challenges and audit draws come from (default: crypto). */
   random?: Random;
   thresholds?: AuditThresholds;
@@ -168,7 +170,8 @@ export class Validator {
     if (miners.length === 0 || this.deps.consensus.uidOf(this.deps.subnet.netuid, this.self) === null) return;
     const target = miners[this.next++ % miners.length]!;
     const random = this.deps.random ?? cryptoRandom;
-    const params = challengeParams(this.deps.subnet.model, random);
+    const params = await this.fitToContext(challengeParams(this.deps.subnet.model, random));
+    if (!params) return; // a prompt the model cannot even hold: draw another next step
     const deadline = challengeDeadlineMs(params.maxNewTokens);
     this.update({ inFlight: { uid: target.uid, prompt: params.prompt, startedAt: Date.now() } });
     const start = performance.now();
@@ -187,6 +190,20 @@ export class Validator {
     }
     this.record(target, outcome, latencyMs, deadline, deep);
     this.update({ inFlight: null, challenges: this.state.get().challenges + 1 });
+  }
+
+  /**
+   * A challenge the pinned model can hold: an honest miner refuses one whose prompt and tokens exceed the model's
+   * context (a user asking for that gets the same refusal), so the length is cut to fit, and null is returned when
+   * even one new token does not fit.
+   */
+  private async fitToContext(params: GenerateParams): Promise<GenerateParams | null> {
+    const count = await this.deps.countLocally?.(params.prompt);
+    if (!count || count.context === null) return params;
+    // n new tokens after p prompt tokens take p + n - 1 positions (the last token is never an input).
+    const room = count.context - count.tokens + 1;
+    if (room < 1) return null;
+    return { ...params, maxNewTokens: Math.min(params.maxNewTokens, room) };
   }
 
   /**

@@ -60,6 +60,8 @@ export interface InferenceEngine {
    * quantized log-prob and the model's own candidates (an audit's stage 2). One call at a time, like generate.
    */
   score(prompt: string, tokenIds: number[]): Promise<Reference>;
+  /** How many tokens `prompt` takes, and the model's context in positions (null: unknown). */
+  countTokens(prompt: string): Promise<{ tokens: number; context: number | null }>;
   /** Stop the running generation after its current token; it resolves with finish "cancelled". */
   cancel(): Promise<void>;
 }

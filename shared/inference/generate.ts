@@ -175,6 +175,14 @@ export class Generator {
    * How the loaded model sees `tokenIds` after `prompt`: one teacher-forced forward pass over prompt and tokens,
    * and per token its rank, its quantized log-prob and the model's own candidates (sampler.ts, scorePosition).
    */
+  /** How many tokens `prompt` takes, and the model's context (positions), if its config says. */
+  countTokens(prompt: string): { tokens: number; context: number | null } {
+    const generator = this.pipe();
+    if (!generator) throw new InferenceError('no-model-loaded', 'No model is loaded; load one first.');
+    const ids = generator.tokenizer(prompt).input_ids as { dims: number[] };
+    return { tokens: ids.dims.at(-1)!, context: contextOf(generator) };
+  }
+
   async score(prompt: string, tokenIds: number[]): Promise<Reference> {
     const generator = this.claim();
     try {
@@ -182,7 +190,11 @@ export class Generator {
       checkTokenIds(tokenIds, (generator.model.config as { vocab_size?: number }).vocab_size);
       const promptIds = generator.tokenizer(prompt).input_ids.tolist()[0] as bigint[];
       if (promptIds.length === 0) throw new InferenceError('bad-params', 'The prompt gives no tokens to start from.');
-      const rows = await lastLogits(generator, [...promptIds, ...tokenIds.map(BigInt)], tokenIds.length + 1);
+      checkContext(generator, promptIds.length, tokenIds.length);
+      // Position i's distribution comes from the prompt and tokens before i: the last token is never an input,
+      // so scoring needs exactly the positions generating did.
+      const inputs = [...promptIds, ...tokenIds.slice(0, -1).map(BigInt)];
+      const rows = await lastLogits(generator, inputs, tokenIds.length);
       const eos = new Set(eosTokenIds(generator));
       return tokenIds.map((id, i) => ({ ...scorePosition(rows[i]!, id), eos: eos.has(id) }));
     } finally {
@@ -211,6 +223,7 @@ export class Generator {
     const tokenizer = generator.tokenizer;
     const inputs = tokenizer(prompt);
     const promptTokens = (inputs.input_ids as { dims: number[] }).dims.at(-1)!;
+    checkContext(generator, promptTokens, maxNewTokens);
     // Streamed pieces may be delivered asynchronously (a worker's callback channel): wait for each before
     // returning, so the caller has every streamed piece before it sees the result.
     const delivered: Promise<unknown>[] = [];
@@ -304,4 +317,23 @@ function eosTokenIds(generator: TextGenerationPipeline): number[] {
     model.config.eos_token_id ??
     (generator.tokenizer as unknown as { eos_token_id?: number }).eos_token_id;
   return id === undefined || id === null ? [] : Array.isArray(id) ? id : [id];
+}
+
+/** The model's context in positions (config.max_position_embeddings), or null when its config does not say. */
+function contextOf(generator: TextGenerationPipeline): number | null {
+  const n = (generator.model.config as { max_position_embeddings?: unknown }).max_position_embeddings;
+  return typeof n === 'number' && Number.isInteger(n) && n > 0 ? n : null;
+}
+
+/**
+ * Refuse a request the model cannot hold: ORT would fail in the middle with "out of data bounds". Generating n
+ * tokens after p prompt tokens feeds p + n - 1 positions.
+ */
+function checkContext(generator: TextGenerationPipeline, promptTokens: number, newTokens: number): void {
+  const context = contextOf(generator);
+  if (context !== null && promptTokens + newTokens - 1 > context)
+    throw new InferenceError(
+      'bad-params',
+      `The prompt (${promptTokens} tokens) and ${newTokens} new tokens exceed the model's context of ${context} tokens.`,
+    );
 }
