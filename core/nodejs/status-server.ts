@@ -76,6 +76,7 @@ export interface NodeStatusView {
       audited: number;
       wrong: number;
       penaltyLeft: number;
+      lastProblem: string | null;
     }[];
   } | null;
 }
@@ -145,16 +146,19 @@ function validatorOf(roles: Roles | undefined): NodeStatusView['validator'] {
     audits: state.audits,
     deepChecks: { ...state.deepChecks, ms: Math.round(state.deepChecks.ms) },
     lastError: state.lastError,
-    scores: state.scores.map(({ uid, hotkey, score, challenges, correct, audited, wrong, penaltyLeft }) => ({
-      uid,
-      hotkey,
-      score,
-      challenges,
-      correct,
-      audited,
-      wrong,
-      penaltyLeft,
-    })),
+    scores: state.scores.map(
+      ({ uid, hotkey, score, challenges, correct, audited, wrong, penaltyLeft, lastProblem }) => ({
+        uid,
+        hotkey,
+        score,
+        challenges,
+        correct,
+        audited,
+        wrong,
+        penaltyLeft,
+        lastProblem,
+      }),
+    ),
   };
 }
 

@@ -120,6 +120,7 @@ describe('Validator.audit', () => {
       wrong: 1,
       penaltyLeft: PENALTY_CHALLENGES,
     });
+    expect(score()!.lastProblem).toMatch(/^audit of a user's answer, stage 1: /);
     expect(validator.state.get().audits).toEqual({ checked: 2, wrong: 1, refused: 0 });
     validator.stop();
   });

@@ -58,6 +58,8 @@ export interface MinerScore {
   wrong: number;
   /** Challenges left that score 0 after the last answer proven wrong. */
   penaltyLeft: number;
+  /** Why the last answer that did not count was refused: wrong (which check, why), an error or a timeout. */
+  lastProblem: string | null;
 }
 
 export interface ValidatorState {
@@ -178,17 +180,20 @@ export class Validator {
     let outcome: Outcome;
     let latencyMs: number;
     let deep = false;
+    let problem: string | null;
     try {
       const answer = await this.deps.infer(target.hotkey, params, { timeoutMs: deadline, keepInconsistent: true });
       latencyMs = performance.now() - start;
       deep = random() < AUDIT_SHARE;
-      outcome = (await this.judge(params, answer, deep)) ? 'correct' : 'wrong';
+      problem = await this.judge(params, answer, deep);
+      outcome = problem === null ? 'correct' : 'wrong';
     } catch (err) {
       latencyMs = performance.now() - start;
       outcome = err instanceof RpcError && err.code === 'timeout' ? 'timeout' : 'error';
-      if (outcome === 'error') this.update({ lastError: `uid ${target.uid}: ${(err as Error).message}` });
+      problem = (err as Error).message;
+      if (outcome === 'error') this.update({ lastError: `uid ${target.uid}: ${problem}` });
     }
-    this.record(target, outcome, latencyMs, deadline, deep);
+    this.record(target, outcome, latencyMs, deadline, deep, problem);
     this.update({ inFlight: null, challenges: this.state.get().challenges + 1 });
   }
 
@@ -212,10 +217,11 @@ export class Validator {
    * and gives log-probs near the candidates'; an "eos" answer ends with the model's end token, others hold none).
    * The model hash the miner reports is not trusted: only its behaviour is judged.
    */
-  private async judge(params: GenerateParams, answer: GenerateResult, deep: boolean): Promise<boolean> {
-    if (!judgeStageOne(this.deps.subnet.model, params, answer).ok) return false;
-    if (!deep) return true;
-    if (answer.tokenIds.length === 0) return answer.finish === 'cancelled';
+  private async judge(params: GenerateParams, answer: GenerateResult, deep: boolean): Promise<string | null> {
+    const stage1 = judgeStageOne(this.deps.subnet.model, params, answer);
+    if (!stage1.ok) return `stage 1: ${stage1.reason}`;
+    if (!deep) return null;
+    if (answer.tokenIds.length === 0) return answer.finish === 'cancelled' ? null : 'an empty answer';
     const started = performance.now();
     let reference: Reference | null;
     try {
@@ -225,12 +231,16 @@ export class Validator {
       if ((err as { code?: string }).code !== 'bad-params') throw err;
       reference = null;
     }
-    const ok = judgeStageTwo(answer, reference, this.deps.thresholds ?? DEFAULT_AUDIT_THRESHOLDS).ok;
+    const stage2 = judgeStageTwo(answer, reference, this.deps.thresholds ?? DEFAULT_AUDIT_THRESHOLDS);
     const d = this.state.get().deepChecks;
     this.update({
-      deepChecks: { count: d.count + 1, ms: d.ms + (performance.now() - started), failed: d.failed + (ok ? 0 : 1) },
+      deepChecks: {
+        count: d.count + 1,
+        ms: d.ms + (performance.now() - started),
+        failed: d.failed + (stage2.ok ? 0 : 1),
+      },
     });
-    return ok;
+    return stage2.ok ? null : `stage 2: ${stage2.reason}`;
   }
 
   /**
@@ -243,6 +253,7 @@ export class Validator {
     latencyMs: number,
     deadlineMs: number,
     deep: boolean,
+    problem: string | null,
   ) {
     const scores = this.state.get().scores.filter((s) => !(s.uid === target.uid && s.hotkey !== target.hotkey));
     const prev = scores.find((s) => s.uid === target.uid);
@@ -261,6 +272,7 @@ export class Validator {
       audited: (prev?.audited ?? 0) + (deep ? 1 : 0),
       wrong: (prev?.wrong ?? 0) + (wrong ? 1 : 0),
       penaltyLeft: wrong ? PENALTY_CHALLENGES : Math.max(0, (prev?.penaltyLeft ?? 0) - 1),
+      lastProblem: problem ?? prev?.lastProblem ?? null,
     };
     this.update({ scores: [...scores.filter((s) => s.uid !== target.uid), next].sort((a, b) => a.uid - b.uid) });
   }
@@ -309,10 +321,19 @@ export class Validator {
     }
     this.auditing = true;
     try {
-      const same = await this.judge(params, result, true);
+      const problem = await this.judge(params, result, true);
+      const same = problem === null;
       const audits = this.state.get().audits;
       this.update({ audits: { ...audits, checked: audits.checked + 1, wrong: audits.wrong + (same ? 0 : 1) } });
-      if (!same) this.record(target, 'wrong', 0, challengeDeadlineMs(params.maxNewTokens), true);
+      if (!same)
+        this.record(
+          target,
+          'wrong',
+          0,
+          challengeDeadlineMs(params.maxNewTokens),
+          true,
+          `audit of a user's answer, ${problem}`,
+        );
       return { verdict: same ? 'correct' : 'wrong', miner: target.hotkey, uid: target.uid };
     } finally {
       this.auditing = false;

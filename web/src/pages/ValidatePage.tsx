@@ -70,9 +70,11 @@ export function ValidatePage() {
       <section className="hero" aria-labelledby="validate-title">
         <h1 id="validate-title">Validate</h1>
         <p className="lead">
-          A validator asks miners questions (seeded prompts, greedy decoding, a deadline), checks every answer against
-          its own run of the same model, and scores correctness, speed and availability. Once per epoch it commits its
-          weights and reveals them later, so nobody can copy them in time. Stake makes its opinion count.
+          A validator asks miners questions that look like users' requests, checks that every answer's tokens follow
+          from the probabilities the miner signed with them, compares half of them with its own run of the same model,
+          and scores correctness, speed and availability; an answer proven wrong zeroes the miner for a while. Once per
+          epoch it commits its weights and reveals them later, so nobody can copy them in time. Stake makes its opinion
+          count.
         </p>
         {!validator && (
           <div className="row">
@@ -157,6 +159,8 @@ export function ValidatePage() {
                   <th scope="col">miner</th>
                   <th scope="col">score</th>
                   <th scope="col">correct</th>
+                  <th scope="col">checked in depth</th>
+                  <th scope="col">proven wrong</th>
                   <th scope="col">last</th>
                   <th scope="col">latency</th>
                 </tr>
@@ -172,7 +176,9 @@ export function ValidatePage() {
                     <td>
                       {s.correct}/{s.challenges}
                     </td>
-                    <td>{s.last}</td>
+                    <td>{s.audited}</td>
+                    <td>{s.penaltyLeft > 0 ? `${s.wrong} (zeroed ${s.penaltyLeft} more)` : s.wrong}</td>
+                    <td title={s.lastProblem ?? undefined}>{s.last}</td>
                     <td>{s.latencyMs === null ? '—' : `${s.latencyMs.toFixed(0)} ms`}</td>
                   </tr>
                 ))}
