@@ -5,7 +5,8 @@
  *
  *   identity → libp2p → rpc · peers · relay link → discovery · diagnostics · announcements · client · auditor
  *            → network config → ledger (book, gossip, sync, consensus, agreement, registration)
- *            → miner (where the platform has an inference engine) → validator (on demand)
+ *            → miner (where the platform has an inference engine) → blobs → batch jobs (client; miner and
+ *              auditor started by Roles) → validator (on demand)
  */
 import type { PrivateKey } from '@libp2p/interface';
 import { peerIdFromPrivateKey } from '@libp2p/peer-id';
@@ -17,9 +18,13 @@ import { loadNetworkConfig } from './network-config.ts';
 import type { Identity, Libp2pNode, Platform } from './platform.ts';
 import { Announcements } from './services/announce.ts';
 import { Auditor } from './services/auditor.ts';
+import { Blobs } from './services/blobs.ts';
 import { Client } from './services/client.ts';
 import { Diagnostics } from './services/diagnostics.ts';
 import { Discovery } from './services/discovery.ts';
+import { JobClient } from './services/job-client.ts';
+import { JobMiner } from './services/job-miner.ts';
+import { jobLedgerOf } from './services/jobs.ts';
 import { Miner } from './services/miner.ts';
 import { PeerTable } from './services/peers.ts';
 import { RelayLink, resolveRelay } from './services/relay-link.ts';
@@ -55,6 +60,17 @@ export interface NodeServices {
   ledger: LedgerServices | null;
   /** Null where the platform cannot run models. */
   miner: Miner | null;
+  /** Files off the ledger (`/webtensor/blobs/1`); null where the platform keeps none. */
+  blobs: Blobs | null;
+  /** Batch jobs (docs/jobs.md): null without a network or blobs. The validator's auditor is made by Roles. */
+  jobs: JobServices | null;
+}
+
+export interface JobServices {
+  /** Open, follow, cancel jobs and collect their results. */
+  client: JobClient;
+  /** Claims shards and publishes results: started by Roles when the node mines; null without a miner. */
+  miner: JobMiner | null;
 }
 
 export class WebtensorNode {
@@ -143,13 +159,23 @@ export class WebtensorNode {
         )
       : null;
 
+    const blobStore = (await platform.openBlobs?.(identity)) ?? null;
+    const blobs = blobStore ? new Blobs({ rpc, store: blobStore }) : null;
+    let jobs: JobServices | null = null;
+    if (ledger && blobs) {
+      const view = { ...jobLedgerOf(ledger), blobs };
+      jobs = { client: new JobClient(view), miner: miner ? new JobMiner({ ...view, miner }) : null };
+    }
+
     await diagnostics.start();
     await miner?.start();
+    await blobs?.start();
     peers.start();
     announcements.start();
     for (const r of relays) r.start();
     discovery.start();
     await ledger?.start();
+    jobs?.client.start();
     const services: NodeServices = {
       peerId,
       identity,
@@ -166,6 +192,8 @@ export class WebtensorNode {
       auditor,
       ledger,
       miner,
+      blobs,
+      jobs,
     };
     this.services.set(services);
     // Running once any relay holds our reservation (with several, one may be down).
@@ -178,6 +206,9 @@ export class WebtensorNode {
     const s = this.services.get();
     if (!s) return;
     s.auditor.stop();
+    s.jobs?.miner?.stop();
+    s.jobs?.client.stop();
+    s.blobs?.stop();
     s.ledger?.stop();
     s.discovery.stop();
     for (const r of s.relays) r.stop();

@@ -8,6 +8,8 @@ import type { Loaded } from '../shared/inference/engine.ts';
 import { NodeError } from '../shared/errors.ts';
 import type { NodeConfig, Role } from './config.ts';
 import type { NodeServices, WebtensorNode } from './node.ts';
+import { JobAuditor } from './services/job-auditor.ts';
+import { jobLedgerOf } from './services/jobs.ts';
 import { Validator } from './services/validator.ts';
 import { PROTOCOLS } from '../shared/names.ts';
 import type { Json } from '../shared/p2p/rpc.ts';
@@ -23,6 +25,8 @@ export interface RoleSettings {
 export class Roles {
   readonly settings: Store<RoleSettings>;
   readonly validator = new Store<Validator | null>(null);
+  /** A validator's audits of batch-job results (docs/jobs.md), made with the validator. */
+  readonly jobAuditor = new Store<JobAuditor | null>(null);
 
   constructor(private readonly node: WebtensorNode) {
     const { role, model, device } = node.config;
@@ -64,6 +68,8 @@ export class Roles {
       if (services.miner?.state.get().phase !== 'ready')
         await this.serveModel(this.settings.get().model ?? this.subnet()?.model);
       await this.register(services, 'miner');
+      // A miner also takes batch-job shards its balance can bond (docs/jobs.md).
+      services.jobs?.miner?.start();
     } else if (role === 'validator') {
       await this.startValidator();
     }
@@ -96,6 +102,7 @@ export class Roles {
         fault: this.node.config.fault === 'copy-weights' ? 'copy-weights' : null,
         infer: (peer, params, opts) => client.infer(peer, params, opts),
         scoreLocally: (prompt, tokenIds) => miner.scoreHere(prompt, tokenIds),
+        countLocally: (prompt) => miner.countHere(prompt),
       });
       const auditing = validator;
       // Signed answers handed in to check (the gateway's audit): see Validator.audit.
@@ -105,9 +112,19 @@ export class Roles {
         { maxInboundStreams: 4 },
       );
       this.validator.set(validator);
+      if (services.blobs)
+        this.jobAuditor.set(
+          new JobAuditor({
+            ...jobLedgerOf(ledger),
+            blobs: services.blobs,
+            subnet,
+            scoreLocally: (prompt, tokenIds) => miner.scoreHere(prompt, tokenIds),
+          }),
+        );
     }
     await this.register(services, 'validator');
     validator.start();
+    this.jobAuditor.get()?.start();
     return validator;
   }
 

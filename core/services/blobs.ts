@@ -263,6 +263,20 @@ export class Blobs {
     });
   }
 
+  /** Whether the blob is stored here (whole: a partial download does not count). */
+  has(hash: string): Promise<boolean> {
+    checkBlobHash(hash);
+    return this.components.store.has(hash);
+  }
+
+  /** The bytes of a blob stored here, whole (a blob is at most the per-blob limit); refuses one not held. */
+  async read(hash: string): Promise<Uint8Array> {
+    checkBlobHash(hash);
+    const size = await this.components.store.size(hash);
+    if (size === null) throw new NodeError('bad-input', `no blob ${hash} is stored here`);
+    return size === 0 ? new Uint8Array(0) : this.components.store.read(hash, 0, size);
+  }
+
   /** Bytes held (stored, and in partial downloads) and the quota. */
   async usage(): Promise<{ stored: number; partial: number; quota: number }> {
     return { ...(await this.components.store.usage()), quota: this.quotaBytes };

@@ -42,7 +42,8 @@ export const finishReasons = ['length', 'stop', 'eos', 'cancelled'] as const;
 
 const hex64 = z.string().regex(/^[0-9a-f]{64}$/, 'expected 64 hex digits');
 export const generateResultSchema = z.object({
-  requestId: z.string().max(64),
+  /** The RPC request's id; a batch job's line is `<job id>:<line index>` (70 characters at most). */
+  requestId: z.string().max(80),
   miner: z.string().max(128),
   model: z.string().max(128),
   /** paramsHash() of what the miner was asked: a signed answer cannot be paired with another prompt. */

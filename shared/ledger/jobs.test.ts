@@ -321,19 +321,22 @@ describe('claims, results and audits', () => {
       records.push(await make(config, v, 'job.audit', 28 + k, { job, shard: k, resultsHash: RESULTS, pass: true }));
     const r = replay(config, records, 40);
     expect(r.state.jobs[job]).toBeUndefined();
-    expect(r.settledJobs).toEqual([
-      {
-        job,
-        client: client.id,
-        netuid: 1,
-        deposit: 1000n,
-        paid: 1000n,
-        refunded: 0n,
-        forfeited: 0n,
-        cancelled: false,
-        block: 30,
-      },
-    ]);
+    expect(r.settledJobs).toHaveLength(1);
+    expect(r.settledJobs[0]).toMatchObject({
+      job,
+      client: client.id,
+      netuid: 1,
+      deposit: 1000n,
+      paid: 1000n,
+      refunded: 0n,
+      forfeited: 0n,
+      cancelled: false,
+      block: 30,
+    });
+    // The settlement carries the shards as they closed: who was paid, and for which results.
+    expect(r.settledJobs[0]!.shardStates).toEqual(
+      miners.map((m) => ({ status: 'paid', miner: m.id, resultsHash: RESULTS })),
+    );
     expect(r.state.balances[client.id]).toBe(FUNDS - 1000n);
     expect(r.state.balances[m1.id]! + r.state.balances[m2.id]!).toBe(2n * FUNDS + 1000n);
     conserved(r.state);

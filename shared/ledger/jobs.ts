@@ -72,16 +72,12 @@ export interface JobState {
   shardStates: ShardState[];
 }
 
-/** What a closed job came to (not part of the state: the replay reports it, like an epoch's summary). */
-export interface JobSettlement {
+/**
+ * What a closed job came to (not part of the state: the replay reports it, like an epoch's summary): the job as it
+ * closed, its shards paid (with the miner and the hash of the results the client should receive) or refunded.
+ */
+export interface JobSettlement extends JobState {
   job: string;
-  client: string;
-  netuid: number;
-  deposit: bigint;
-  paid: bigint;
-  refunded: bigint;
-  forfeited: bigint;
-  cancelled: boolean;
   /** The block at which it closed. */
   block: number;
 }
@@ -170,8 +166,7 @@ function closeIfDone(state: LedgerState, id: string, block: number): JobSettleme
   if (job.paid + job.refunded !== job.deposit)
     throw new Error(`job ${id} closes with ${job.paid} paid and ${job.refunded} refunded of ${job.deposit}`);
   delete state.jobs[id];
-  const { client, netuid, deposit, paid, refunded, forfeited, cancelled } = job;
-  return { job: id, client, netuid, deposit, paid, refunded, forfeited, cancelled, block };
+  return { ...job, job: id, block };
 }
 
 type JobRecord = Extract<LedgerRecord, { kind: `job.${string}` }>;

@@ -3,7 +3,7 @@
  * way whether the replay ran in a tab's consensus worker or in Node, so both show the same numbers.
  */
 import type { ChainLink, CheckpointView, ClosedEpoch, Replay } from './replay.ts';
-import type { JobState } from './jobs.ts';
+import type { JobSettlement, JobState } from './jobs.ts';
 import { totalStake, type SubnetState } from './state.ts';
 
 export interface LedgerSnapshot {
@@ -33,6 +33,12 @@ export interface LedgerSnapshot {
   burned: bigint;
   /** The open batch jobs (docs/jobs.md); admission checks job records against them. */
   jobs?: Record<string, JobState>;
+  /**
+   * The jobs this replay closed, in the order it closed them, each with its shards as they closed (docs/jobs.md).
+   * A replay reports the jobs closed since the state it started from, so a job shows here for an epoch or two after
+   * it closes: a node that needs it longer (a client's results) keeps what it saw.
+   */
+  settledJobs?: JobSettlement[];
   ms: number;
   /** Every closed epoch's checkpoint from genesis (served to joining nodes; a base brings the early links). */
   chain: ChainLink[];
@@ -63,6 +69,7 @@ export function snapshotOf(result: Replay, records: number, closeThrough: number
     dust: result.state.dust,
     burned: result.state.burned,
     jobs: result.state.jobs,
+    settledJobs: result.settledJobs,
     ms,
     chain: result.chain,
     finalState: result.finalState,
