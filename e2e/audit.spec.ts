@@ -93,6 +93,14 @@ test.afterEach(async ({}, info) => {
     for (const [child, log] of logs) console.log(`--- ${child.spawnargs.at(-1)}\n${log.slice(-3000)}`);
 });
 
+/** One chat completion through the gateway; resolves with the miner that answered ('' if none). */
+const askGateway = (content: string) =>
+  fetch(`${base}/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content }], max_tokens: 8 }),
+  }).then((r) => r.headers.get('x-webtensor-miner') ?? '');
+
 test('validators check the answers the gateway serves: the cheating miner is caught, the honest one is not', async () => {
   await expect
     .poll(async () => (await Promise.all([HONEST_PORT, CHEATER_PORT].map(status))).every((s) => s?.uid != null), {
@@ -161,4 +169,34 @@ test('a tab whose user opts in on Ask hands its answers to a validator, and show
   // The choice is kept for the next visit.
   await page.reload();
   await expect(page.getByTestId('check-answers')).toBeChecked();
+});
+
+test('with users asking, the miner honest only with validators ends near zero incentive; the honest one earns', async ({
+  page,
+}) => {
+  test.setTimeout(300_000);
+  await page.goto(`/?autostart=1&relay=${encodeURIComponent(relay.healthUrl)}&role=client`);
+  const honest = (await status(HONEST_PORT))!.peerId;
+  const cheater = (await status(CHEATER_PORT))!.peerId;
+  // Users keep asking (the gateway audits every answer), while epochs close on the validator's weights.
+  await expect
+    .poll(
+      async () => {
+        await Promise.all([0, 1].map((k) => askGateway(`Story ${k} ${Math.random()}`)));
+        return page.evaluate(
+          ([h, c]) => {
+            const last = window.webtensor.ledger.summaries.at(-1);
+            const incentive = (k: string) => last?.uids.find((u) => u.hotkey === k)?.incentive ?? -1;
+            const [hi, ci] = [incentive(h), incentive(c)];
+            return `honest ${hi > 0 ? 'earns' : hi}, cheater ${ci >= 0 && ci < 655 ? 'near zero' : ci}`;
+          },
+          [honest, cheater] as const,
+        );
+      },
+      { timeout: 240_000, intervals: [2000] },
+    )
+    .toBe('honest earns, cheater near zero');
+  // Its own challenges never caught it: every answer proven wrong was an answer to a user.
+  const v = (await status(VALIDATOR_PORT))!.validator!;
+  expect(v.scores.find((s) => s.hotkey === cheater)!.wrong).toBeLessThanOrEqual(v.audits.wrong);
 });

@@ -14,6 +14,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RelayProcess } from '../relay/testing/relay-process.ts';
 import { chromiumLaunchOptions } from '../scripts/chromium.ts';
+import { NodeInferenceEngine } from '../core/nodejs/inference.ts';
+import { compareWithReference } from '../shared/inference/audit-stats.ts';
+import { challengeParams } from '../shared/validator/challenges.ts';
 import { openTabs } from './support/tabs.ts';
 
 // SwiftShader's WebGPU adapter: --enable-unsafe-webgpu, and without --disable-gpu (which removes every adapter).
@@ -98,6 +101,26 @@ test('honest miners on WASM and WebGPU pass every check and earn; other-model, r
   const [tab] = await openTabs(browser, 1, relay.healthUrl, undefined, () => `role=miner&device=webgpu&model=${MODEL}`);
   const gpu = tab!.page;
   await expect.poll(() => gpu.evaluate(() => window.webtensor.miner.device), { timeout: 90_000 }).toBe('webgpu');
+  // The decode step is the same in Chromium and Node: seeded samples drawn as challenges are, on WebGPU in the tab
+  // and on WASM in this process, the same tokens from candidates at most a rounding step apart.
+  const node = new NodeInferenceEngine();
+  await node.load(MODEL);
+  let seed = 7;
+  const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+  for (let k = 0; k < 4; k++) {
+    const p = challengeParams(MODEL, rand);
+    const asked = { ...p, maxNewTokens: Math.min(p.maxNewTokens, 12) };
+    const inTab = await gpu.evaluate(
+      ([prompt, n, sampling, stop]) => window.webtensor.inference.generate(prompt, n, { sampling, stop }),
+      [asked.prompt, asked.maxNewTokens, asked.sampling, asked.stop] as const,
+    );
+    const inNode = await node.generate(asked);
+    expect(inTab.tokenIds).toEqual(inNode.tokenIds);
+    expect(
+      compareWithReference(inTab.steps, await node.score(asked.prompt, inTab.tokenIds)).worstDistance,
+    ).toBeLessThanOrEqual(2 / 1024);
+  }
+
   await expect
     .poll(async () => (await Promise.all(Object.values(MINERS).map(status))).every((s) => s?.uid != null), {
       timeout: 120_000,
