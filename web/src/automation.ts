@@ -27,7 +27,10 @@ import type { RecordGossipState } from '../../core/services/record-gossip.ts';
 import { DexieLedgerStore } from '../../core/browser/ledger-store.ts';
 import type { RelayState } from '../../core/services/relay-link.ts';
 import type { ValidatorState } from '../../core/services/validator.ts';
+import type { JobOutputLine } from '../../core/services/job-client.ts';
+import { AmountError, parseTao } from '../../shared/ledger/amounts.ts';
 import type { TabNode } from './shell/node-context.ts';
+import { jobHistory, jobRequests, jobView, type JobView } from './jobs-view.ts';
 
 /** A subnet in the last replay (amounts in rao as strings). */
 export interface SubnetView {
@@ -165,6 +168,30 @@ export interface WebtensorAutomation {
     /** Test networks: draw test τ from the faucet. */
     faucet(tao: string): Promise<string>;
   };
+  /**
+   * This key's batch jobs (docs/jobs.md): amounts in rao as decimal strings. `open` checks everything before it
+   * signs (every line, the shards, the deadline, the sizes, the deposit) and rejects with { code, message } naming
+   * what is wrong, having signed nothing.
+   */
+  jobs: {
+    /** This key's jobs this tab has seen, newest first. */
+    readonly list: JobView[];
+    /**
+     * Open a job: `lines` is a job file's JSONL text (or OpenAI batch lines for /v1/completions), or its lines as
+     * values; `priceTao` the price per request in τ; `netuid` the tab's subnet unless given. Resolves with the id.
+     */
+    open(job: {
+      netuid?: number;
+      lines: string | unknown[];
+      priceTao: string;
+      deadlineEpochs: number;
+      shards: number;
+    }): Promise<string>;
+    status(id: string): JobView | null;
+    /** One line per request, in order: `{custom_id, result}` or `{custom_id, error: {code, message}}`. */
+    results(id: string): Promise<JobOutputLine[]>;
+    cancel(id: string): Promise<void>;
+  };
   readonly validator: ValidatorState | null;
   yuma: {
     /** Run one Yuma case (vectors.json format) in the consensus Web Worker. */
@@ -202,6 +229,13 @@ export function installAutomation(tab: TabNode | null): void {
   const ledger = () => services()?.ledger ?? null;
   const snapshot = () => ledger()?.consensus.snapshot.get() ?? null;
   const hub = () => node?.config.hub;
+  const jobClient = () => {
+    const jobs = started().jobs;
+    if (!jobs) throw new NodeError('no-network', 'This tab has no network config or no file store: it runs no jobs.');
+    return jobs.client;
+  };
+  // Follow this key's jobs from the start, so each shard's history (reopened after a failed audit) is complete.
+  node?.services.subscribe((s) => s?.jobs && jobHistory(s.jobs.client));
   // A second, read-only handle on the tab's ledger database (IndexedDB takes several connections).
   let reader: { key: string; store: DexieLedgerStore } | null = null;
   const storeReader = () => {
@@ -416,6 +450,44 @@ export function installAutomation(tab: TabNode | null): void {
       stake: async (hotkey, amount) => recordId(await ledgerOf().wallet.stake(hotkey, amount)),
       unstake: async (hotkey, amount) => recordId(await ledgerOf().wallet.unstake(hotkey, amount)),
       faucet: async (amount) => recordId(await ledgerOf().wallet.faucet(amount)),
+    },
+    jobs: {
+      get list() {
+        const client = services()?.jobs?.client;
+        if (!client) return [];
+        const history = jobHistory(client).get();
+        return client.state.get().jobs.map((j) => jobView(j, history));
+      },
+      async open({ netuid, lines, priceTao, deadlineEpochs, shards }) {
+        const client = jobClient();
+        const subnets = ledgerOf().network.subnets;
+        const subnet = subnets.find((s) => s.netuid === (netuid ?? tab?.roles.subnet()?.netuid ?? subnets[0]?.netuid));
+        if (!subnet) throw new NodeError('bad-input', `This network has no subnet ${String(netuid)}.`);
+        let price: bigint;
+        try {
+          price = parseTao(String(priceTao));
+        } catch (err) {
+          if (err instanceof AmountError)
+            throw new NodeError('bad-input', `The price per request: ${err.message}`, { cause: err });
+          throw err;
+        }
+        let requests: string | unknown[];
+        try {
+          requests = typeof lines === 'string' ? jobRequests(lines, subnet.model) : lines;
+        } catch (err) {
+          throw new NodeError('bad-input', `The job's requests are not valid: ${(err as Error).message}.`, {
+            cause: err,
+          });
+        }
+        return client.open({ netuid: subnet.netuid, lines: requests, price, deadlineEpochs, shards });
+      },
+      status(id) {
+        const client = services()?.jobs?.client;
+        const job = client?.status(id);
+        return client && job ? jobView(job, jobHistory(client).get()) : null;
+      },
+      results: (id) => jobClient().results(id),
+      cancel: (id) => jobClient().cancel(id),
     },
     get validator() {
       return tab?.roles.validator.get()?.state.get() ?? null;

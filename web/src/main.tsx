@@ -8,6 +8,7 @@ import { installAutomation } from './automation.ts';
 import { ConfigError, readNodeConfig } from './url-config.ts';
 import { AskPage } from './pages/AskPage.tsx';
 import { DashboardPage } from './pages/DashboardPage.tsx';
+import { JobsPage } from './pages/JobsPage.tsx';
 import { LabPage } from './pages/LabPage.tsx';
 import { MinePage } from './pages/MinePage.tsx';
 import { ValidatePage } from './pages/ValidatePage.tsx';
@@ -17,12 +18,13 @@ import { NodeContext, type TabNode } from './shell/node-context.ts';
 import './styles.css';
 
 // One node per tab, whatever page is shown. /validate makes Start (and autostart) a validator unless ?role= says;
-// /dashboard and /ask join the network as a client at once, to watch and ask (no model, no registration).
+// /dashboard, /ask, /wallet and /jobs join the network as a client at once, to watch, ask and pay (no model, no
+// registration).
 let tab: TabNode | null = null;
 let configError: string | null = null;
 try {
   const params = new URLSearchParams(location.search);
-  const watchPage = /^\/(dashboard|ask|wallet)/.test(location.pathname);
+  const watchPage = /^\/(dashboard|ask|wallet|jobs)/.test(location.pathname);
   if (!params.has('role') && location.pathname.startsWith('/validate')) params.set('role', 'validator');
   if (!params.has('role') && watchPage) params.set('role', 'client');
   const config = readNodeConfig(`?${params}`, location);
@@ -46,6 +48,7 @@ const router = createBrowserRouter([
       { path: '/dashboard', element: <DashboardPage /> },
       { path: '/ask', element: <AskPage /> },
       { path: '/wallet', element: <WalletPage /> },
+      { path: '/jobs', element: <JobsPage /> },
       { path: '/lab', element: <LabPage /> },
       { path: '*', element: <MinePage /> },
     ],

@@ -90,6 +90,7 @@ export function Layout() {
             <NavLink to="/dashboard">Dashboard</NavLink>
             <NavLink to="/ask">Ask</NavLink>
             <NavLink to="/wallet">Wallet</NavLink>
+            <NavLink to="/jobs">Jobs</NavLink>
           </nav>
           <button
             type="button"
