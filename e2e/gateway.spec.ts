@@ -354,7 +354,10 @@ test('a miner that never answers: 504 once the deadline passes', async () => {
     ]),
   );
   const quick = new OpenAI({ baseURL: `http://127.0.0.1:${GATEWAY_PORT + 1}/v1`, apiKey: 'open', maxRetries: 0 });
-  await expect.poll(async () => (await quick.models.list().catch(() => ({ data: [] }))).data.length).toBe(1);
+  // A gateway process takes seconds to start (tsx compiles it), more on a busy machine: the default 5 s is not enough.
+  await expect
+    .poll(async () => (await quick.models.list().catch(() => ({ data: [] }))).data.length, { timeout: 60_000 })
+    .toBe(1);
   // Once its replay has the silent miner registered and it holds a connection to it (else, with the others dead,
   // every miner it knows fails at once: 503).
   const dropper = (await statusOf(port))!.peerId;

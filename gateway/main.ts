@@ -5,12 +5,12 @@
  */
 import '../shared/polyfills.ts';
 import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { clientConfig } from '../core/config.ts';
-import { WebtensorNode } from '../core/node.ts';
+import { WebtensorNode, type NodeServices } from '../core/node.ts';
 import { createLogger, DEFAULT_RELAY, relayOf } from '../core/nodejs/cli.ts';
 import { defaultModelDirs } from '../core/nodejs/model-dirs.ts';
 import { createNodePlatform } from '../core/nodejs/platform.ts';
@@ -18,6 +18,11 @@ import { chatTemplateFor, type ChatTemplate } from './chat-template.ts';
 import { MinerRouter } from './router.ts';
 import { startGateway } from './server.ts';
 import { Auditor } from '../core/services/auditor.ts';
+import { DEFAULT_MAX_BLOB_BYTES } from '../core/services/blobs.ts';
+import { DEFAULT_BATCH_PRICE, DEFAULT_REQUESTS_PER_SHARD } from './batch-object.ts';
+import { BatchService } from './batches.ts';
+import { DEFAULT_MAX_FILE_BYTES, FileStore } from './files.ts';
+import { NodeError } from '../shared/errors.ts';
 
 export const USAGE = `Usage: npm run gateway -- [options]
 
@@ -31,6 +36,10 @@ export const USAGE = `Usage: npm run gateway -- [options]
   --rate-limit N        requests per minute per key, or per IP on an open gateway (default 600)
   --timeout S           seconds a request may take before 504 (default 60)
   --audit-rate F        the share of answers handed to validators to check, 0 to 1 (default 0.1)
+  --batch-price RAO     what a batch request costs, rao per request, paid from the gateway's wallet (default ${DEFAULT_BATCH_PRICE})
+  --batch-shard-size N  requests per shard a batch's job aims for (default ${DEFAULT_REQUESTS_PER_SHARD})
+  --max-file-bytes N    the largest batch file upload, bytes (default ${DEFAULT_MAX_FILE_BYTES})
+  --faucet RAO          test networks: draw RAO from the faucet into the gateway's wallet at start (pays batches)
   --help                print this and exit
 `;
 
@@ -40,6 +49,12 @@ const port = (flag: string) =>
     .regex(/^\d{1,5}$/, `${flag} must be a port number from 0 to 65535.`)
     .transform(Number)
     .refine((p) => p <= 65535, `${flag} must be a port number from 0 to 65535.`);
+
+const rao = (flag: string) =>
+  z
+    .string()
+    .regex(/^[1-9]\d{0,24}$/, `${flag} must be a whole number of rao above 0, like 1000000 (1 τ = 1e9 rao).`)
+    .transform(BigInt);
 
 const optionsSchema = z.object({
   port: port('--port').default(8080),
@@ -68,6 +83,22 @@ const optionsSchema = z.object({
     .regex(/^(0(\.\d+)?|1(\.0+)?)$/, '--audit-rate must be a number from 0 to 1.')
     .transform(Number)
     .default(0.1),
+  'batch-price': rao('--batch-price').default(DEFAULT_BATCH_PRICE),
+  'batch-shard-size': z
+    .string()
+    .regex(/^[1-9]\d{0,5}$/, '--batch-shard-size must be a whole number of requests from 1.')
+    .transform(Number)
+    .default(DEFAULT_REQUESTS_PER_SHARD),
+  'max-file-bytes': z
+    .string()
+    .regex(/^[1-9]\d{0,9}$/, '--max-file-bytes must be a whole number of bytes.')
+    .transform(Number)
+    .refine(
+      (n) => n <= DEFAULT_MAX_BLOB_BYTES,
+      `--max-file-bytes must be at most ${DEFAULT_MAX_BLOB_BYTES} (a job file is one blob).`,
+    )
+    .default(DEFAULT_MAX_FILE_BYTES),
+  faucet: rao('--faucet').optional(),
 });
 export type GatewayOptions = z.infer<typeof optionsSchema>;
 
@@ -87,6 +118,10 @@ export function parseGatewayArgs(argv: string[]): GatewayOptions | 'help' {
       'rate-limit': { type: 'string' },
       timeout: { type: 'string' },
       'audit-rate': { type: 'string' },
+      'batch-price': { type: 'string' },
+      'batch-shard-size': { type: 'string' },
+      'max-file-bytes': { type: 'string' },
+      faucet: { type: 'string' },
       help: { type: 'boolean' },
     },
   });
@@ -109,6 +144,19 @@ export function apiKeysOf(options: GatewayOptions): string[] {
     if (!/^\S{8,256}$/.test(key))
       throw new Error(`${options['api-keys-file']} holds a key that is not 8 to 256 characters without spaces.`);
   return [...options['api-key'], ...fromFile];
+}
+
+/**
+ * Test networks: draw `amount` rao from the faucet into the gateway node's free balance (its batches' deposits),
+ * in claims of at most the faucet's largest.
+ */
+async function claimFaucet(services: NodeServices, amount: bigint): Promise<void> {
+  const ledger = services.ledger!;
+  const faucet = ledger.network.faucet;
+  if (!faucet) throw new NodeError('no-network', `${ledger.network.networkId} has no faucet; only test networks do.`);
+  const most = BigInt(faucet.maxClaim);
+  for (let left = amount; left > 0n; left -= left < most ? left : most)
+    await ledger.book.publish('faucet.claim', { amount: (left < most ? left : most).toString() });
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -155,6 +203,7 @@ async function main(argv: string[]): Promise<void> {
       if (!templates.has(model)) templates.set(model, chatTemplateFor(model, [dirs.generated, dirs.shared]));
       return templates.get(model)!;
     };
+    if (options.faucet !== undefined) await claimFaucet(services, options.faucet);
     const router = new MinerRouter({ client: services.client });
     const auditor = new Auditor(
       { rpc: services.rpc, snapshot: services.ledger?.consensus.snapshot ?? null },
@@ -164,6 +213,22 @@ async function main(argv: string[]): Promise<void> {
         onFailure: (reason) => log.warn({ reason }, 'audit not judged'),
       },
     );
+    const files = new FileStore(join(options.data, 'batch-files'));
+    await files.load();
+    const ledger = services.ledger;
+    const batches = new BatchService({
+      dir: join(options.data, 'batches'),
+      files,
+      jobs: () => services.jobs?.client ?? null,
+      wallet: () => ledger?.wallet ?? null,
+      network,
+      currentBlock: () => ledger?.consensus.currentBlock() ?? 0,
+      price: options['batch-price'],
+      requestsPerShard: options['batch-shard-size'],
+      maxBlobBytes: services.blobs?.maxBlobBytes ?? DEFAULT_MAX_BLOB_BYTES,
+      log,
+    });
+    await batches.start();
     const gateway = await startGateway({
       host: options.host,
       port: options.port,
@@ -176,6 +241,7 @@ async function main(argv: string[]): Promise<void> {
       bodyLimit: 256 * 1024,
       deadlineMs: options.timeout * 1000,
       onAnswered: (netuid, params, result) => auditor.offer(netuid, params, result),
+      batch: { files, batches, maxFileBytes: options['max-file-bytes'] },
       status: () => ({
         peers: services.peers.direct(),
         // The miners each model would be asked of, in the order the client ranks them.
@@ -183,11 +249,17 @@ async function main(argv: string[]): Promise<void> {
           (network()?.subnets ?? []).map((s) => [s.model, services.client.candidates(s).map((c) => c.hotkey)]),
         ),
         audits: auditor.state.get(),
+        wallet: ledger && {
+          peer_id: ledger.wallet.self,
+          balance_rao: ledger.wallet.balance().toString(),
+          spendable_rao: ledger.wallet.spendable().toString(),
+        },
       }),
       log,
     });
     close = async () => {
       auditor.stop();
+      batches.stop();
       await gateway.close();
     };
     log.info(

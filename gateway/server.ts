@@ -3,26 +3,26 @@
  * and streamed (Server-Sent Events in OpenAI's chunk format, ending with `data: [DONE]`), and
  * `/v1/webtensor/results/{id}`, the miner's signed answer behind a completion. Every error has OpenAI's shape and
  * status. API keys, CORS, a body limit and a rate limit guard the door; the router (router.ts) picks the miners.
+ * With `batch`, OpenAI's Files and Batch APIs too (files.ts, batches.ts): batches run as jobs on the ledger.
  */
 import { createHash, randomInt, randomUUID, timingSafeEqual } from 'node:crypto';
 import cors from '@fastify/cors';
+import multipart from '@fastify/multipart';
 import rateLimit from '@fastify/rate-limit';
-import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import type { NetworkConfig, SubnetConfig } from '../shared/ledger/config.ts';
-import { MAX_PROMPT_CHARS, type GenerateParams, type GenerateResult } from '../shared/inference/protocol.ts';
+import type { NetworkConfig } from '../shared/ledger/config.ts';
+import type { GenerateParams, GenerateResult } from '../shared/inference/protocol.ts';
 import type { ChatTemplate } from './chat-template.ts';
+import { registerBatchRoutes, type BatchService } from './batches.ts';
+import { compileRequest, modelNotFound } from './compile.ts';
+import { registerFileRoutes, type FileStore } from './files.ts';
 import {
   ApiError,
   badRequest,
   chatChunk,
   chatCompletion,
-  chatMessages,
-  chatRequestSchema,
-  completionRequestSchema,
   finishReason,
-  generateParams,
-  parseRequest,
   textChunk,
   textCompletion,
   usageOf,
@@ -52,6 +52,8 @@ export interface GatewayInit {
   deadlineMs: number;
   /** Called with every answer served (the audit samples them). */
   onAnswered?: (netuid: number, params: GenerateParams, result: GenerateResult) => void;
+  /** The Batch API (files and batches); absent: the gateway answers live requests only. */
+  batch?: { files: FileStore; batches: BatchService; maxFileBytes: number };
   /** What /v1/webtensor/status adds (the audit's counts). */
   status?: () => Record<string, unknown>;
   log?: Logger;
@@ -75,7 +77,8 @@ interface Served {
 
 const digest = (text: string) => createHash('sha256').update(text).digest();
 
-export async function startGateway(init: GatewayInit): Promise<Gateway> {
+/** The gateway's Fastify app with every route, not listening yet (tests inject requests into it). */
+export async function buildGateway(init: Omit<GatewayInit, 'host' | 'port'>): Promise<FastifyInstance> {
   const app = Fastify({ bodyLimit: init.bodyLimit, logger: false });
   const results = new Map<string, Served>();
   const keys = init.apiKeys.map(digest);
@@ -187,46 +190,16 @@ export async function startGateway(init: GatewayInit): Promise<Gateway> {
     ...init.status?.(),
   }));
 
-  /** The subnet serving `model`, or 404. */
-  const subnetOf = (model: string): SubnetConfig => {
-    const subnet = init.network()?.subnets.find((s) => s.model === model);
-    if (!subnet) throw modelNotFound(model);
-    return subnet;
-  };
-
   const complete = async (
     kind: 'chat' | 'text',
     req: FastifyRequest,
     reply: FastifyReply,
   ): Promise<FastifyReply | undefined> => {
-    let params: GenerateParams;
-    let stream: { usage: boolean } | null;
-    if (kind === 'chat') {
-      const body = parseRequest(chatRequestSchema, req.body);
-      const subnet = subnetOf(body.model);
-      const prompt = (await init.templates(subnet.model)).render(chatMessages(body));
-      if (prompt.length > MAX_PROMPT_CHARS)
-        throw badRequest(
-          `The messages are ${prompt.length} characters after the chat template; at most ${MAX_PROMPT_CHARS} fit.`,
-          'messages',
-          'context_length_exceeded',
-        );
-      params = generateParams(body, prompt, () => randomInt(0, 0xffffffff));
-      stream = body.stream ? { usage: body.stream_options?.include_usage === true } : null;
-    } else {
-      const body = parseRequest(completionRequestSchema, req.body);
-      subnetOf(body.model);
-      const prompt = typeof body.prompt === 'string' ? body.prompt : body.prompt[0]!;
-      if (prompt.length === 0 || prompt.length > MAX_PROMPT_CHARS)
-        throw badRequest(
-          `The prompt is ${prompt.length} characters; it must have 1 to ${MAX_PROMPT_CHARS}.`,
-          'prompt',
-          'context_length_exceeded',
-        );
-      params = generateParams(body, prompt, () => randomInt(0, 0xffffffff));
-      stream = body.stream ? { usage: body.stream_options?.include_usage === true } : null;
-    }
-    const subnet = subnetOf(params.model);
+    const { subnet, params, stream } = await compileRequest(kind, req.body, {
+      network: init.network,
+      templates: init.templates,
+      randomSeed: () => randomInt(0, 0xffffffff),
+    });
     const meta: CompletionMeta = {
       id: `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomUUID().replaceAll('-', '')}`,
       created: Math.floor(Date.now() / 1000),
@@ -304,19 +277,24 @@ export async function startGateway(init: GatewayInit): Promise<Gateway> {
   app.post('/v1/chat/completions', (req, reply) => complete('chat', req, reply));
   app.post('/v1/completions', (req, reply) => complete('text', req, reply));
 
+  if (init.batch) {
+    await app.register(multipart);
+    registerFileRoutes(app, {
+      files: init.batch.files,
+      maxFileBytes: init.batch.maxFileBytes,
+      compile: { network: init.network, templates: init.templates, randomSeed: () => randomInt(0, 0xffffffff) },
+    });
+    registerBatchRoutes(app, init.batch.batches);
+  }
+  return app;
+}
+
+export async function startGateway(init: GatewayInit): Promise<Gateway> {
+  const app = await buildGateway(init);
   await app.listen({ host: init.host, port: init.port });
   const port = (app.server.address() as { port: number }).port;
   return { url: `http://${init.host}:${port}/v1`, port, close: () => app.close() };
 }
-
-const modelNotFound = (id: string) =>
-  new ApiError(
-    404,
-    `The model '${id}' does not exist on this network (GET /v1/models lists the ones served).`,
-    'invalid_request_error',
-    'model_not_found',
-    'model',
-  );
 
 /** The headers plugins set on the reply (CORS, rate limit), for a response written by hand. */
 function headersSet(reply: FastifyReply): Record<string, string> {

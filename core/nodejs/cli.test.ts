@@ -119,6 +119,9 @@ describe('parseCliArgs', () => {
     const staked = parseCliArgs(['--role', 'validator', '--faucet-stake', '1000000000000']) as CliOptions;
     expect(staked.faucetStake).toBe(1_000_000_000_000n);
     expect(() => parseCliArgs(['--role', 'validator', '--faucet-stake', '1.5'])).toThrow(/^--faucet-stake must be/);
+    expect(o.faucet).toBeNull();
+    expect((parseCliArgs(['--role', 'miner', '--faucet', '10000000000']) as CliOptions).faucet).toBe(10_000_000_000n);
+    expect(() => parseCliArgs(['--role', 'miner', '--faucet', '0'])).toThrow(/^--faucet must be/);
     expect(() => parseCliArgs(['--role', 'miner', '--fault', 'evil'])).toThrow(/^--fault must be one of wrong-output/);
     expect(parsed(['--role', 'miner', '--fault', 'wrong-output']).config.fault).toBe('wrong-output');
     expect(parsed(['--role', 'miner']).config.fault).toBeNull();

@@ -45,6 +45,8 @@ export const USAGE = `Usage: npm run node -- --role client|validator|miner [opti
   --status-host HOST    the status port's interface (default 127.0.0.1)
   --listen HOST:PORT    its own listener for peers (default 127.0.0.1:0); none: WebRTC through the relay only
   --faucet-stake RAO    test networks: draw RAO from the faucet and stake it on this node (validators need stake)
+  --faucet RAO          test networks: draw RAO from the faucet into this node's free balance (a miner's batch-job
+                        bonds come from it)
   --fault KIND          test networks only: misbehave on purpose (${FAULTS.join(', ')}), to test what catches it
   --help                print this and exit
 
@@ -66,6 +68,8 @@ export interface CliOptions {
   listen: { host: string; port: number } | null;
   /** Test networks: rao to draw from the faucet and stake on this node at start (a validator needs stake). */
   faucetStake: bigint | null;
+  /** Test networks: rao to draw from the faucet into the free balance at start (a miner bonds batch shards with it). */
+  faucet: bigint | null;
 }
 
 const clip = (value: unknown) => String(value).slice(0, 80);
@@ -158,6 +162,11 @@ const argsSchema = z.object({
     .regex(/^[1-9]\d{0,24}$/, '--faucet-stake must be a whole number of rao, like 1000000000000 (1 τ = 1e9 rao).')
     .transform(BigInt)
     .optional(),
+  faucet: z
+    .string()
+    .regex(/^[1-9]\d{0,24}$/, '--faucet must be a whole number of rao, like 10000000000 (1 τ = 1e9 rao).')
+    .transform(BigInt)
+    .optional(),
   fault: z
     .enum(FAULTS, { error: (issue) => `--fault must be one of ${FAULTS.join(', ')}, not "${clip(issue.input)}".` })
     .optional(),
@@ -173,6 +182,7 @@ const FLAGS = [
   'status-host',
   'listen',
   'faucet-stake',
+  'faucet',
   'fault',
 ] as const;
 
@@ -219,6 +229,7 @@ export function parseCliArgs(argv: string[]): CliOptions | 'help' {
     status: args['status-port'] === undefined ? null : { host: args['status-host'], port: args['status-port'] },
     listen: args.listen,
     faucetStake: args['faucet-stake'] ?? null,
+    faucet: args.faucet ?? null,
   };
 }
 
@@ -443,6 +454,16 @@ async function run(options: CliOptions, log: Logger): Promise<void> {
     // Refused with a sentence on a network without a faucet (only test networks have one).
     await services.ledger?.faucetStake(services.peerId, options.faucetStake);
     log.info({ rao: options.faucetStake.toString() }, 'staked from the faucet');
+  }
+  if (options.faucet !== null && services.ledger) {
+    const { network, book } = services.ledger;
+    if (!network.faucet)
+      throw new NodeError('no-network', `${network.networkId} has no faucet; only test networks do.`);
+    // In claims of at most the faucet's largest.
+    const most = BigInt(network.faucet.maxClaim);
+    for (let left = options.faucet; left > 0n; left -= left < most ? left : most)
+      await book.publish('faucet.claim', { amount: (left < most ? left : most).toString() });
+    log.info({ rao: options.faucet.toString() }, 'drew from the faucet');
   }
   await roles.startRole();
   const v = roles.validator.get();
