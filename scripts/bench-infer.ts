@@ -37,7 +37,8 @@ import {
   type GenerateResult,
 } from '../shared/inference/protocol.ts';
 import { LOGPROB_UNIT, type Reference } from '../shared/inference/sampler.ts';
-import { challengeParams, type Random } from '../shared/validator/challenges.ts';
+import { challengeParams } from '../shared/validator/challenges.ts';
+import { rng } from '../shared/yuma/synthetic.ts';
 import { judgeAnswer, judgeStageOne, judgeStageTwo, type Answer, type Verdict } from '../shared/validator/judge.ts';
 
 const SUBNET_MODEL = 'webtensor/tiny-llama';
@@ -84,18 +85,6 @@ const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / Math.max(1, v.lengt
 const sum = (v: number[]) => v.reduce((a, b) => a + b, 0);
 const fmt = (x: number, digits = 0) => (Number.isFinite(x) ? x.toFixed(digits) : '–');
 const rate = (k: number, n: number) => (n === 0 ? '–' : `${((100 * k) / n).toFixed(k === 0 || k === n ? 0 : 2)} %`);
-
-/** mulberry32: reproducible draws for each case. */
-function seeded(seed: number): Random {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 /** A model's end-of-sequence ids, read as generate.ts reads them: generation config, then model config. */
 function endTokens(model: string): Set<number> {
@@ -225,7 +214,7 @@ async function honestWasm(
   validator: NodeInferenceEngine,
   seed: number,
 ): Promise<CaseReport> {
-  const rand = seeded(seed);
+  const rand = rng(seed);
   const report: CaseReport = { name, drawn: 0, judged: [], minerErrors: [] };
   let verdicts = 0;
   while (verdicts < ANSWERS) {
@@ -272,7 +261,7 @@ function cheatReport(name: string, drawn: number, judged: Judged[], note?: strin
 log(`cheat other-model: ${OTHER_MODEL}'s answers signed as ${SUBNET_MODEL}'s`);
 const otherModel: Judged[] = [];
 {
-  const rand = seeded(3);
+  const rand = rng(3);
   while (judgedCount(otherModel) < ANSWERS) {
     const params = challengeParams(SUBNET_MODEL, rand);
     const g = await storiesMiner.generate(params);
@@ -282,7 +271,7 @@ const otherModel: Judged[] = [];
 log('cheat random: made-up tokens, each its own certain candidate (miner.ts madeUp)');
 const random: Judged[] = [];
 {
-  const rand = seeded(4);
+  const rand = rng(4);
   while (judgedCount(random) < ANSWERS) {
     const params = challengeParams(SUBNET_MODEL, rand);
     const tokenIds = Array.from({ length: params.maxNewTokens }, () => 3 + Math.floor(rand() * 250));
@@ -301,7 +290,7 @@ let truncateDrawn = 0;
 /** Halves that ended on the model's own end token exactly at the half: the honest answer, not a lie. */
 let truncateHonest = 0;
 {
-  const rand = seeded(5);
+  const rand = rng(5);
   while (judgedCount(truncated) < ANSWERS) {
     const params = challengeParams(SUBNET_MODEL, rand);
     truncateDrawn++;
@@ -524,7 +513,7 @@ try {
     t = performance.now();
     await page.evaluate((n) => window.webtensor.inference.generate('Once upon a time', n), GPU_MAX_TOKENS);
     const warmupMs = performance.now() - t;
-    const rand = seeded(6);
+    const rand = rng(6);
     const drawn = Array.from({ length: ANSWERS }, () => {
       const p = challengeParams(SUBNET_MODEL, rand);
       return { ...p, maxNewTokens: Math.min(p.maxNewTokens, GPU_MAX_TOKENS) };

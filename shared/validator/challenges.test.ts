@@ -5,25 +5,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { generateParamsSchema } from '../inference/protocol.ts';
-import { challengeParams, cryptoRandom, promptSpace, type Random } from './challenges.ts';
-
-/** A seeded generator for repeatable tests (mulberry32). */
-function seeded(seed: number): Random {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+import { rng } from '../yuma/synthetic.ts';
+import { challengeParams, cryptoRandom, promptSpace } from './challenges.ts';
 
 describe('challenge params', () => {
   it('are always valid generate params for the model asked (property)', () => {
     fc.assert(
       fc.property(fc.integer(), (seed) => {
-        const params = challengeParams('karpathy/stories260K', seeded(seed));
+        const params = challengeParams('karpathy/stories260K', rng(seed));
         expect(generateParamsSchema.parse(params)).toEqual(params);
         expect(params.model).toBe('karpathy/stories260K');
       }),
@@ -37,7 +26,7 @@ describe('challenge params', () => {
   });
 
   it('mix chat and completion prompts, greedy and sampled, lengths, nuclei and stops as real traffic does', () => {
-    const rand = seeded(1);
+    const rand = rng(1);
     const all = Array.from({ length: 4000 }, () => challengeParams('m', rand));
     const share = (f: (p: (typeof all)[number]) => boolean) => all.filter(f).length / all.length;
     expect(share((p) => p.prompt.startsWith('User: '))).toBeCloseTo(0.5, 1);

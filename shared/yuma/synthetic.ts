@@ -13,8 +13,8 @@ export interface SyntheticSpec {
   seed?: number;
 }
 
-/** mulberry32: small, fast, good enough to spread benchmark inputs. */
-function rng(seed: number): () => number {
+/** mulberry32: small, fast, good enough to spread benchmark inputs and repeatable test draws. */
+export function rng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
