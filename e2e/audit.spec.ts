@@ -6,11 +6,11 @@
  * handed-in answer: the honest miner's answers are correct, the cheater's wrong, and the wrong ones zero it.
  */
 import { expect, test } from '@playwright/test';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RelayProcess } from '../relay/testing/relay-process.ts';
+import { Processes } from './support/processes.ts';
 
 const relay = new RelayProcess(9750, 9751, undefined, ['--network', 'test']);
 const VALIDATOR_PORT = 9752;
@@ -19,29 +19,10 @@ const CHEATER_PORT = 9754;
 const GATEWAY_PORT = 9755;
 const MODEL = 'webtensor/tiny-llama';
 const root = mkdtempSync(join(tmpdir(), 'audit-e2e-'));
-const children: ChildProcess[] = [];
-const logs = new Map<ChildProcess, string>();
+const processes = new Processes(root, () => relay.healthUrl);
 const base = `http://127.0.0.1:${GATEWAY_PORT}/v1`;
 
 test.setTimeout(300_000);
-
-function start(name: string, args: string[]): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  logs.set(child, '');
-  const add = (d: Buffer) => logs.set(child, logs.get(child)! + d.toString());
-  child.stdout!.on('data', add);
-  child.stderr!.on('data', add);
-  child.spawnargs.push(`# ${name}`);
-  return child;
-}
-
-const node = (name: string, port: number, ...extra: string[]) =>
-  start(name, [
-    'core/nodejs/cli.ts',
-    ...['--relay', relay.healthUrl, '--data', join(root, name), '--status-port', String(port)],
-    ...extra,
-  ]);
 
 interface Status {
   peerId: string;
@@ -71,10 +52,10 @@ const audits = async (): Promise<AuditView | null> =>
 
 test.beforeAll(async () => {
   await relay.start();
-  node('validator', VALIDATOR_PORT, '--role', 'validator', '--faucet-stake', '1000000000000');
-  node('honest', HONEST_PORT, '--role', 'miner', '--model', MODEL);
-  node('cheater', CHEATER_PORT, '--role', 'miner', '--model', MODEL, '--fault', 'cheat-users');
-  start('gateway', [
+  processes.node('validator', VALIDATOR_PORT, '--role', 'validator', '--faucet-stake', '1000000000000');
+  processes.node('honest', HONEST_PORT, '--role', 'miner', '--model', MODEL);
+  processes.node('cheater', CHEATER_PORT, '--role', 'miner', '--model', MODEL, '--fault', 'cheat-users');
+  processes.start('gateway', [
     'gateway/main.ts',
     ...['--port', String(GATEWAY_PORT), '--relay', relay.healthUrl, '--data', join(root, 'gateway')],
     ...['--audit-rate', '1'],
@@ -82,15 +63,14 @@ test.beforeAll(async () => {
 });
 
 test.afterAll(async () => {
-  for (const child of children) child.kill('SIGTERM');
+  processes.stopAll();
   await relay.stop();
 });
 
 // Playwright requires an object pattern for the fixtures, even when none are used.
 // eslint-disable-next-line no-empty-pattern
 test.afterEach(async ({}, info) => {
-  if (info.status !== info.expectedStatus)
-    for (const [child, log] of logs) console.log(`--- ${child.spawnargs.at(-1)}\n${log.slice(-3000)}`);
+  if (info.status !== info.expectedStatus) processes.printLogs();
 });
 
 /** One chat completion through the gateway; resolves with the miner that answered ('' if none). */

@@ -10,12 +10,13 @@
  * out each give the whole deposit back.
  */
 import { expect, test } from '@playwright/test';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI, { toFile } from 'openai';
 import { RelayProcess } from '../relay/testing/relay-process.ts';
+import { Processes } from './support/processes.ts';
 
 const relay = new RelayProcess(9730, 9731, undefined, ['--network', 'test']);
 const VALIDATOR_PORT = 9732;
@@ -26,32 +27,13 @@ const MODEL = 'webtensor/tiny-llama';
 const PRICE = 1_000_000n;
 const REQUESTS = 200;
 const root = mkdtempSync(join(tmpdir(), 'batch-e2e-'));
-const children: ChildProcess[] = [];
+const processes = new Processes(root, () => relay.healthUrl);
 const miners: ChildProcess[] = [];
-const logs = new Map<ChildProcess, string>();
 const base = `http://127.0.0.1:${GATEWAY_PORT}/v1`;
 const openai = new OpenAI({ baseURL: base, apiKey: 'unused-on-an-open-gateway', maxRetries: 0, timeout: 60_000 });
 
 test.describe.configure({ mode: 'serial' });
 test.setTimeout(240_000);
-
-function start(name: string, args: string[]): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  logs.set(child, '');
-  const add = (d: Buffer) => logs.set(child, logs.get(child)! + d.toString());
-  child.stdout!.on('data', add);
-  child.stderr!.on('data', add);
-  child.spawnargs.push(`# ${name}`);
-  return child;
-}
-
-const node = (name: string, port: number, ...extra: string[]) =>
-  start(name, [
-    'core/nodejs/cli.ts',
-    ...['--relay', relay.healthUrl, '--data', join(root, name), '--status-port', String(port)],
-    ...extra,
-  ]);
 
 interface NodeStatus {
   peerId: string;
@@ -114,14 +96,25 @@ async function settled(id: string, timeout: number): Promise<OpenAI.Batches.Batc
 
 test.beforeAll(async () => {
   await relay.start();
-  node('validator', VALIDATOR_PORT, '--role', 'validator', '--faucet-stake', '1000000000000');
+  processes.node('validator', VALIDATOR_PORT, '--role', 'validator', '--faucet-stake', '1000000000000');
   for (const [k, port] of HONEST_PORTS.entries())
-    miners.push(node(`honest-${k}`, port, '--role', 'miner', '--model', MODEL, '--faucet', '10000000000'));
+    miners.push(processes.node(`honest-${k}`, port, '--role', 'miner', '--model', MODEL, '--faucet', '10000000000'));
   // Enough for a few bonds (25-request shards: 50,000,000 rao each) and no more.
   miners.push(
-    node('cheater', CHEATER_PORT, '--role', 'miner', '--model', MODEL, '--fault', 'random', '--faucet', '200000000'),
+    processes.node(
+      'cheater',
+      CHEATER_PORT,
+      '--role',
+      'miner',
+      '--model',
+      MODEL,
+      '--fault',
+      'random',
+      '--faucet',
+      '200000000',
+    ),
   );
-  start('gateway', [
+  processes.start('gateway', [
     'gateway/main.ts',
     ...['--port', String(GATEWAY_PORT), '--relay', relay.healthUrl, '--data', join(root, 'gateway')],
     ...['--faucet', '100000000000', '--batch-price', String(PRICE), '--audit-rate', '0'],
@@ -129,15 +122,14 @@ test.beforeAll(async () => {
 });
 
 test.afterAll(async () => {
-  for (const child of children) child.kill('SIGTERM');
+  processes.stopAll();
   await relay.stop();
 });
 
 // Playwright requires an object pattern for the fixtures, even when none are used.
 // eslint-disable-next-line no-empty-pattern
 test.afterEach(async ({}, info) => {
-  if (info.status !== info.expectedStatus)
-    for (const [child, log] of logs) console.log(`--- ${child.spawnargs.at(-1)}\n${log.slice(-4000)}`);
+  if (info.status !== info.expectedStatus) processes.printLogs(4000);
 });
 
 /** 200 requests, chat and legacy completions taking turns, 2 to 4 new tokens each. */

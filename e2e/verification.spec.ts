@@ -8,15 +8,16 @@
  * found wrong and earn; every cheater is caught and ends near zero incentive.
  */
 import { expect, test, type Page } from '@playwright/test';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RelayProcess } from '../relay/testing/relay-process.ts';
+import { Processes } from './support/processes.ts';
 import { chromiumLaunchOptions } from '../scripts/chromium.ts';
 import { NodeInferenceEngine } from '../core/nodejs/inference.ts';
 import { compareWithReference } from '../shared/inference/audit-stats.ts';
 import { challengeParams } from '../shared/validator/challenges.ts';
+import { rng } from '../shared/yuma/synthetic.ts';
 import { openTabs } from './support/tabs.ts';
 
 // SwiftShader's WebGPU adapter: --enable-unsafe-webgpu, and without --disable-gpu (which removes every adapter).
@@ -34,22 +35,7 @@ const MINERS = { honest: 9773, 'other-model': 9774, random: 9775, truncate: 9776
 type Headless = keyof typeof MINERS;
 const MODEL = 'webtensor/tiny-llama';
 const root = mkdtempSync(join(tmpdir(), 'verification-e2e-'));
-const children: ChildProcess[] = [];
-const logs = new Map<ChildProcess, string>();
-
-function node(name: string, port: number, ...extra: string[]): ChildProcess {
-  const args = ['core/nodejs/cli.ts', '--relay', relay.healthUrl, '--data', join(root, name)];
-  const child = spawn(process.execPath, ['--import', 'tsx', ...args, '--status-port', String(port), ...extra], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  logs.set(child, '');
-  const add = (d: Buffer) => logs.set(child, logs.get(child)! + d.toString());
-  child.stdout!.on('data', add);
-  child.stderr!.on('data', add);
-  child.spawnargs.push(`# ${name}`);
-  return child;
-}
+const processes = new Processes(root, () => relay.healthUrl);
 
 interface MinerView {
   uid: number;
@@ -72,20 +58,20 @@ const status = (port: number): Promise<Status | null> =>
 
 test.beforeAll(async () => {
   await relay.start();
-  node('validator', VALIDATOR_PORT, '--role', 'validator', '--faucet-stake', '1000000000000');
+  processes.node('validator', VALIDATOR_PORT, '--role', 'validator', '--faucet-stake', '1000000000000');
   for (const [name, port] of Object.entries(MINERS))
-    node(name, port, '--role', 'miner', '--model', MODEL, ...(name === 'honest' ? [] : ['--fault', name]));
+    processes.node(name, port, '--role', 'miner', '--model', MODEL, ...(name === 'honest' ? [] : ['--fault', name]));
 });
 
 test.afterAll(async () => {
-  for (const child of children) child.kill('SIGTERM');
+  processes.stopAll();
   await relay.stop();
 });
 
 // eslint-disable-next-line no-empty-pattern
 test.afterEach(async ({}, info) => {
   if (info.status === info.expectedStatus) return;
-  for (const [child, log] of logs) console.log(`--- ${child.spawnargs.at(-1)}\n${log.slice(-3000)}`);
+  processes.printLogs();
   console.log(`--- validator status\n${JSON.stringify((await status(VALIDATOR_PORT))?.validator, null, 1)}`);
 });
 
@@ -105,8 +91,7 @@ test('honest miners on WASM and WebGPU pass every check and earn; other-model, r
   // and on WASM in this process, the same tokens from candidates at most a rounding step apart.
   const node = new NodeInferenceEngine();
   await node.load(MODEL);
-  let seed = 7;
-  const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+  const rand = rng(7);
   for (let k = 0; k < 4; k++) {
     const p = challengeParams(MODEL, rand);
     const asked = { ...p, maxNewTokens: Math.min(p.maxNewTokens, 12) };
