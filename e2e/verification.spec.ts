@@ -18,7 +18,7 @@ import { NodeInferenceEngine } from '../core/nodejs/inference.ts';
 import { compareWithReference } from '../shared/inference/audit-stats.ts';
 import { challengeParams } from '../shared/validator/challenges.ts';
 import { rng } from '../shared/yuma/synthetic.ts';
-import { openTabs } from './support/tabs.ts';
+import { openTabs, type Tab } from './support/tabs.ts';
 
 // SwiftShader's WebGPU adapter: --enable-unsafe-webgpu, and without --disable-gpu (which removes every adapter).
 test.use({
@@ -36,6 +36,8 @@ type Headless = keyof typeof MINERS;
 const MODEL = 'webtensor/tiny-llama';
 const root = mkdtempSync(join(tmpdir(), 'verification-e2e-'));
 const processes = new Processes(root, () => relay.healthUrl);
+/** The WebGPU miner tab, for the failure report. */
+let gpuTab: Tab | undefined;
 
 interface MinerView {
   uid: number;
@@ -73,6 +75,11 @@ test.afterEach(async ({}, info) => {
   if (info.status === info.expectedStatus) return;
   processes.printLogs();
   console.log(`--- validator status\n${JSON.stringify((await status(VALIDATOR_PORT))?.validator, null, 1)}`);
+  if (!gpuTab) return;
+  const registration = await gpuTab.page
+    .evaluate(() => window.webtensor.ledger.registration)
+    .catch((e: Error) => e.message);
+  console.log(`--- WebGPU tab: registration ${JSON.stringify(registration)}\n${gpuTab.console.join('\n')}`);
 });
 
 const incentives = (page: Page, hotkeys: string[]) =>
@@ -85,6 +92,7 @@ test('honest miners on WASM and WebGPU pass every check and earn; other-model, r
   browser,
 }) => {
   const [tab] = await openTabs(browser, 1, relay.healthUrl, undefined, () => `role=miner&device=webgpu&model=${MODEL}`);
+  gpuTab = tab!;
   const gpu = tab!.page;
   await expect.poll(() => gpu.evaluate(() => window.webtensor.miner.device), { timeout: 90_000 }).toBe('webgpu');
   // The decode step is the same in Chromium and Node: seeded samples drawn as challenges are, on WebGPU in the tab

@@ -37,7 +37,7 @@ beforeEach(async () => {
   engine = new FakeConsensusEngine(store);
   // Not started: the tests replay when they choose to (replayNow).
   consensus = new Consensus({ engine, book, network, clock });
-  registration = new Registration({ key, engine, book, consensus });
+  registration = new Registration({ key, engine, book, consensus, retryDelayMs: () => 20 });
   phases = [];
   registration.state.subscribe((s) => {
     if (s && phases.at(-1) !== s.phase) phases.push(s.phase);
@@ -153,6 +153,37 @@ describe('Registration', () => {
     expect(registration.state.get()).toMatchObject({ phase: 'error', error: 'the worker stopped', uid: null });
     expect(phases).toEqual(['hashing', 'error']);
     expect(published).toEqual([]);
+  });
+
+  // A tab that starts mining before it has synced (or while cut off) once stayed unregistered for good: the failed
+  // attempt was never tried again.
+  it('ensureRegistered tries again by itself after a failed attempt, until the node holds a UID', async () => {
+    engine.powFailure = new Error('the worker stopped');
+    await consensus.replayNow();
+    await expect(registration.ensureRegistered(1, 'miner')).rejects.toThrow('the worker stopped');
+    expect(registration.state.get()).toMatchObject({ phase: 'error', error: 'the worker stopped' });
+    // Still failing: it keeps trying, publishing nothing.
+    await expect.poll(() => engine.puzzles.length).toBeGreaterThanOrEqual(2);
+    expect(published).toEqual([]);
+    engine.powFailure = null;
+    await expect.poll(() => published.map((r) => r.kind)).toEqual(['faucet.claim', 'register']);
+    await consensus.replayNow();
+    expect(registration.state.get()).toMatchObject({ phase: 'registered', uid: 0 });
+    // Registered: no more attempts.
+    const attempts = engine.puzzles.length;
+    await new Promise((r) => setTimeout(r, 100));
+    expect(engine.puzzles).toHaveLength(attempts);
+    expect(published).toHaveLength(2);
+  });
+
+  it('stops trying again once stopped', async () => {
+    engine.powFailure = new Error('the worker stopped');
+    await consensus.replayNow();
+    await expect(registration.ensureRegistered(1, 'miner')).rejects.toThrow('the worker stopped');
+    registration.stop();
+    const attempts = engine.puzzles.length;
+    await new Promise((r) => setTimeout(r, 100));
+    expect(engine.puzzles).toHaveLength(attempts);
   });
 
   it('refuses a subnet the network does not have, before any work', async () => {

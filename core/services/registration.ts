@@ -4,6 +4,11 @@
  * progress); on a test network draw the burn from the faucet if the balance is short; then publish a signed
  * `register` record offering to burn up to twice the current price (the price can rise once at the next close
  * before the record is replayed). The state follows the replay until the UID shows up.
+ *
+ * A node that asked to be registered (`ensureRegistered`) keeps trying until it is: an attempt that fails (no recent
+ * checkpoint yet because the node has not synced, a record refused more times than MAX_RETRIES, the engine failed)
+ * is tried again after a growing pause, with the reason in `state` meanwhile. A node that held a UID and lost it does
+ * not register again by itself: that would burn again, which only its owner should decide.
  */
 import type { PrivateKey } from '@libp2p/interface';
 import { epochOf, findSubnet, type NetworkConfig } from '../../shared/ledger/config.ts';
@@ -25,6 +30,8 @@ export interface RegistrationState {
   error: string | null;
   /** What the record offers to burn at most, rao (null before it is known). */
   maxBurn: string | null;
+  /** In phase 'error': the node will try again by itself (see `ensureRegistered`). */
+  retrying?: boolean;
 }
 
 /** A subnet's registration price as the latest replay has it: the burn (rao) and the proof-of-work bits. */
@@ -55,10 +62,15 @@ export interface RegistrationComponents {
   engine: Pick<ConsensusEngine, 'solveRegistration'>;
   book: RecordBook;
   consensus: Pick<Consensus, 'snapshot' | 'uidOf' | 'firstSnapshot' | 'currentBlock'>;
+  /** The pause before the `attempt`-th new try of a failed registration (tests shorten it). */
+  retryDelayMs?: (attempt: number) => number;
 }
 
 /** Times a register record the replay refused is sent again before registration gives up. */
 const MAX_RETRIES = 3;
+
+/** 5 s, 10 s, 20 s, ... at most a minute: soon enough for a node that has just synced, cheap when it cannot. */
+export const registrationRetryDelayMs = (attempt: number): number => Math.min(60_000, 5_000 * 2 ** attempt);
 
 export class Registration {
   readonly state = new Store<RegistrationState | null>(null);
@@ -68,6 +80,9 @@ export class Registration {
   /** A registration sent again after a refusal, waiting for its block. */
   private retry: ReturnType<typeof setTimeout> | null = null;
   private published: { id: string; block: number; role: 'miner' | 'validator'; retries: number } | null = null;
+  /** The registration this node asked for and does not hold yet, with the failed attempts since it last worked. */
+  private wanted: { netuid: number; role: 'miner' | 'validator'; attempts: number } | null = null;
+  private tryAgain: ReturnType<typeof setTimeout> | null = null;
 
   constructor(private readonly components: RegistrationComponents) {}
 
@@ -78,24 +93,51 @@ export class Registration {
   stop(): void {
     this.stopWatching?.();
     if (this.retry) clearTimeout(this.retry);
-    this.retry = null;
+    if (this.tryAgain) clearTimeout(this.tryAgain);
+    this.retry = this.tryAgain = null;
+    this.wanted = null;
   }
 
-  /** Register on `netuid` unless this node already holds a UID there. */
+  /**
+   * Register on `netuid` unless this node already holds a UID there. If this attempt fails it rejects with why, and
+   * the node tries again later by itself until it holds a UID or is stopped.
+   */
   ensureRegistered(netuid: number, role: 'miner' | 'validator'): Promise<void> {
+    if (this.wanted?.netuid !== netuid || this.wanted.role !== role) this.wanted = { netuid, role, attempts: 0 };
     // Two Starts at once (autostart and a click) share one registration.
     let pending = this.pending.get(netuid);
     if (!pending) {
-      pending = this.registerUnlessRegistered(netuid, role).finally(() => this.pending.delete(netuid));
+      pending = this.registerUnlessRegistered(netuid, role)
+        .catch((err: unknown) => {
+          this.scheduleTryAgain();
+          throw err;
+        })
+        .finally(() => this.pending.delete(netuid));
       this.pending.set(netuid, pending);
     }
     return pending;
   }
 
+  /** After a failed attempt at a wanted registration: try again after a pause (once; the next failure re-arms it). */
+  private scheduleTryAgain(): void {
+    const wanted = this.wanted;
+    if (!wanted || this.tryAgain) return;
+    const delay = (this.components.retryDelayMs ?? registrationRetryDelayMs)(wanted.attempts++);
+    const reg = this.state.get();
+    if (reg?.phase === 'error') this.state.set({ ...reg, retrying: true });
+    this.tryAgain = setTimeout(() => {
+      this.tryAgain = null;
+      if (this.wanted === wanted) void this.ensureRegistered(wanted.netuid, wanted.role).catch(() => {});
+    }, delay);
+  }
+
   private async registerUnlessRegistered(netuid: number, role: 'miner' | 'validator'): Promise<void> {
     const { consensus, book } = this.components;
     await consensus.firstSnapshot();
-    if (consensus.uidOf(netuid, book.self) !== null) return;
+    if (consensus.uidOf(netuid, book.self) !== null) {
+      this.wanted = null;
+      return;
+    }
     const reg = this.state.get();
     // Published but not replayed yet: the UID shows up with the next replay.
     if (reg?.netuid === netuid && reg.phase === 'published') return;
@@ -172,8 +214,11 @@ export class Registration {
     const reg = this.state.get();
     if (!reg || !snapshot) return;
     const uid = this.components.consensus.uidOf(reg.netuid, this.components.book.self);
-    if (uid !== null && (reg.phase !== 'registered' || reg.uid !== uid))
-      return this.state.set({ ...reg, phase: 'registered', uid });
+    if (uid !== null && (reg.phase !== 'registered' || reg.uid !== uid)) {
+      // Held: losing it later is for the owner to act on (see the module comment).
+      this.wanted = null;
+      return this.state.set({ ...reg, phase: 'registered', uid, retrying: false });
+    }
     // The replay refused the record (the block's registrations were taken by others that arrived later and sort
     // first, the price rose at a close, ...): register again, a few times, then say why.
     // (Also after it showed registered: a same-block registration arriving later can take the slot after the fact.)
@@ -186,11 +231,14 @@ export class Registration {
     }
     const { role, retries, block } = this.published;
     this.published = { ...this.published, id: '', retries: retries + 1 };
-    if (retries >= MAX_RETRIES)
-      return this.state.set({ ...reg, phase: 'error', error: `The registration was refused: ${refusal.message}` });
+    if (retries >= MAX_RETRIES) {
+      this.published = null;
+      this.state.set({ ...reg, phase: 'error', error: `The registration was refused: ${refusal.message}` });
+      return this.scheduleTryAgain();
+    }
     // Not in the same block again (its registrations are taken): from the next one on.
     const { consensus, book } = this.components;
     const waitMs = Math.max(0, (block + 1 - consensus.currentBlock()) * book.network.blockMs);
-    this.retry = setTimeout(() => void this.register(reg.netuid, role).catch(() => {}), waitMs);
+    this.retry = setTimeout(() => void this.register(reg.netuid, role).catch(() => this.scheduleTryAgain()), waitMs);
   }
 }

@@ -21,7 +21,11 @@ export interface Tab {
   context: BrowserContext;
   page: Page;
   errors: string[];
+  /** The tab's last console lines (at most CONSOLE_LINES), for a failing test to print. */
+  console: string[];
 }
+
+const CONSOLE_LINES = 300;
 
 export async function openTabs(
   browser: Browser,
@@ -40,9 +44,15 @@ export async function openTabs(
     await context.addInitScript({ content: recordPeerConnections });
     const page = await context.newPage();
     const errors: string[] = [];
+    const lines: string[] = [];
     page.on('pageerror', (e) => errors.push(`pageerror: ${e.message}\n${e.stack ?? ''}`));
-    if (process.env['TAB_CONSOLE']) page.on('console', (m) => console.log(`[tab ${k}] ${m.type()}: ${m.text()}`));
-    tabs.push({ context, page, errors });
+    page.on('console', (m) => {
+      const line = `[tab ${k}] ${new Date().toISOString()} ${m.type()}: ${m.text()}`;
+      if (process.env['TAB_CONSOLE']) console.log(line);
+      lines.push(line);
+      if (lines.length > CONSOLE_LINES) lines.shift();
+    });
+    tabs.push({ context, page, errors, console: lines });
   }
   // Open them at once, as people (and the benchmark) do.
   await Promise.all(

@@ -66,7 +66,12 @@ export function LedgerPanel({ tab }: { tab: TabNode }) {
           )}
           {reg?.phase === 'published' && 'registration sent; waiting for the ledger to include it'}
           {reg?.phase === 'registered' && `UID ${reg.uid} on subnet ${reg.netuid}`}
-          {reg?.phase === 'error' && <span className="error">{reg.error}</span>}
+          {reg?.phase === 'error' && (
+            <span className="error">
+              {reg.error}
+              {reg.retrying && ' (trying again shortly)'}
+            </span>
+          )}
         </dd>
         <dt>registration price</dt>
         <dd data-testid="registration-price">
