@@ -8,13 +8,14 @@
  * miner left takes requests and never answers.
  */
 import { expect, test } from '@playwright/test';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { checkResult, type GenerateParams } from '../shared/inference/protocol.ts';
 import { RelayProcess } from '../relay/testing/relay-process.ts';
+import { Processes } from './support/processes.ts';
 
 const relay = new RelayProcess(9740, 9741, undefined, ['--network', 'test']);
 const MINER_PORTS = [9742, 9743];
@@ -25,23 +26,14 @@ const BURST_KEY = 'test-key-bbbbbbbb';
 const RATE = 60;
 
 const root = mkdtempSync(join(tmpdir(), 'gateway-e2e-'));
-const logs = new Map<ChildProcess, string>();
+const processes = new Processes(root, () => relay.healthUrl);
+/** The miners started, in order (tests kill some). */
 const miners: ChildProcess[] = [];
-let gateway: ChildProcess;
 const base = `http://127.0.0.1:${GATEWAY_PORT}/v1`;
 const openai = new OpenAI({ baseURL: base, apiKey: KEY, maxRetries: 0, timeout: 60_000 });
 
 test.describe.configure({ mode: 'serial' });
 test.setTimeout(240_000);
-
-function start(args: string[]): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  logs.set(child, '');
-  const add = (d: Buffer) => logs.set(child, logs.get(child)! + d.toString());
-  child.stdout!.on('data', add);
-  child.stderr!.on('data', add);
-  return child;
-}
 
 interface MinerStatus {
   peerId: string;
@@ -56,14 +48,8 @@ const statusOf = (port: number): Promise<MinerStatus | null> =>
 test.beforeAll(async () => {
   await relay.start();
   for (const [k, port] of MINER_PORTS.entries())
-    miners.push(
-      start([
-        'core/nodejs/cli.ts',
-        ...['--role', 'miner', '--model', MODEL, '--relay', relay.healthUrl],
-        ...['--data', join(root, `miner-${k}`), '--status-port', String(port)],
-      ]),
-    );
-  gateway = start([
+    miners.push(processes.node(`miner-${k}`, port, '--role', 'miner', '--model', MODEL));
+  processes.start('gateway', [
     'gateway/main.ts',
     ...['--port', String(GATEWAY_PORT), '--relay', relay.healthUrl, '--data', join(root, 'gateway')],
     ...['--api-key', KEY, '--api-key', BURST_KEY, '--rate-limit', String(RATE), '--timeout', '30'],
@@ -85,15 +71,14 @@ test.beforeAll(async () => {
 });
 
 test.afterAll(async () => {
-  for (const child of [...miners, gateway]) child?.kill('SIGTERM');
+  processes.stopAll();
   await relay.stop();
 });
 
 // Playwright requires an object pattern for the fixtures, even when none are used.
 // eslint-disable-next-line no-empty-pattern
 test.afterEach(async ({}, info) => {
-  if (info.status !== info.expectedStatus)
-    for (const [child, log] of logs) console.log(`--- ${child.spawnargs.slice(2, 4).join(' ')}\n${log.slice(-3000)}`);
+  if (info.status !== info.expectedStatus) processes.printLogs();
 });
 
 /** A prompt the model does not end before 128 tokens (tiny-llama's weights are random: some prompts end early). */
@@ -337,22 +322,14 @@ test('with no miner left, a known model answers 503 with Retry-After', async () 
 test('a miner that never answers: 504 once the deadline passes', async () => {
   // A miner that takes requests and holds them unanswered (test networks only: --fault drop).
   const port = 9744;
-  miners.push(
-    start([
-      'core/nodejs/cli.ts',
-      ...['--role', 'miner', '--model', MODEL, '--relay', relay.healthUrl, '--fault', 'drop'],
-      ...['--data', join(root, 'dropper'), '--status-port', String(port)],
-    ]),
-  );
+  miners.push(processes.node('dropper', port, '--role', 'miner', '--model', MODEL, '--fault', 'drop'));
   await expect.poll(async () => (await statusOf(port))?.uid ?? null, { timeout: 120_000 }).not.toBeNull();
   // A second gateway whose deadline (5 s) comes before its router gives up on a silent miner (20 s).
-  miners.push(
-    start([
-      'gateway/main.ts',
-      ...['--port', String(GATEWAY_PORT + 1), '--relay', relay.healthUrl, '--data', join(root, 'gateway-2')],
-      ...['--timeout', '5'],
-    ]),
-  );
+  processes.start('gateway-2', [
+    'gateway/main.ts',
+    ...['--port', String(GATEWAY_PORT + 1), '--relay', relay.healthUrl, '--data', join(root, 'gateway-2')],
+    ...['--timeout', '5'],
+  ]);
   const quick = new OpenAI({ baseURL: `http://127.0.0.1:${GATEWAY_PORT + 1}/v1`, apiKey: 'open', maxRetries: 0 });
   // A gateway process takes seconds to start (tsx compiles it), more on a busy machine: the default 5 s is not enough.
   await expect
