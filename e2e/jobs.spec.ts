@@ -193,6 +193,11 @@ test('open a job from /jobs, watch its shards get done and audited, download the
   const secondCard = page.locator(`[data-testid="job"][data-job="${second}"]`);
   await expect(secondCard).toHaveAttribute('data-phase', 'open', { timeout: 30_000 });
   await secondCard.getByRole('button', { name: 'Cancel job' }).click();
+  // Nothing is signed before the person confirms.
+  await expect(secondCard.getByRole('group', { name: 'confirm cancel' })).toContainText('Cancel this job?');
+  expect((await page.evaluate((id) => window.webtensor.jobs.status(id), second))!.cancelled).toBe(false);
+  await secondCard.screenshot({ path: test.info().outputPath('jobs-confirm-cancel.png'), ...still });
+  await secondCard.getByRole('button', { name: 'Yes, cancel it' }).click();
   await expect(secondCard).toHaveAttribute('data-phase', 'closed', { timeout: 90_000 });
   await expect(secondCard.getByTestId('job-phase')).toHaveText('closed, cancelled');
   const cancelled = (await page.evaluate((id) => window.webtensor.jobs.status(id), second))!;

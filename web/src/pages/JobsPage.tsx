@@ -366,11 +366,14 @@ function JobCard({
   onError: (text: string) => void;
 }) {
   const [cancelling, setCancelling] = useState(false);
+  // Cancelling cannot be undone: the person confirms it first, knowing what comes back.
+  const [confirmCancel, setConfirmCancel] = useState(false);
   const events = history[job.id];
   const paidRequests = job.shards.filter((s) => s.status === 'paid').reduce((n, s) => n + s.end - s.first, 0);
   const settled = job.shards.filter((s) => s.status === 'paid' || s.status === 'refunded').length;
   const canCancel = job.phase === 'open' && !job.cancelled && (block === null || block < job.deadline);
   const cancel = async () => {
+    setConfirmCancel(false);
     setCancelling(true);
     try {
       await client.cancel(job.id);
@@ -462,10 +465,23 @@ function JobCard({
         </table>
       </div>
       <div className="row job-actions">
-        {canCancel && (
-          <button type="button" className="secondary" disabled={cancelling} onClick={() => void cancel()}>
+        {canCancel && !confirmCancel && (
+          <button type="button" className="secondary" disabled={cancelling} onClick={() => setConfirmCancel(true)}>
             {cancelling ? 'Cancelling…' : 'Cancel job'}
           </button>
+        )}
+        {canCancel && confirmCancel && (
+          <div role="group" aria-label="confirm cancel" className="row">
+            <span>
+              Cancel this job? Shards no miner holds are refunded now; claimed shards may still finish and be paid.
+            </span>
+            <button type="button" onClick={() => void cancel()}>
+              Yes, cancel it
+            </button>
+            <button type="button" className="secondary" onClick={() => setConfirmCancel(false)}>
+              Keep it
+            </button>
+          </div>
         )}
         {job.phase === 'closed' && <JobOutput job={job} client={client} />}
       </div>
