@@ -471,16 +471,16 @@ function JobCard({
           </button>
         )}
         {canCancel && confirmCancel && (
-          <div role="group" aria-label="confirm cancel" className="row">
-            <span>
-              Cancel this job? Shards no miner holds are refunded now; claimed shards may still finish and be paid.
-            </span>
-            <button type="button" onClick={() => void cancel()}>
-              Yes, cancel it
-            </button>
-            <button type="button" className="secondary" onClick={() => setConfirmCancel(false)}>
-              Keep it
-            </button>
+          <div role="group" aria-label="confirm cancel">
+            <p>Cancel this job? Shards no miner holds are refunded now; claimed shards may still finish and be paid.</p>
+            <div className="row">
+              <button type="button" onClick={() => void cancel()}>
+                Yes, cancel it
+              </button>
+              <button type="button" className="secondary" onClick={() => setConfirmCancel(false)}>
+                Keep it
+              </button>
+            </div>
           </div>
         )}
         {job.phase === 'closed' && <JobOutput job={job} client={client} />}
