@@ -77,9 +77,10 @@ test('backdating, copying and evicting by a modified client fail against tabs, a
   const y = await adversary.newKey();
   await adversary.inject(await adversary.sign('transfer', { to: y, amount: '100' }, payment.seq, payment.block - 1));
 
-  // Finding 3. A fresh key registers, dated in a final epoch, to take a UID of the full subnet after the fact.
+  // Finding 3. A fresh key draws the burn from the faucet and registers, both dated in a final epoch, to take a
+  // UID of the full subnet after the fact.
   const evictor = await adversary.backdatedRegistration(adversary.finalThrough() - 3);
-  await adversary.inject(evictor);
+  for (const record of evictor.records) await adversary.inject(record);
 
   // Finding 2. Wait for the honest validator's reveal, then commit a copy dated in the epoch its commit was in,
   // and reveal it.
@@ -131,6 +132,7 @@ test('backdating, copying and evicting by a modified client fail against tabs, a
     expect(now.indexOf(m)).toBe(honestUids[m]);
     expect(now.indexOf(v)).toBe(honestUids[v]);
     expect(now).not.toContain(evictor.author);
+    expect(await p.evaluate((id) => window.webtensor.ledger.balance(id), evictor.author), tab).toBe('0');
   }
   // The copier's weights never counted: no validator trust, no dividends; the honest validator earns.
   const last = await validator.evaluate(() => window.webtensor.ledger.summaries.at(-1)!);

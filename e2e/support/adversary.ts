@@ -174,16 +174,22 @@ export class Adversary {
     );
   }
 
-  /** A registration by a fresh key with a valid proof of work, dated `block`. */
-  async backdatedRegistration(block: number): Promise<LedgerRecord> {
+  /**
+   * A registration by a fresh key with a valid proof of work, and the faucet claim that funds its burn, both dated
+   * `block`: funded, so that only the block's finality can refuse it (unfunded, it would fail as an overspend).
+   */
+  async backdatedRegistration(block: number): Promise<{ author: string; records: [LedgerRecord, LedgerRecord] }> {
     const key = await generateKeyPair('Ed25519');
     const author = peerIdFromPrivateKey(key).toString();
     const network = this.ledger.network;
     const { registrationDifficulty: difficulty, registration } = network.subnets[0]!;
+    const maxClaim = BigInt(network.faucet!.maxClaim);
+    const burn = (BigInt(registration.maxBurn) < maxClaim ? BigInt(registration.maxBurn) : maxClaim).toString();
     const checkpoint = genesisHash(network);
     const { nonce } = await solveProofOfWork({ network: network.networkId, netuid: 1, author, checkpoint, difficulty });
-    const body = { netuid: 1, nonce, role: 'miner' as const, checkpoint, maxBurn: registration.maxBurn };
-    return this.sign('register', body, 1, block, key);
+    const body = { netuid: 1, nonce, role: 'miner' as const, checkpoint, maxBurn: burn };
+    const claim = await this.sign('faucet.claim', { amount: burn }, 1, block, key);
+    return { author, records: [claim, await this.sign('register', body, 2, block, key)] };
   }
 
   /** Wait for `validator`'s next reveal to reach its store. */
