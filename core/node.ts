@@ -4,6 +4,7 @@
  * its stores and call its intents; nothing reaches into a service's internals.
  *
  *   identity → libp2p → rpc · peers · relay link → discovery · diagnostics · announcements · client · auditor
+ *            · forwarder
  *            → network config → ledger (book, gossip, sync, consensus, agreement, registration)
  *            → miner (where the platform has an inference engine) → blobs → batch jobs (client; miner and
  *              auditor started by Roles) → validator (on demand)
@@ -22,6 +23,7 @@ import { Blobs } from './services/blobs.ts';
 import { Client } from './services/client.ts';
 import { Diagnostics } from './services/diagnostics.ts';
 import { Discovery } from './services/discovery.ts';
+import { Forwarder } from './services/forward.ts';
 import { JobClient } from './services/job-client.ts';
 import { JobMiner } from './services/job-miner.ts';
 import { jobLedgerOf } from './services/jobs.ts';
@@ -57,6 +59,8 @@ export interface NodeServices {
   client: Client;
   /** Hands answers this node got to validators to check (the Ask page's opt-in; the gateway's sample). */
   auditor: Auditor;
+  /** Sends permitted validators' requests to miners from this node's key (`/webtensor/forward/1`). */
+  forwarder: Forwarder;
   ledger: LedgerServices | null;
   /** Null where the platform cannot run models. */
   miner: Miner | null;
@@ -143,6 +147,14 @@ export class WebtensorNode {
     const client = new Client({ rpc, peers, snapshot: ledger?.consensus.snapshot ?? null });
     // Every answer offered is handed in: whoever offers decides which (a user's opt-in, a gateway's sample).
     const auditor = new Auditor({ rpc, snapshot: ledger?.consensus.snapshot ?? null }, { rate: 1 });
+    // Every node with a client forwards validators' challenges, so a miner cannot tell them from users' requests.
+    const forwarder = new Forwarder({
+      rpc,
+      client,
+      snapshot: ledger?.consensus.snapshot ?? null,
+      subnets: ledger?.network.subnets ?? [],
+      self: peerId,
+    });
     const miner = platform.inference
       ? new Miner(
           {
@@ -168,6 +180,7 @@ export class WebtensorNode {
     }
 
     await diagnostics.start();
+    await forwarder.start();
     await miner?.start();
     await blobs?.start();
     peers.start();
@@ -190,6 +203,7 @@ export class WebtensorNode {
       announcements,
       client,
       auditor,
+      forwarder,
       ledger,
       miner,
       blobs,

@@ -101,6 +101,9 @@ export class Roles {
         subnet,
         fault: this.node.config.fault === 'copy-weights' ? 'copy-weights' : null,
         infer: (peer, params, opts) => client.infer(peer, params, opts),
+        // Challenges go through a connected peer drawn at random, so the miner sees a client's key (forward.ts).
+        forward: (forwarder, peer, params, opts) => services.forwarder.through(forwarder, peer, params, opts),
+        connectedPeers: () => services.peers.direct(),
         scoreLocally: (prompt, tokenIds) => miner.scoreHere(prompt, tokenIds),
         countLocally: (prompt) => miner.countHere(prompt),
       });

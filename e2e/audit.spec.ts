@@ -1,9 +1,11 @@
 /**
  * The gateway's audit on a real network: a relay, a headless validator (staked from the test faucet), an honest
- * headless miner, a cheating one (`--fault cheat-users`: honest with validators, so their own challenges never
- * catch it; made-up answers for everyone else, with made-up candidates consistent enough for every client's
- * stage-1 check) and the gateway auditing every answer it serves. The validator runs both stages on each
- * handed-in answer: the honest miner's answers are correct, the cheater's wrong, and the wrong ones zero it.
+ * headless miner, a cheating one (`--fault cheat-users`: honest with requests signed by a validator's key;
+ * made-up answers for everyone else, with made-up candidates consistent enough for every client's stage-1 check)
+ * and the gateway auditing every answer it serves. The validator runs both stages on each handed-in answer: the
+ * honest miner's answers are correct, the cheater's wrong, and the wrong ones zero it. Its own challenges catch the
+ * cheater too: once it holds a permit they go out through a connected peer (the gateway, a tab) from that peer's
+ * key, which the cheater cannot tell from a user's.
  */
 import { expect, test } from '@playwright/test';
 import { mkdtempSync } from 'node:fs';
@@ -128,7 +130,7 @@ test('validators check the answers the gateway serves: the cheating miner is cau
   const v = (await status(VALIDATOR_PORT))!.validator!;
   expect(v.audits.checked).toBeGreaterThanOrEqual(2);
   expect(v.audits.wrong).toBeGreaterThanOrEqual(1);
-  // Caught by users' answers, the cheater is zeroed for its next challenges; its own challenges never caught it.
+  // Caught (by users' answers, and by forwarded challenges), the cheater is zeroed for its next challenges.
   expect(v.scores.find((s) => s.hotkey === cheater)).toMatchObject({ score: 0 });
   expect(v.scores.find((s) => s.hotkey === cheater)!.penaltyLeft).toBeGreaterThan(0);
   expect(v.scores.find((s) => s.hotkey === honest)?.wrong ?? 0).toBe(0);
@@ -176,7 +178,18 @@ test('with users asking, the miner honest only with validators ends near zero in
       { timeout: 240_000, intervals: [2000] },
     )
     .toBe('honest earns, cheater near zero');
-  // Its own challenges never caught it: every answer proven wrong was an answer to a user.
+  // Its challenges caught it too, not only the audits: they reached it forwarded, from keys that are no
+  // validator's, and it made its answers to them up as it does users'. (Every wrong audit is the cheater's, so
+  // answers proven wrong beyond them were challenges.) A direct challenge alone would never have caught it.
+  await expect
+    .poll(
+      async () => {
+        const v = (await status(VALIDATOR_PORT))!.validator!;
+        return v.scores.find((s) => s.hotkey === cheater)!.wrong - v.audits.wrong;
+      },
+      { timeout: 60_000, intervals: [2000] },
+    )
+    .toBeGreaterThan(0);
   const v = (await status(VALIDATOR_PORT))!.validator!;
-  expect(v.scores.find((s) => s.hotkey === cheater)!.wrong).toBeLessThanOrEqual(v.audits.wrong);
+  expect(v.scores.find((s) => s.hotkey === honest)?.wrong ?? 0).toBe(0);
 });

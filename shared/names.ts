@@ -17,6 +17,11 @@ export const PROTOCOLS = {
   sync: '/webtensor/sync/1',
   /** validator.audit: a client hands a validator a miner's signed answer to check (the gateway's audit). */
   audit: '/webtensor/audit/1',
+  /**
+   * forward.generate: a permitted validator asks a peer to send an infer.generate to a registered miner from the
+   * peer's own key and hand back the miner's signed answer (challenges a miner cannot tell from users' requests).
+   */
+  forward: '/webtensor/forward/1',
   /** blob.get: content-addressed files (batch jobs' request and result files) by sha256, in resumable chunks. */
   blobs: '/webtensor/blobs/1',
 } as const;

@@ -248,6 +248,13 @@ describe('Client', () => {
     route({ [best.id]: async (request) => (await answer(best, request)) as Json });
     const asking = client.infer(best.id, { model: 'karpathy/stories260K', prompt: 'Once', maxNewTokens: 3 });
     await expect(asking).rejects.toMatchObject({ code: 'bad-frame', message: expect.stringContaining('not the') });
+    // A validator (or a forwarder for one) keeps it: signed over params naming another model, it is proof.
+    const kept = await client.infer(
+      best.id,
+      { model: 'karpathy/stories260K', prompt: 'Once', maxNewTokens: 3 },
+      { keepInconsistent: true },
+    );
+    expect(kept.model).toBe(subnet.model);
   });
 
   it('passes streamed text pieces on as they arrive', async () => {

@@ -19,8 +19,9 @@ export interface InferOptions {
   signal?: AbortSignal;
   timeoutMs?: number;
   /**
-   * Return a signed answer whose tokens do not follow from its candidates instead of refusing it: a validator
-   * wants such an answer, as proof against the miner (stageOneProblem).
+   * Return a signed answer whose tokens do not follow from its candidates, or that names another model than the
+   * params asked for, instead of refusing it: a validator wants such an answer, as proof against the miner
+   * (stageOneProblem, judgeStageOne), and a forwarder passes it on for the same reason.
    */
   keepInconsistent?: boolean;
 }
@@ -91,7 +92,8 @@ export class Client {
     });
     if (problem) throw new RpcError('bad-frame', `the miner's answer was refused: ${problem}`);
     const result = raw as GenerateResult;
-    if (result.model !== params.model)
+    // Signed over params that name another model: refused, or kept as proof like an inconsistent answer.
+    if (result.model !== params.model && options.keepInconsistent !== true)
       throw new RpcError('bad-frame', `the miner answered with ${result.model}, not the ${params.model} asked for`);
     return result;
   }

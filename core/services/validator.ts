@@ -1,10 +1,12 @@
 /**
  * The validator loop (docs/validator.md): challenge the subnet's miners one at a time with requests drawn like
- * users' (shared/validator/challenges.ts), check every answer's tokens against its signed candidates (stage 1),
- * audit a random half against this node's own teacher-forced pass of the pinned model (stage 2), score correctness
- * x speed x availability with an EMA, and zero a miner caught lying for PENALTY_CHALLENGES challenges. Commit the
- * weights in an epoch's first half and reveal them in the second half of the next epoch, once the epoch that holds
- * the commit is final. `copy-weights` (test profile only) makes it copy another validator's last revealed weights.
+ * users' (shared/validator/challenges.ts), each sent through a connected peer drawn at random (forward.ts), so the
+ * miner sees a client's key, and directly when no peer forwards or the forwarder fails (which never counts against
+ * the miner); check every answer's tokens against its signed candidates (stage 1), audit a random half against
+ * this node's own teacher-forced pass of the pinned model (stage 2), score correctness x speed x availability with
+ * an EMA, and zero a miner caught lying for PENALTY_CHALLENGES challenges. Commit the weights in an epoch's first
+ * half and reveal them in the second half of the next epoch, once the epoch that holds the commit is final.
+ * `copy-weights` (test profile only) makes it copy another validator's last revealed weights.
  */
 import type { SubnetConfig } from '../../shared/ledger/config.ts';
 import { weightsCommitHash } from '../../shared/ledger/state.ts';
@@ -21,6 +23,7 @@ import {
 import { RpcError } from '../../shared/p2p/messages.ts';
 import { answerScore, ema, weightsFromScores, type Outcome } from '../../shared/validator/scoring.ts';
 import { challengeParams, cryptoRandom, type Random } from '../../shared/validator/challenges.ts';
+import { chooseForwarder, registeredKeys } from '../../shared/validator/forwarders.ts';
 import { judgeStageOne, judgeStageTwo } from '../../shared/validator/judge.ts';
 import { Store } from '../store.ts';
 import type { Consensus } from './consensus.ts';
@@ -28,6 +31,21 @@ import type { RecordBook } from './record-book.ts';
 
 /** A challenge's deadline: a base plus a time per token asked for (challenges ask for 8 to 128 tokens). */
 export const challengeDeadlineMs = (maxNewTokens: number) => 4000 + 60 * maxNewTokens;
+/**
+ * A forwarded challenge's extra time over the deadline: the second hop, and the forwarder's connection to the
+ * miner (on demand, as for a user). A forwarded answer's speed is scored against the deadline plus this.
+ */
+export const FORWARD_GRACE_MS = 3000;
+/** Forwarders a challenge is tried through (each with a fresh draw) before it goes to the miner directly. */
+export const FORWARD_TRIES = 2;
+/**
+ * A forwarder that failed is left out for this long: for every miner when the failure is its own (it refused, or
+ * handed back an answer that does not check out), for that miner alone otherwise (a timeout or an error it says
+ * the miner gave: the miner may be the one at fault, and one bad miner must not keep honest forwarders out).
+ */
+export const FORWARDER_BACKOFF_MS = 60_000;
+/** Failures through a forwarder that are the forwarder's own doing (or its refusal), not the miner's. */
+const FORWARDERS_OWN: readonly string[] = ['bad-frame', 'bad-params', 'rate-limited', 'unknown-method', 'bad-schema'];
 /** The share of challenge answers audited in depth (stage 2); every answer gets stage 1. */
 export const AUDIT_SHARE = 0.5;
 /**
@@ -58,6 +76,13 @@ export interface MinerScore {
   wrong: number;
   /** Challenges left that score 0 after the last answer proven wrong. */
   penaltyLeft: number;
+  /**
+   * Answers that came through a forwarder (the miner saw a client's key, not this validator's), and forwarders that
+   * failed on its challenges (refused, timed out, altered or dropped the answer): those are never scored against the
+   * miner (its challenge was drawn again and sent through another forwarder, or directly).
+   */
+  forwarded: number;
+  forwardFailures: number;
   /** Why the last answer that did not count was refused: wrong (which check, why), an error or a timeout. */
   lastProblem: string | null;
 }
@@ -66,8 +91,14 @@ export interface ValidatorState {
   running: boolean;
   netuid: number;
   scores: MinerScore[];
-  inFlight: { uid: number; prompt: string; startedAt: number } | null;
+  /** The challenge out now, and the peer forwarding it (null: sent directly). */
+  inFlight: { uid: number; prompt: string; startedAt: number; via: string | null } | null;
   challenges: number;
+  /**
+   * How challenges went out: answered through a forwarder, sent directly (no forwarder qualified, or FORWARD_TRIES
+   * failed), forwarders that failed (not counted against the miner), and the last such failure.
+   */
+  forwarding: { forwarded: number; direct: number; failed: number; lastFailure: string | null };
   committed: { epoch: number; uids: number[]; values: number[] } | null;
   revealed: { epoch: number; uids: number[]; values: number[] } | null;
   /** Signed answers others handed in to check (validator.audit): checked, found wrong, refused unchecked. */
@@ -88,6 +119,18 @@ export interface ValidatorComponents {
     params: GenerateParams,
     opts: { timeoutMs: number; keepInconsistent: boolean },
   ): Promise<GenerateResult>;
+  /**
+   * Send a challenge through `forwarder` (Forwarder.through, `/webtensor/forward/1`): the miner's answer, signed by
+   * it over exactly `params`, or a rejection. Absent: every challenge goes directly.
+   */
+  forward?(
+    forwarder: string,
+    miner: string,
+    params: GenerateParams,
+    opts: { timeoutMs: number },
+  ): Promise<GenerateResult>;
+  /** Peers this node is connected to directly: whom a challenge may be forwarded through. */
+  connectedPeers?(): readonly string[];
   /** This node's teacher-forced pass over `tokenIds` after `prompt` on the pinned model (engine.score). */
   scoreLocally(prompt: string, tokenIds: number[]): Promise<Reference>;
   /** The pinned model's token count of `prompt` and its context (engine.countTokens); absent: no fitting. */
@@ -111,6 +154,8 @@ export class Validator {
   private readonly auditLimiter = new RateLimiter({ points: 1, duration: AUDIT_INTERVAL_S });
   private readonly allAudits = new RateLimiter({ points: 1, duration: AUDIT_GLOBAL_INTERVAL_S });
   private auditing = false;
+  /** Forwarders that failed, until when they are left out: by peer, or by `peer miner` pair. */
+  private readonly avoid = new Map<string, number>();
 
   constructor(private readonly deps: ValidatorComponents) {
     this.state = new Store<ValidatorState>({
@@ -119,6 +164,7 @@ export class Validator {
       scores: [],
       inFlight: null,
       challenges: 0,
+      forwarding: { forwarded: 0, direct: 0, failed: 0, lastFailure: null },
       committed: null,
       revealed: null,
       audits: { checked: 0, wrong: 0, refused: 0 },
@@ -167,22 +213,64 @@ export class Validator {
       .filter((u) => u.role === 'miner' && u.hotkey !== this.self);
   }
 
+  /**
+   * One challenge to the next miner in turn. Through a forwarder first (the miner sees a client's key), with a
+   * fresh draw for each try: a forwarder that fails (refuses, times out, drops or alters the answer) proves nothing
+   * about the miner, so nothing is recorded for it and the challenge is drawn again and sent through another one,
+   * up to FORWARD_TRIES forwarders, then directly. Only a signed answer, or the failure of a direct challenge, is
+   * scored. A fresh draw each time: a miner that stalls a request must not then see the same prompt come from the
+   * validator (that would tell it which peer forwards), and one forwarder failing must not at once set off the
+   * rare, recognisable direct challenge.
+   */
   private async challengeNext() {
     const miners = this.miners();
     if (miners.length === 0 || this.deps.consensus.uidOf(this.deps.subnet.netuid, this.self) === null) return;
     const target = miners[this.next++ % miners.length]!;
     const random = this.deps.random ?? cryptoRandom;
-    const params = await this.fitToContext(challengeParams(this.deps.subnet.model, random));
-    if (!params) return; // a prompt the model cannot even hold: draw another next step
+    try {
+      for (let tries = 0; ; tries++) {
+        const params = await this.fitToContext(challengeParams(this.deps.subnet.model, random));
+        if (!params) return; // a prompt the model cannot even hold: draw another next step
+        const via = tries < FORWARD_TRIES ? this.forwarderFor(target.hotkey, random) : null;
+        if (await this.challenge(target, params, via, random, tries)) break;
+      }
+      this.update({ challenges: this.state.get().challenges + 1 });
+    } finally {
+      this.update({ inFlight: null });
+    }
+  }
+
+  /**
+   * Send `params` to `target` through `via`, or directly when null, then judge and record the answer (after
+   * `forwardFailures` forwarders failed on this challenge). False, with nothing recorded, when the forwarder failed.
+   */
+  private async challenge(
+    target: { uid: number; hotkey: string },
+    params: GenerateParams,
+    via: string | null,
+    random: Random,
+    forwardFailures: number,
+  ): Promise<boolean> {
     const deadline = challengeDeadlineMs(params.maxNewTokens);
-    this.update({ inFlight: { uid: target.uid, prompt: params.prompt, startedAt: Date.now() } });
+    // The second hop gets more time; the answer's speed is scored against that.
+    const allowed = via ? deadline + FORWARD_GRACE_MS : deadline;
+    this.update({ inFlight: { uid: target.uid, prompt: params.prompt, startedAt: Date.now(), via } });
     const start = performance.now();
     let outcome: Outcome;
     let latencyMs: number;
     let deep = false;
     let problem: string | null;
     try {
-      const answer = await this.deps.infer(target.hotkey, params, { timeoutMs: deadline, keepInconsistent: true });
+      let answer: GenerateResult;
+      if (via) {
+        const forwarded = await this.throughForwarder(via, target, params, allowed);
+        if (!forwarded) return false;
+        answer = forwarded;
+      } else {
+        const f = this.state.get().forwarding;
+        this.update({ forwarding: { ...f, direct: f.direct + 1 } });
+        answer = await this.deps.infer(target.hotkey, params, { timeoutMs: deadline, keepInconsistent: true });
+      }
       latencyMs = performance.now() - start;
       deep = random() < AUDIT_SHARE;
       problem = await this.judge(params, answer, deep);
@@ -193,8 +281,51 @@ export class Validator {
       problem = (err as Error).message;
       if (outcome === 'error') this.update({ lastError: `uid ${target.uid}: ${problem}` });
     }
-    this.record(target, outcome, latencyMs, deadline, deep, problem);
-    this.update({ inFlight: null, challenges: this.state.get().challenges + 1 });
+    this.record(target, outcome, latencyMs, allowed, deep, problem, { forwarded: via !== null, forwardFailures });
+    return true;
+  }
+
+  /**
+   * A peer to forward a challenge to `target` through, drawn at random (shared/validator/forwarders.ts): not the
+   * miner, not a validator, a peer with no UID before a miner, none that failed in the last FORWARDER_BACKOFF_MS.
+   * Null when forwarding is off, this validator holds no permit (forwarders would refuse it) or nobody qualifies.
+   */
+  private forwarderFor(target: string, random: Random): string | null {
+    if (!this.deps.forward || !this.deps.connectedPeers) return null;
+    // Forwarders serve permitted validators only: without a permit, asking would only be refused.
+    const uid = this.deps.consensus.uidOf(this.deps.subnet.netuid, this.self);
+    if (uid === null || !this.permitted(uid)) return null;
+    const now = Date.now();
+    for (const [peer, until] of this.avoid) if (until <= now) this.avoid.delete(peer);
+    return chooseForwarder(this.deps.connectedPeers(), {
+      target,
+      self: this.self,
+      keys: registeredKeys(this.deps.consensus.snapshot.get()),
+      avoid: (peer) => this.avoid.has(peer) || this.avoid.has(`${peer} ${target}`),
+      random,
+    });
+  }
+
+  /** The miner's signed answer through `via`, or null when the forwarder failed (left out for a while). */
+  private async throughForwarder(
+    via: string,
+    target: { uid: number; hotkey: string },
+    params: GenerateParams,
+    timeoutMs: number,
+  ): Promise<GenerateResult | null> {
+    try {
+      const answer = await this.deps.forward!(via, target.hotkey, params, { timeoutMs });
+      const f = this.state.get().forwarding;
+      this.update({ forwarding: { ...f, forwarded: f.forwarded + 1 } });
+      return answer;
+    } catch (err) {
+      const own = err instanceof RpcError && FORWARDERS_OWN.includes(err.code);
+      this.avoid.set(own ? via : `${via} ${target.hotkey}`, Date.now() + FORWARDER_BACKOFF_MS);
+      const f = this.state.get().forwarding;
+      const lastFailure = `${via} for uid ${target.uid}: ${(err as Error).message}`;
+      this.update({ forwarding: { ...f, failed: f.failed + 1, lastFailure } });
+      return null;
+    }
   }
 
   /**
@@ -245,7 +376,8 @@ export class Validator {
 
   /**
    * Fold one outcome for `target` into its score (EMA) and history. An answer proven wrong zeroes the score and
-   * starts a penalty: the next PENALTY_CHALLENGES samples count 0 whatever they are.
+   * starts a penalty: the next PENALTY_CHALLENGES samples count 0 whatever they are. `route` says whether the
+   * answer came through a forwarder, and how many forwarders failed first (counted, never scored).
    */
   private record(
     target: { uid: number; hotkey: string },
@@ -254,6 +386,7 @@ export class Validator {
     deadlineMs: number,
     deep: boolean,
     problem: string | null,
+    route: { forwarded: boolean; forwardFailures: number } = { forwarded: false, forwardFailures: 0 },
   ) {
     const scores = this.state.get().scores.filter((s) => !(s.uid === target.uid && s.hotkey !== target.hotkey));
     const prev = scores.find((s) => s.uid === target.uid);
@@ -272,6 +405,8 @@ export class Validator {
       audited: (prev?.audited ?? 0) + (deep ? 1 : 0),
       wrong: (prev?.wrong ?? 0) + (wrong ? 1 : 0),
       penaltyLeft: wrong ? PENALTY_CHALLENGES : Math.max(0, (prev?.penaltyLeft ?? 0) - 1),
+      forwarded: (prev?.forwarded ?? 0) + (route.forwarded ? 1 : 0),
+      forwardFailures: (prev?.forwardFailures ?? 0) + route.forwardFailures,
       lastProblem: problem ?? prev?.lastProblem ?? null,
     };
     this.update({ scores: [...scores.filter((s) => s.uid !== target.uid), next].sort((a, b) => a.uid - b.uid) });
