@@ -17,11 +17,14 @@ import {
 } from '../../shared/inference/protocol.ts';
 import { PROTOCOLS } from '../../shared/names.ts';
 import type { Json } from '../../shared/p2p/rpc.ts';
+import { RpcError } from '../../shared/p2p/messages.ts';
 import type { RpcRouter } from './rpc.ts';
 import { Store, type ReadableStore } from '../store.ts';
 import { AUDIT_INTERVAL_S } from './validator.ts';
 
 export const QUEUE_LIMIT = 16;
+/** Times an answer every validator refused as busy (auditing another) is handed in again before it fails. */
+export const BUSY_RETRIES = 3;
 
 export interface AuditState {
   /** Answers sampled, sent and judged, judged wrong, not judged (every validator refused or failed), dropped. */
@@ -49,7 +52,7 @@ export interface AuditorInit {
 
 export class Auditor {
   readonly state = new Store<AuditState>({ sampled: 0, correct: 0, wrong: 0, failed: 0, dropped: 0, recent: [] });
-  private readonly queue: { netuid: number; params: GenerateParams; result: GenerateResult }[] = [];
+  private readonly queue: { netuid: number; params: GenerateParams; result: GenerateResult; tries: number }[] = [];
   private pumping = false;
   private stopped = false;
   /** When each validator was last handed an answer: each takes one per AUDIT_INTERVAL_S from a peer. */
@@ -69,7 +72,7 @@ export class Auditor {
       return false;
     }
     this.state.update({ sampled: s.sampled + 1 });
-    this.queue.push({ netuid, params, result });
+    this.queue.push({ netuid, params, result, tries: 0 });
     void this.pump();
     return true;
   }
@@ -102,8 +105,10 @@ export class Auditor {
   }
 
   /** Hand one answer to the first validator that takes it, waiting for one to be ready for the next. */
-  private async send({ netuid, params, result }: (typeof this.queue)[number]): Promise<void> {
+  private async send(answer: (typeof this.queue)[number]): Promise<void> {
+    const { netuid, params, result } = answer;
     const reasons: string[] = [];
+    let allBusy = true;
     const validators = this.validators(netuid, result.miner);
     const readyAt = (v: string) => (this.lastSent.get(v) ?? 0) + AUDIT_INTERVAL_S * 1000 + 100;
     const wait = Math.min(...validators.map(readyAt)) - Date.now();
@@ -129,8 +134,15 @@ export class Auditor {
         this.init.onVerdict?.(entry);
         return;
       } catch (err) {
+        if (!(err instanceof RpcError && err.code === 'busy')) allBusy = false;
         reasons.push(`${validator}: ${(err as Error).message}`);
       }
+    }
+    // Every validator was auditing another answer (a gateway's, another client's): not a failure yet; try again
+    // once they are ready for this node (the wait above), ahead of what came later.
+    if (validators.length > 0 && allBusy && answer.tries < BUSY_RETRIES && !this.stopped) {
+      this.queue.unshift({ ...answer, tries: answer.tries + 1 });
+      return;
     }
     this.state.update({ failed: this.state.get().failed + 1 });
     this.init.onFailure?.(reasons.length > 0 ? reasons.join('; ') : 'no permitted validator is known');
