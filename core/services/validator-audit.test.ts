@@ -4,8 +4,8 @@
  * WASM, agrees with them). Only a miner's own signature over exactly those params makes evidence: a forged,
  * re-paired, cancelled or non-miner answer is refused and changes no score; a correct answer changes no score
  * either (who hands answers in cannot raise a miner); a wrong one (tokens that do not follow, made-up candidates,
- * another model's answer, a truncated answer) zeroes the miner and starts its penalty; one peer gets one audit per
- * AUDIT_INTERVAL_S.
+ * another model's answer, a truncated answer) zeroes the miner and starts its penalty, once per answer however often
+ * it is handed in; one peer gets one audit per AUDIT_INTERVAL_S.
  */
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { PrivateKey } from '@libp2p/interface';
@@ -125,6 +125,21 @@ describe('Validator.audit', () => {
     validator.stop();
   });
 
+  it('judges an answer once: the same signed answer handed in again, by anyone, gets its verdict and counts nothing', async () => {
+    const wrong = await answer(minerKey, params, { tokenIds: [1, 2, 3, 4, 5, 6, 7, 8] });
+    expect(await validator.audit({ params, result: wrong }, 'gateway-a')).toMatchObject({ verdict: 'wrong' });
+    const after = score();
+    expect(after).toMatchObject({ challenges: 1, wrong: 1, penaltyLeft: PENALTY_CHALLENGES });
+    // Replayed from many keys, again and again (each would otherwise restart the miner's penalty).
+    for (const from of ['gateway-b', 'gateway-c', 'gateway-d']) {
+      await pastGlobalLimit();
+      expect(await validator.audit({ params, result: wrong }, from)).toMatchObject({ verdict: 'wrong', miner });
+    }
+    expect(score()).toEqual(after);
+    expect(validator.state.get().audits).toEqual({ checked: 1, wrong: 1, refused: 0 });
+    validator.stop();
+  });
+
   it('finds made-up candidates, another model and a truncated answer wrong, however consistent (stage 2)', async () => {
     const other = new NodeInferenceEngine();
     await other.load('karpathy/stories260K');
@@ -187,15 +202,17 @@ describe('Validator.audit', () => {
   });
 
   it('takes one audit per peer per interval, and one in all per shorter interval (more keys gain nothing)', async () => {
-    const honest = await answer(minerKey, params);
-    await validator.audit({ params, result: honest }, 'gateway');
-    await expect(validator.audit({ params, result: honest }, 'gateway')).rejects.toMatchObject({
-      code: 'rate-limited',
-    });
-    await expect(validator.audit({ params, result: honest }, 'sybil-1')).rejects.toMatchObject({ code: 'busy' });
+    // Different answers each time (the same answer again would only get its first verdict back).
+    const asks = ['Once upon a time', 'The cat', 'A dog', 'The sun', 'A boat'].map((prompt) => ({ ...params, prompt }));
+    const answers: { params: GenerateParams; result: GenerateResult }[] = [];
+    for (const p of asks) answers.push({ params: p, result: await answer(minerKey, p) });
+    const [a, b, c, d, e] = answers;
+    await validator.audit(a, 'gateway');
+    await expect(validator.audit(b, 'gateway')).rejects.toMatchObject({ code: 'rate-limited' });
+    await expect(validator.audit(c, 'sybil-1')).rejects.toMatchObject({ code: 'busy' });
     await pastGlobalLimit();
-    await validator.audit({ params, result: honest }, 'another-gateway');
+    await validator.audit(d, 'another-gateway');
     validator.stop();
-    await expect(validator.audit({ params, result: honest }, 'third')).rejects.toMatchObject({ code: 'busy' });
+    await expect(validator.audit(e!, 'third')).rejects.toMatchObject({ code: 'busy' });
   });
 });

@@ -61,6 +61,8 @@ export const AUDIT_INTERVAL_S = 5;
  * validator's model (shared with its own challenges) into an audit server.
  */
 export const AUDIT_GLOBAL_INTERVAL_S = 2;
+/** Audited answers remembered so that the same one handed in again counts nothing (about 2.3 h of audits). */
+export const JUDGED_ANSWERS = 4096;
 
 export interface MinerScore {
   uid: number;
@@ -154,6 +156,12 @@ export class Validator {
   private readonly auditLimiter = new RateLimiter({ points: 1, duration: AUDIT_INTERVAL_S });
   private readonly allAudits = new RateLimiter({ points: 1, duration: AUDIT_GLOBAL_INTERVAL_S });
   private auditing = false;
+  /**
+   * Answers already audited (by signature), with their verdict: handing the same signed answer in again gets the
+   * same verdict and counts nothing, so one wrong answer cannot keep a miner at zero. Bounded (JUDGED_ANSWERS,
+   * oldest forgotten first): at the global pace of audits that is hours of them.
+   */
+  private readonly judgedAnswers = new Map<string, AuditVerdict>();
   /** Forwarders that failed, until when they are left out: by peer, or by `peer miner` pair. */
   private readonly avoid = new Map<string, number>();
 
@@ -443,6 +451,8 @@ export class Validator {
     if (problem) return refuse('bad-params', `the answer does not check out: ${problem}`);
     const target = this.miners().find((m) => m.hotkey === result.miner);
     if (!target) return refuse('bad-params', `${result.miner} is not a miner of subnet ${this.deps.subnet.netuid}`);
+    const judged = this.judgedAnswers.get(result.sig);
+    if (judged) return judged;
     try {
       this.auditLimiter.consume(from);
     } catch {
@@ -469,7 +479,10 @@ export class Validator {
           true,
           `audit of a user's answer, ${problem}`,
         );
-      return { verdict: same ? 'correct' : 'wrong', miner: target.hotkey, uid: target.uid };
+      const verdict: AuditVerdict = { verdict: same ? 'correct' : 'wrong', miner: target.hotkey, uid: target.uid };
+      this.judgedAnswers.set(result.sig, verdict);
+      if (this.judgedAnswers.size > JUDGED_ANSWERS) this.judgedAnswers.delete(this.judgedAnswers.keys().next().value!);
+      return verdict;
     } finally {
       this.auditing = false;
     }
