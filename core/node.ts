@@ -175,8 +175,10 @@ export class WebtensorNode {
     const blobs = blobStore ? new Blobs({ rpc, store: blobStore }) : null;
     let jobs: JobServices | null = null;
     if (ledger && blobs) {
+      // What the job client keeps across restarts (docs/jobs.md, "The services").
+      const memory = await platform.openJobMemory?.(identity, ledger.network.networkId);
       const view = { ...jobLedgerOf(ledger), blobs };
-      jobs = { client: new JobClient(view), miner: miner ? new JobMiner({ ...view, miner }) : null };
+      jobs = { client: new JobClient({ ...view, memory }), miner: miner ? new JobMiner({ ...view, miner }) : null };
     }
 
     await diagnostics.start();

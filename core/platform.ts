@@ -100,6 +100,20 @@ export interface BlobStore {
   listPartials(): Promise<BlobInfo[]>;
 }
 
+/**
+ * What a node's batch-job services keep across restarts (a client's jobs as it last saw them: docs/jobs.md), as JSON
+ * text by key, for one identity and network: SQLite in the data directory (Node), IndexedDB (a tab). The store only
+ * keeps text; its reader checks every value it reads back.
+ */
+export interface JobMemoryStore {
+  /** Every value kept, in no particular order. */
+  all(): Promise<{ key: string; value: string }[]>;
+  /** Keep `value` under `key`, replacing any. */
+  put(key: string, value: string): Promise<void>;
+  /** Remove these keys (those not kept are ignored). */
+  delete(keys: readonly string[]): Promise<void>;
+}
+
 /** A registration's proof of work: see shared/ledger/pow.ts. */
 export interface RegistrationPuzzle {
   network: string;
@@ -145,6 +159,8 @@ export interface Platform {
   openLedger(identity: Identity, networkId: string): Promise<{ store: LedgerStore; consensus: ConsensusEngine }>;
   /** Content-addressed files for the identity claimed (`<data>/blobs` in Node, IndexedDB in a tab). */
   openBlobs?(identity: Identity): Promise<BlobStore>;
+  /** What the batch-job services keep across restarts, for the identity claimed and one network. */
+  openJobMemory?(identity: Identity, networkId: string): Promise<JobMemoryStore>;
   /** The inference engine, or null where this platform cannot run models (yet). */
   readonly inference: InferenceEngine | null;
   /** Models this machine can serve without downloading (best first is up to the caller). */

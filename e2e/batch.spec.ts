@@ -6,11 +6,14 @@
  * completions mixed, short max_tokens), reads the price, creates the batch, polls it to `completed` and downloads
  * the output: 200 answers, each custom_id once. A shard the cheater claimed failed its audit (its bond destroyed),
  * and was done again by an honest miner; the gateway's balance dropped by exactly what the audited work was paid.
- * Then, with the miners stopped so no shard can be claimed, a batch cancelled at once and a batch whose window runs
- * out each give the whole deposit back.
+ * Then the gateway is stopped with a batch in progress and started again on its data directory: the finished batch
+ * and its output are served as before, and the one in progress is followed to completion. Last, with the miners
+ * stopped so no shard can be claimed, a batch cancelled at once and a batch whose window runs out each give the
+ * whole deposit back.
  */
 import { expect, test } from '@playwright/test';
 import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,6 +32,9 @@ const REQUESTS = 200;
 const root = mkdtempSync(join(tmpdir(), 'batch-e2e-'));
 const processes = new Processes(root, () => relay.healthUrl);
 const miners: ChildProcess[] = [];
+let gateway: ChildProcess;
+/** The 200-request batch once completed, and its output file's text. */
+let first: { batch: OpenAI.Batches.Batch; output: string } | null = null;
 const base = `http://127.0.0.1:${GATEWAY_PORT}/v1`;
 const openai = new OpenAI({ baseURL: base, apiKey: 'unused-on-an-open-gateway', maxRetries: 0, timeout: 60_000 });
 
@@ -114,12 +120,16 @@ test.beforeAll(async () => {
       '200000000',
     ),
   );
+  gateway = startGateway(['--faucet', '100000000000']);
+});
+
+/** The gateway on its data directory (the same on a restart). */
+const startGateway = (extra: string[] = []) =>
   processes.start('gateway', [
     'gateway/main.ts',
     ...['--port', String(GATEWAY_PORT), '--relay', relay.healthUrl, '--data', join(root, 'gateway')],
-    ...['--faucet', '100000000000', '--batch-price', String(PRICE), '--audit-rate', '0'],
+    ...['--batch-price', String(PRICE), '--audit-rate', '0', ...extra],
   ]);
-});
 
 test.afterAll(async () => {
   processes.stopAll();
@@ -205,6 +215,7 @@ test('the openai client runs a 200-request batch: every answer, the cheater caug
 
   // Every answer, each custom_id once, made as the live endpoints make theirs.
   const output = await (await openai.files.content(done.output_file_id!)).text();
+  first = { batch: done, output };
   const lines = output
     .trim()
     .split('\n')
@@ -257,6 +268,60 @@ test('the openai client runs a 200-request batch: every answer, the cheater caug
         readyMs: ready - t0,
         batchMs: finished - ready,
       },
+    }),
+  );
+});
+
+test('the gateway stopped with a batch in progress and started again on its data: the finished batch as before, the other one followed to completion', async () => {
+  expect(first).not.toBeNull();
+  const t0 = Date.now();
+  const file = await openai.files.create({
+    file: await toFile(Buffer.from(batchFile(20, 'again')), 'again.jsonl'),
+    purpose: 'batch',
+  });
+  const created = await openai.batches.create({
+    input_file_id: file.id,
+    endpoint: '/v1/chat/completions',
+    completion_window: '24h',
+  });
+  // In progress on the network: a miner holds a shard. (Stopped sooner, the gateway's job.open may not have
+  // reached its peers before its epoch became final without it: the batch then fails, nothing taken.)
+  let atStop: OpenAI.Batches.Batch | null = null;
+  await expect
+    .poll(
+      async () => {
+        atStop = await openai.batches.retrieve(created.id);
+        return extensionOf(atStop).shards.some((s) => s.status !== 'open');
+      },
+      { timeout: 20_000, intervals: [250] },
+    )
+    .toBe(true);
+  gateway.kill('SIGTERM');
+  expect(atStop!.status).toBe('in_progress');
+  await once(gateway, 'exit');
+  const stopped = Date.now();
+  gateway = startGateway();
+  await expect.poll(gatewayBalance, { timeout: 30_000, intervals: [500] }).not.toBeNull();
+  const restarted = Date.now();
+
+  // What was done before the stop, as it was.
+  const before = await openai.batches.retrieve(first!.batch.id);
+  expect(before).toMatchObject({ status: 'completed', output_file_id: first!.batch.output_file_id });
+  expect(await (await openai.files.content(first!.batch.output_file_id!)).text()).toBe(first!.output);
+  expect((await openai.files.retrieve(file.id)).bytes).toBe(Buffer.byteLength(batchFile(20, 'again')));
+  const listed = (await openai.batches.list()).data.map((b) => b.id);
+  expect(listed).toEqual(expect.arrayContaining([first!.batch.id, created.id]));
+
+  // The batch in progress at the stop, followed to completion.
+  const done = await settled(created.id, 60_000);
+  expect(done).toMatchObject({ status: 'completed', request_counts: { total: 20, completed: 20, failed: 0 } });
+  const output = (await (await openai.files.content(done.output_file_id!)).text()).trim().split('\n');
+  expect(output.map((l) => (JSON.parse(l) as OutputLine).custom_id).sort()).toEqual(
+    Array.from({ length: 20 }, (_, k) => `again-${String(k).padStart(3, '0')}`),
+  );
+  console.log(
+    JSON.stringify({
+      restart: { stopMs: stopped - t0, startMs: restarted - stopped, doneMs: Date.now() - restarted },
     }),
   );
 });

@@ -107,6 +107,8 @@ export interface BatchRecord {
   /** Each line's endpoint ('c' chat, 't' text completion). */
   kinds: string;
   cancel_requested: boolean;
+  /** Whether the gateway signed the job's `job.cancel` (once: after a restart too). */
+  cancel_sent: boolean;
   /** When fetching paid results first failed (they are retried for a while). */
   unavailable_since: number | null;
   /** Once the batch is done: what it came to. */
@@ -120,6 +122,73 @@ export interface BatchRecord {
     job: JobView | null;
   } | null;
 }
+
+const count = z.number().int().nonnegative();
+const raoText = z.string().regex(/^(0|[1-9]\d{0,39})$/, 'expected an amount in rao, a decimal string');
+
+const jobViewSchema = z.strictObject({
+  paid_rao: raoText,
+  refunded_rao: raoText,
+  forfeited_rao: raoText,
+  deadline_block: count,
+  shards: z.array(
+    z.strictObject({
+      shard: count,
+      first: count,
+      end: count,
+      status: z.enum(['open', 'claimed', 'result', 'paid', 'refunded']),
+      miner: z.string().nullable(),
+    }),
+  ),
+});
+
+/** A batch as read back from disk: every field checked (`cancel_sent` came later: false when absent). */
+export const batchRecordSchema: z.ZodType<BatchRecord, unknown> = z
+  .strictObject({
+    id: z.string().regex(/^batch_[0-9a-f]{24}$/, 'expected batch_<24 hex digits>'),
+    input_file_id: z.string().min(1).max(64),
+    endpoint: z.enum(ENDPOINTS),
+    completion_window: z.string().max(16),
+    metadata: z.record(z.string(), z.string()).nullable(),
+    created_at: count,
+    expires_at: count,
+    times: z.strictObject(
+      Object.fromEntries(TIMES.map((t) => [t, count.nullable()])) as Record<
+        (typeof TIMES)[number],
+        z.ZodNullable<typeof count>
+      >,
+    ),
+    job: z.string().min(1).max(128),
+    model: z.string().min(1).max(256),
+    requests: z.number().int().min(1),
+    shards: z.number().int().min(1).max(MAX_JOB_SHARDS),
+    deadline_epochs: z.number().int().min(1).max(MAX_JOB_EPOCHS),
+    price: raoText,
+    deposit: raoText,
+    kinds: z.string().regex(/^[ct]+$/, "expected one 'c' or 't' per request"),
+    cancel_requested: z.boolean(),
+    cancel_sent: z.boolean().default(false),
+    unavailable_since: count.nullable(),
+    final: z
+      .strictObject({
+        status: z.enum(['completed', 'expired', 'cancelled', 'failed']),
+        output_file_id: z.string().nullable(),
+        error_file_id: z.string().nullable(),
+        completed: count,
+        failed: count,
+        errors: z.array(
+          z.strictObject({
+            code: z.string(),
+            message: z.string(),
+            param: z.string().nullable(),
+            line: count.nullable(),
+          }),
+        ),
+        job: jobViewSchema.nullable(),
+      })
+      .nullable(),
+  })
+  .refine((b) => b.kinds.length === b.requests, { message: 'expected one kind per request', path: ['kinds'] });
 
 export const now = (): number => Math.floor(Date.now() / 1000);
 

@@ -6,7 +6,7 @@
  * failed, results that cannot be fetched, and a restart that keeps what was done. One test opens through the real
  * JobClient to check the `job.open` it signs (and that it signs nothing when refused).
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -645,6 +645,50 @@ describe("a batch's life", () => {
     expect(done).toMatchObject({ status: 'completed', request_counts: { completed: 3, failed: 1 } });
     const errors = (await app.inject({ method: 'GET', url: `/v1/files/${done['error_file_id']}/content` })).body;
     expect(JSON.parse(errors)).toMatchObject({ custom_id: 'r1', error: { code: 'result_unavailable' } });
+  });
+
+  it('reads back what it kept checked: a batch or file that is not what it should be is skipped and named, the rest load', async () => {
+    const kept = await batchOf(4);
+    const fileId = (kept as unknown as { input_file_id: string }).input_file_id;
+    service.stop();
+    await app.close();
+    const batches = join(dir, 'batches');
+    const files = join(dir, 'files');
+    const record = JSON.parse(readFileSync(join(batches, `${kept.id}.json`), 'utf8')) as Record<string, unknown>;
+    // Written by a gateway before batches kept `cancel_sent`: read as not sent.
+    delete record['cancel_sent'];
+    writeFileSync(join(batches, `${kept.id}.json`), JSON.stringify(record));
+    const other = 'batch_' + 'a'.repeat(24);
+    writeFileSync(join(batches, `${other}.json`), JSON.stringify({ ...record, id: other, requests: 'four' }));
+    const moved = 'batch_' + 'b'.repeat(24);
+    writeFileSync(join(batches, `${moved}.json`), JSON.stringify(record));
+    writeFileSync(join(batches, `${kept.id}.json.tmp-0123456789ab`), '{"half": ');
+    const object = JSON.parse(readFileSync(join(files, `${fileId}.json`), 'utf8')) as { file: Record<string, unknown> };
+    const shrunk = 'file-' + 'c'.repeat(24);
+    writeFileSync(join(files, `${shrunk}.json`), JSON.stringify({ ...object, file: { ...object.file, id: shrunk } }));
+    writeFileSync(join(files, `${shrunk}.data`), 'short');
+    writeFileSync(join(files, `${shrunk}.job.jsonl`), '');
+
+    await gateway();
+    expect(service.skipped.sort()).toEqual([
+      `${join(batches, `${other}.json`)} is not a batch (requests: Invalid input: expected number, received string); skipped`,
+      `${join(batches, `${moved}.json`)} is not a batch (it names ${kept.id}); skipped`,
+    ]);
+    expect(service['init'].files.skipped).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^${join(files, shrunk)}\\.json is not a file object \\(its bytes, ${shrunk}\\.data, are 5 bytes, not \\d+\\); skipped$`,
+        ),
+      ),
+    ]);
+    expect(readdirSync(batches).filter((n) => n.includes('.tmp-'))).toEqual([]);
+    expect((await get('/v1/batches')).data).toEqual([expect.objectContaining({ id: kept.id, status: 'validating' })]);
+    expect((await app.inject({ method: 'GET', url: `/v1/files/${shrunk}` })).statusCode).toBe(404);
+    expect(await get(`/v1/files/${fileId}`)).toMatchObject({ id: fileId, purpose: 'batch' });
+    // A batch read back cancels as any other.
+    jobs.state!.phase = 'open';
+    await app.inject({ method: 'POST', url: `/v1/batches/${kept.id}/cancel` });
+    expect(jobs.cancelled).toEqual(['job-1']);
   });
 
   it('lists batches newest first, a page at a time', async () => {

@@ -10,11 +10,14 @@
  * epochs and at most MAX_JOB_EPOCHS (64): "24h" is 20 epochs on the production network (exactly 24 h), and the
  * 64-epoch maximum (21 min) on the test network (batch-object.ts: deadlineEpochsOf).
  *
- * Batches live on disk under the gateway's data directory (`<dir>/<id>.json`), so a restart keeps them; the job's
- * state is the ledger's.
+ * Batches live on disk under the gateway's data directory (`<dir>/<id>.json`, each written whole: batch-store.ts), so
+ * a restart keeps them: a finished batch answers as it did, with its output and error files (files.ts), and one not
+ * finished is followed again from where its job stands (the job's state is the ledger's, and what the node's job
+ * client kept of it). At the start each batch is read back checked; one that is not what it should be is skipped
+ * and logged, naming its file and what is wrong.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
@@ -24,6 +27,7 @@ import type { NetworkConfig } from '../shared/ledger/config.ts';
 import {
   batchNotFound,
   batchObject,
+  batchRecordSchema,
   createSchema,
   deadlineEpochsOf,
   epochSeconds,
@@ -35,6 +39,7 @@ import {
   type BatchRecord,
 } from './batch-object.ts';
 import { batchFiles } from './batch-output.ts';
+import { readKept, writeWhole } from './batch-store.ts';
 import { subnetOf } from './compile.ts';
 import type { FileStore, InputSummary } from './files.ts';
 import { ApiError, badRequest, parseRequest } from './openai.ts';
@@ -73,23 +78,24 @@ const REFRESH_WAIT_MS = 2000;
 export class BatchService {
   private readonly batches = new Map<string, BatchRecord>();
   private readonly refreshing = new Map<string, Promise<void>>();
-  /** Batches whose job.cancel this gateway signed (once; the replay shows it cancelled soon after). */
-  private readonly cancelSent = new Set<string>();
   private timer: ReturnType<typeof setInterval> | null = null;
+  /** Kept batches that did not read back at the start, each naming its file and what is wrong. */
+  skipped: string[] = [];
 
   constructor(private readonly init: BatchInit) {}
 
+  /** Read back the batches kept on disk (each checked) and follow those not finished. */
   async start(): Promise<void> {
     await mkdir(this.init.dir, { recursive: true });
-    for (const name of await readdir(this.init.dir)) {
-      if (!name.endsWith('.json')) continue;
-      try {
-        const b = JSON.parse(await readFile(join(this.init.dir, name), 'utf8')) as BatchRecord;
-        this.batches.set(b.id, b);
-      } catch {
-        // Half-written: never answered with.
-      }
-    }
+    const { values, skipped } = await readKept(this.init.dir, 'a batch', batchRecordSchema, (b, id) =>
+      b.id === id ? null : `it names ${b.id}`,
+    );
+    for (const b of values) this.batches.set(b.id, b);
+    this.skipped = skipped;
+    for (const problem of [...this.init.files.skipped, ...skipped])
+      this.init.log?.warn({ problem }, 'kept data skipped');
+    const open = values.filter((b) => !b.final).length;
+    if (values.length > 0) this.init.log?.info({ batches: values.length, open }, 'batches read back');
     this.timer = setInterval(() => void this.step(), this.init.stepMs ?? 2000);
     this.timer.unref?.();
   }
@@ -200,6 +206,7 @@ export class BatchService {
       deposit: quote.deposit_rao,
       kinds: this.init.files.input(req.input_file_id).kinds,
       cancel_requested: false,
+      cancel_sent: false,
       unavailable_since: null,
       final: null,
     };
@@ -305,8 +312,9 @@ export class BatchService {
     } else if (status.phase === 'open') {
       batch.times.in_progress_at ??= now();
       if (status.cancelled) batch.times.cancelling_at ??= now();
-      else if (batch.cancel_requested && !this.cancelSent.has(batch.id) && this.init.currentBlock() < status.deadline) {
-        this.cancelSent.add(batch.id);
+      else if (batch.cancel_requested && !batch.cancel_sent && this.init.currentBlock() < status.deadline) {
+        batch.cancel_sent = true;
+        await this.save(batch);
         await jobs.cancel(batch.job);
       }
     } else if (status.phase === 'closed') {
@@ -366,7 +374,7 @@ export class BatchService {
   }
 
   private async save(batch: BatchRecord): Promise<void> {
-    await writeFile(join(this.init.dir, `${batch.id}.json`), JSON.stringify(batch));
+    await writeWhole(join(this.init.dir, `${batch.id}.json`), JSON.stringify(batch));
   }
 }
 

@@ -6,14 +6,20 @@
  * (purpose `batch_output`) are kept here too.
  *
  * Files live on disk under the gateway's data directory (`<dir>/<id>.json`: the file object and what the batch
- * needs of it; `<id>.data`: the bytes; `<id>.job.jsonl`: the compiled job file), so a restart keeps them.
+ * needs of it; `<id>.data`: the bytes; `<id>.job.jsonl`: the compiled job file), each written whole
+ * (batch-store.ts), the object last, so a restart keeps every file it answered with. At the start each object is
+ * read back checked (its fields, its bytes there and of its size, an input's job file there); one that is not is
+ * skipped and named in `skipped`.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
 import { jobFileBytes, parseJobFile, type JobLine } from '../shared/inference/job-files.ts';
+import { MAX_JOB_REQUESTS, MAX_JOB_TOKENS } from '../shared/ledger/records.ts';
 import { compileBatchFile, type CompiledBatch } from './batch-input.ts';
+import { readKept, writeWhole } from './batch-store.ts';
 import type { CompileContext } from './compile.ts';
 import { ApiError, badRequest } from './openai.ts';
 
@@ -45,30 +51,69 @@ interface Stored {
   input: InputSummary | null;
 }
 
+const FILE_ID = /^file-[0-9a-f]{24}$/;
+
+const storedSchema: z.ZodType<Stored> = z
+  .strictObject({
+    file: z.strictObject({
+      id: z.string().regex(FILE_ID, 'expected file-<24 hex digits>'),
+      object: z.literal('file'),
+      bytes: z.number().int().nonnegative(),
+      created_at: z.number().int().nonnegative(),
+      filename: z.string(),
+      purpose: z.enum(['batch', 'batch_output']),
+      status: z.literal('processed'),
+      status_details: z.null(),
+      expires_at: z.null(),
+    }),
+    input: z
+      .strictObject({
+        model: z.string().min(1).max(256),
+        requests: z.number().int().min(1).max(MAX_JOB_REQUESTS),
+        maxTokens: z.number().int().min(1).max(MAX_JOB_TOKENS),
+        kinds: z.string().regex(/^[ct]+$/, "expected one 'c' or 't' per request"),
+      })
+      .refine((i) => i.kinds.length === i.requests, { message: 'expected one kind per request', path: ['kinds'] })
+      .nullable(),
+  })
+  .refine((s) => (s.file.purpose === 'batch') === (s.input !== null), {
+    message: "a file of purpose 'batch' has an input summary, and only such a file",
+    path: ['input'],
+  });
+
 const notFound = (id: string) =>
   new ApiError(404, `No such File object: ${id}.`, 'invalid_request_error', 'file_not_found', 'file_id');
 
 export class FileStore {
   private readonly files = new Map<string, Stored>();
+  /** Kept objects that did not read back at the last `load`, each naming its file and what is wrong. */
+  skipped: string[] = [];
 
   constructor(private readonly dir: string) {}
 
-  /** Read the files kept on disk. */
+  /** Read the files kept on disk, each checked; those that are not what they should be are skipped. */
   async load(): Promise<void> {
     await mkdir(this.dir, { recursive: true });
-    for (const name of await readdir(this.dir)) {
-      if (!name.endsWith('.json')) continue;
-      try {
-        const stored = JSON.parse(await readFile(join(this.dir, name), 'utf8')) as Stored;
-        this.files.set(stored.file.id, stored);
-      } catch {
-        // A half-written file object (the gateway stopped while writing it): its file was never answered with.
-      }
-    }
+    const sizeOf = (path: string) =>
+      stat(path).then(
+        (s) => s.size,
+        () => null,
+      );
+    const { values, skipped } = await readKept(this.dir, 'a file object', storedSchema, async (stored, id) => {
+      if (stored.file.id !== id) return `it names ${stored.file.id}`;
+      const size = await sizeOf(this.path(id, '.data'));
+      if (size === null) return `its bytes, ${id}.data, are missing`;
+      if (size !== stored.file.bytes) return `its bytes, ${id}.data, are ${size} bytes, not ${stored.file.bytes}`;
+      if (stored.input && (await sizeOf(this.path(id, '.job.jsonl'))) === null)
+        return `its compiled job file, ${id}.job.jsonl, is missing`;
+      return null;
+    });
+    for (const stored of values) this.files.set(stored.file.id, stored);
+    this.skipped = skipped;
   }
 
   private path(id: string, ext: string): string {
-    if (!/^file-[0-9a-f]{24}$/.test(id)) throw notFound(id);
+    if (!FILE_ID.test(id)) throw notFound(id);
     return join(this.dir, `${id}${ext}`);
   }
 
@@ -95,10 +140,10 @@ export class FileStore {
       ? { model: compiled.model, requests: compiled.lines.length, maxTokens: compiled.maxTokens, kinds: compiled.kinds }
       : null;
     await mkdir(this.dir, { recursive: true });
-    await writeFile(this.path(id, '.data'), bytes);
-    if (compiled) await writeFile(this.path(id, '.job.jsonl'), jobFileBytes(compiled.lines));
+    await writeWhole(this.path(id, '.data'), bytes);
+    if (compiled) await writeWhole(this.path(id, '.job.jsonl'), jobFileBytes(compiled.lines));
     // The object last: a file is there once its object is.
-    await writeFile(this.path(id, '.json'), JSON.stringify({ file, input } satisfies Stored));
+    await writeWhole(this.path(id, '.json'), JSON.stringify({ file, input } satisfies Stored));
     this.files.set(id, { file, input });
     return file;
   }
@@ -143,6 +188,7 @@ export class FileStore {
   async delete(id: string): Promise<void> {
     this.get(id);
     this.files.delete(id);
+    // The object first: a file is gone once its object is.
     for (const ext of ['.json', '.data', '.job.jsonl']) await rm(this.path(id, ext), { force: true });
   }
 }

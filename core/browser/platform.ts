@@ -7,6 +7,7 @@ import { proxy } from 'comlink';
 import { withPeerId, type Platform } from '../platform.ts';
 import { claimSlot, SlotIdentity } from './identity.ts';
 import { DexieBlobStore } from './blob-store.ts';
+import { DexieJobMemoryStore } from './job-memory-store.ts';
 import { DexieLedgerStore } from './ledger-store.ts';
 import { createTabLibp2p } from './libp2p.ts';
 import { workerInferenceEngine, yumaWorker } from './workers.ts';
@@ -40,6 +41,7 @@ export function createBrowserPlatform(init: BrowserPlatformInit): Platform {
       };
     },
     openBlobs: async (identity) => new DexieBlobStore(identity.slot ?? 0),
+    openJobMemory: async (identity, networkId) => new DexieJobMemoryStore(identity.slot ?? 0, networkId),
     inference: workerInferenceEngine,
     async availableModels() {
       const res = await fetch('/models/available.json');

@@ -14,6 +14,8 @@ import { FileBlobStore } from './file-blob-store.ts';
 import { NodeInferenceEngine } from './inference.ts';
 import { KeyFileIdentity } from './key-file.ts';
 import { SqliteLedgerStore } from './sqlite-ledger-store.ts';
+import { SqliteJobMemoryStore } from './sqlite-job-memory.ts';
+import { MemoryJobMemoryStore } from '../services/job-memory.ts';
 import { createNodeLibp2p } from './libp2p.ts';
 
 export interface NodePlatformInit {
@@ -27,7 +29,10 @@ export interface NodePlatformInit {
   clock?: Clock;
   /** Where the ledger lives; default: in memory, or on disk with `durable`. */
   store?: LedgerStore;
-  /** Keep the ledger in `<dataDir>/ledger-<network>.sqlite` (survives restarts and kill -9). */
+  /**
+   * Keep the ledger in `<dataDir>/ledger-<network>.sqlite`, and what batch jobs remember across restarts in
+   * `<dataDir>/jobs-<network>.sqlite` (both survive restarts and kill -9).
+   */
   durable?: boolean;
   /** Run models (miners and validators need to): transformers.js on onnxruntime-web WASM, models from disk. */
   inference?: NodeInferenceEngine;
@@ -85,6 +90,10 @@ export function createNodePlatform(init: NodePlatformInit): Platform {
       };
     },
     openBlobs: async () => init.blobs ?? new FileBlobStore(join(init.dataDir, 'blobs')),
+    openJobMemory: async (_identity, networkId) =>
+      init.durable
+        ? new SqliteJobMemoryStore(join(init.dataDir, `jobs-${networkId.replace(/[^A-Za-z0-9_-]/g, '_')}.sqlite`))
+        : new MemoryJobMemoryStore(),
     inference: init.inference ?? null,
     availableModels: async () => init.inference?.available() ?? [],
   };

@@ -11,7 +11,9 @@
  * Then it publishes `job.audit` with the hash it judged. A miner that sends bytes that do not hash to its published
  * hash (or more than any honest results) fails; a miner it cannot fetch from is tried FETCH_ATTEMPTS times and then
  * left to the settle rule (refund to the client, bond back to the miner): from here an unreachable miner and a
- * network problem of this node's own look the same, and only a proven fault should destroy a bond.
+ * network problem of this node's own look the same, and only a proven fault should destroy a bond. The job file
+ * comes from the job's client or, when the client cannot be reached (it restarts, say), from the shard's miner,
+ * which serves it while its shard waits for an audit.
  */
 import { repeatingTask } from '@libp2p/utils';
 import { DEFAULT_AUDIT_THRESHOLDS, type AuditThresholds } from '../../shared/inference/audit-stats.ts';
@@ -185,11 +187,22 @@ export class JobAuditor {
     const { miner, resultsHash } = job.shardStates[k] as { miner: string; resultsHash: string };
     let lines;
     try {
-      lines = await this.inputs.lines(id, job, signal);
+      lines = await this.inputs.lines(id, job, { signal });
     } catch (err) {
       // A job file that is not what the job names is the client's fault, not the miner's.
-      const reason = `the job file from its client: ${(err as Error).message}`;
-      return { kind: err instanceof JobFileError ? 'skip' : 'retry', reason };
+      if (err instanceof JobFileError) return { kind: 'skip', reason: `the job file from its client: ${err.message}` };
+      // The client cannot be reached (stopped a while, say): the shard's miner serves the file while its shard waits
+      // for an audit, and the file is named by its hash, so it is the same file from anyone.
+      try {
+        lines = await this.inputs.lines(id, job, { signal, from: miner });
+      } catch (again) {
+        if (again instanceof JobFileError)
+          return { kind: 'skip', reason: `the job file from the miner: ${again.message}` };
+        const reason =
+          `the job file from its client (${(err as Error).message}) ` +
+          `or from the miner (${(again as Error).message})`;
+        return { kind: 'retry', reason };
+      }
     }
     const [first, end] = shardRange(job.requests, job.shards, k);
     const bound = (end - first) * resultLineBound(job.maxTokens);

@@ -5,7 +5,9 @@
  * paid and line by line against the requests, and assembled in request order.
  *
  * It follows its own jobs through every replay and keeps what it saw, because a closed job leaves the ledger's
- * state and the replay reports it only for a while (the snapshot's `settledJobs`).
+ * state and the replay reports it only for a while (the snapshot's `settledJobs`). Given the platform's
+ * JobMemoryStore, it keeps its jobs there as well (job-memory.ts: each job when it is signed, opens, closes or is
+ * refused; the last MAX_KEPT_JOBS closed ones), so `status` and `results` of a closed job still work after a restart.
  */
 import { sha256 } from '@noble/hashes/sha2.js';
 import { bytesToHex } from '@noble/hashes/utils.js';
@@ -24,7 +26,9 @@ import { epochBlocks, findSubnet } from '../../shared/ledger/config.ts';
 import { MAX_JOB_EPOCHS, shardRange, type JobState, type ShardState } from '../../shared/ledger/jobs.ts';
 import { MAX_JOB_SHARDS, recordId } from '../../shared/ledger/records.ts';
 import type { LedgerSnapshot } from '../../shared/ledger/snapshot.ts';
+import type { JobMemoryStore } from '../platform.ts';
 import { Store } from '../store.ts';
+import { jobMemoryText, MAX_KEPT_JOBS, readJobMemory } from './job-memory.ts';
 import { JobInputs, type JobBlobs, type JobLedger } from './jobs.ts';
 
 export interface OpenJob {
@@ -83,10 +87,16 @@ export type JobOutputLine =
 export interface JobClientState {
   /** This key's jobs that this node has seen, newest first. */
   jobs: readonly JobStatus[];
+  /** Values of the memory that did not read back as this key's jobs at the start, each naming its key and why. */
+  skipped?: readonly string[];
+  /** The last failure to read or write the memory, or null. */
+  lastError?: string | null;
 }
 
 export interface JobClientComponents extends JobLedger {
   blobs: JobBlobs;
+  /** Where its jobs are kept across restarts; without one, a restart forgets the jobs the replay no longer reports. */
+  memory?: JobMemoryStore;
 }
 
 const refuse = (message: string): never => {
@@ -136,9 +146,14 @@ function priceOf(price: bigint | string): bigint {
 }
 
 export class JobClient {
-  readonly state = new Store<JobClientState>({ jobs: [] });
+  readonly state = new Store<JobClientState>({ jobs: [], skipped: [], lastError: null });
   /** This key's jobs, as last seen. */
   private readonly own = new Map<string, JobStatus>();
+  /** The phase in which each job was last written to the memory (what the memory holds). */
+  private readonly kept = new Map<string, JobStatus['phase']>();
+  private restoring: Promise<void> | null = null;
+  /** Writes to the memory, one after the other. */
+  private writes: Promise<void> = Promise.resolve();
   private readonly inputs: JobInputs;
   private unsubscribe: (() => void) | null = null;
 
@@ -151,8 +166,14 @@ export class JobClient {
   }
 
   start(): void {
+    this.restoring ??= this.restore();
     this.unsubscribe ??= this.components.snapshot.subscribe((s) => void this.follow(s).catch(() => {}));
     void this.follow(this.components.snapshot.get()).catch(() => {});
+  }
+
+  /** Resolves once the jobs kept across restarts are read back (`status` knows them from then on). */
+  ready(): Promise<void> {
+    return this.restoring ?? Promise.resolve();
   }
 
   stop(): void {
@@ -254,10 +275,14 @@ export class JobClient {
     };
     this.own.set(id, statusOf(id, job, 'pending', null));
     this.publish();
+    await this.keep();
     return id;
   }
 
-  /** Where job `jobId` stands, from the latest replay (or what this node saw of it); null for a job unknown here. */
+  /**
+   * Where job `jobId` stands, from the latest replay, or what this node saw of it (kept across restarts: known once
+   * `ready()` resolves); null for a job unknown here.
+   */
   status(jobId: string): JobStatus | null {
     const snap = this.components.snapshot.get();
     const open = snap?.jobs?.[jobId];
@@ -277,6 +302,7 @@ export class JobClient {
    * retries the fetch).
    */
   async results(jobId: string): Promise<JobOutputLine[]> {
+    await this.ready();
     const job = this.status(jobId);
     if (!job || job.phase === 'pending' || job.phase === 'refused')
       refuse(`Job ${jobId} ${job ? `is ${job.phase}` : 'is not known here'}: it has no results.`);
@@ -339,6 +365,7 @@ export class JobClient {
     if (!job) return;
     this.own.delete(jobId);
     this.publish();
+    await this.keep();
     const stillUsed = [...this.own.values()].some((j) => j.inputHash === job.inputHash);
     if (!stillUsed) await this.components.blobs.delete(job.inputHash);
     for (const s of job.shards) if (s.resultsHash) await this.components.blobs.delete(s.resultsHash);
@@ -349,15 +376,28 @@ export class JobClient {
    * validators and miners still need, and stop serving those of jobs that closed or were refused.
    */
   private async follow(snap: LedgerSnapshot | null): Promise<void> {
+    await this.ready();
     if (!snap) return;
     for (const [id, job] of Object.entries(snap.jobs ?? {}))
       if (job.client === this.self) this.own.set(id, statusOf(id, job, 'open', null));
     for (const s of snap.settledJobs ?? [])
       if (s.client === this.self) this.own.set(s.job, statusOf(s.job, s, 'closed', s.block));
+    // A job.open no replay shows two epochs on is gone from the ledger (its epoch became final without it, as when
+    // this node stopped before its peers had the record): the job never opened and nothing was taken.
+    const lost = snap.closeThrough - 2 * epochBlocks(this.components.network);
     for (const [id, job] of this.own)
       if (job.phase === 'pending' && snap.refused[id])
         this.own.set(id, { ...job, phase: 'refused', reason: snap.refused[id]!.message });
+      else if (job.phase === 'pending' && !snap.jobs?.[id] && job.openedAt < lost)
+        this.own.set(id, {
+          ...job,
+          phase: 'refused',
+          reason:
+            `its job.open (block ${job.openedAt}) never showed in a replay: the ledger does not hold it (its epoch ` +
+            'became final without it, as when this node stops before its peers have the record); nothing was taken',
+        });
     this.publish();
+    void this.keep();
     const { blobs } = this.components;
     const needed = new Set([...this.own.values()].filter((j) => j.phase === 'open' || j.phase === 'pending'));
     const neededHashes = new Set([...needed].map((j) => j.inputHash));
@@ -369,6 +409,76 @@ export class JobClient {
 
   private publish(): void {
     const jobs = [...this.own.values()].sort((a, b) => b.openedAt - a.openedAt || (a.id < b.id ? -1 : 1));
-    this.state.set({ jobs });
+    this.state.update({ jobs });
+  }
+
+  /**
+   * Read back the jobs kept across restarts. A value that is not a job (corrupt, or of another format) is skipped,
+   * named in `state.skipped` and deleted; one of another key is skipped and left alone.
+   */
+  private async restore(): Promise<void> {
+    const memory = this.components.memory;
+    if (!memory) return;
+    let entries: { key: string; value: string }[];
+    try {
+      entries = await memory.all();
+    } catch (err) {
+      this.state.update({ lastError: `Could not read the jobs kept across restarts: ${(err as Error).message}` });
+      return;
+    }
+    const skipped: string[] = [];
+    const bad: string[] = [];
+    for (const { key, value } of entries) {
+      let job: JobStatus;
+      try {
+        job = readJobMemory(key, value);
+      } catch (err) {
+        skipped.push(`the job kept under ${JSON.stringify(key)} is unreadable (${(err as Error).message}); deleted`);
+        bad.push(key);
+        continue;
+      }
+      if (job.client !== this.self) {
+        skipped.push(`job ${key} is kept for key ${job.client}, not this node's ${this.self}; left alone`);
+        continue;
+      }
+      this.own.set(key, job);
+      this.kept.set(key, job.phase);
+    }
+    if (bad.length > 0) await memory.delete(bad).catch(() => {});
+    this.state.update({ skipped });
+    this.publish();
+  }
+
+  /**
+   * Forget the oldest closed and refused jobs beyond MAX_KEPT_JOBS, and write to the memory each job whose phase
+   * changed since it was last kept there (signed, opened, closed, refused); delete those forgotten.
+   */
+  private keep(): Promise<void> {
+    const memory = this.components.memory;
+    const run = this.writes.then(async () => {
+      await this.ready();
+      const settled = [...this.own.values()]
+        .filter((j) => j.phase === 'closed' || j.phase === 'refused')
+        .sort((a, b) => (b.closedAt ?? b.openedAt) - (a.closedAt ?? a.openedAt) || (a.id < b.id ? -1 : 1));
+      if (settled.length > MAX_KEPT_JOBS) {
+        for (const j of settled.slice(MAX_KEPT_JOBS)) this.own.delete(j.id);
+        this.publish();
+      }
+      if (!memory) return;
+      for (const job of [...this.own.values()])
+        if (this.kept.get(job.id) !== job.phase) {
+          await memory.put(job.id, jobMemoryText(job));
+          this.kept.set(job.id, job.phase);
+        }
+      const gone = [...this.kept.keys()].filter((id) => !this.own.has(id));
+      if (gone.length > 0) {
+        await memory.delete(gone);
+        for (const id of gone) this.kept.delete(id);
+      }
+    });
+    this.writes = run.catch((err: unknown) =>
+      this.state.update({ lastError: `Could not keep the jobs across restarts: ${(err as Error).message}` }),
+    );
+    return this.writes;
   }
 }

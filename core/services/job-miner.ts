@@ -11,7 +11,13 @@
  *  4. stores and serves the results file and publishes `job.result` before the claim's `until`.
  *
  * It serves its results until RESULTS_KEPT_EPOCHS after the job closes (the client fetches them once paid), and
- * after a restart serves again those of its shards the ledger shows, if it still holds them.
+ * after a restart serves again those of its shards the ledger shows (open jobs, and the settlements the replay
+ * reports), if it still holds them. While it holds a shard (claimed, or waiting for an audit) it serves the job file
+ * too, for a validator that cannot reach the job's client.
+ *
+ * A restart does not lose a claim: with no claim in hand, it looks in the ledger for a shard its key holds without
+ * a result and, if the job file can be had and the time left passes the same rate rule as a claim, generates it
+ * again and publishes before the claim's `until`.
  */
 import { repeatingTask } from '@libp2p/utils';
 import { JobFileError, jobRequestId, resultsFileBytes, type ResultLine } from '../../shared/inference/job-files.ts';
@@ -44,12 +50,15 @@ export interface JobMinerState {
   published: number;
   dropped: number;
   refusedJobs: number;
+  /** Claims of its key it found in the ledger without a result and took up again (after a restart). */
+  resumed: number;
   lastError: string | null;
 }
 
 interface Claim {
   job: string;
   shard: number;
+  /** The `job.claim` record's id and its sequence in this key's chain ('' and 0: taken up from the replay's state). */
   id: string;
   seq: number;
   block: number;
@@ -80,6 +89,7 @@ export class JobMiner {
     published: 0,
     dropped: 0,
     refusedJobs: 0,
+    resumed: 0,
     lastError: null,
   });
   /** One pass: keep results served, then claim, or work on the claim in hand. Tests call it directly. */
@@ -87,10 +97,14 @@ export class JobMiner {
   private claim: Claim | null = null;
   /** Jobs whose file is not what the job names: never claimed. */
   private readonly badJobs = new Set<string>();
-  /** Shards this miner held and gave up (or failed): not claimed again. */
+  /** Shards this miner held and gave up (or failed): not claimed or taken up again. */
   private readonly given = new Set<string>();
+  /** Shards whose `job.result` it signed: not taken up again while the replay still shows them claimed. */
+  private readonly sent = new Set<string>();
   /** Results files it made: the job they answer, and the block at which it saw the job closed. */
   private readonly made = new Map<string, { job: string; closedAt: number | null }>();
+  /** Job files it serves (for validators that cannot reach a job's client) while it holds shards of their jobs. */
+  private readonly servedInputs = new Set<string>();
   private readonly inputs: JobInputs;
   private readonly task;
   private stopping = new AbortController();
@@ -112,7 +126,10 @@ export class JobMiner {
     this.task.start();
   }
 
-  /** Stop looking for shards; a generation in progress is cancelled (its claim will lapse). */
+  /**
+   * Stop looking for shards; a generation in progress is cancelled (a JobMiner started later on the same key takes
+   * the claim up again if time allows; otherwise it lapses).
+   */
   stop(): void {
     this.task.stop();
     this.stopping.abort();
@@ -130,7 +147,7 @@ export class JobMiner {
     try {
       await this.keepResults(snap);
       if (this.claim) await this.work(snap, this.claim);
-      else await this.claimNext(snap);
+      else if (!(await this.resume(snap))) await this.claimNext(snap);
     } catch (err) {
       this.note((err as Error).message);
     }
@@ -158,7 +175,7 @@ export class JobMiner {
       }
       let lines;
       try {
-        lines = await this.inputs.lines(id, job, this.stopping.signal);
+        lines = await this.inputs.lines(id, job, { signal: this.stopping.signal });
       } catch (err) {
         if (err instanceof JobFileError) {
           this.badJobs.add(id);
@@ -182,18 +199,83 @@ export class JobMiner {
     }
   }
 
-  /** Whether the shard's tokens, at this miner's last rate, fit twice in the claim's time. */
-  private hasTime(id: string, job: JobState, k: number, lines: { params: GenerateParams }[], block: number): boolean {
+  /**
+   * A claim of this key the replay shows without a result while no claim is in hand: this node restarted while it
+   * held it (or lost track of it). Take it up again if its job file can be had and, at the last rate, the shard's
+   * tokens fit twice in the time the claim has left; else leave it to lapse. True while such a claim is worked on or
+   * waits (for the model, or for the job file): no other shard is claimed meanwhile.
+   */
+  private async resume(snap: LedgerSnapshot): Promise<boolean> {
+    const { miner } = this.components;
+    const block = this.components.currentBlock();
+    const jobs = Object.entries(snap.jobs ?? {}).sort(([a, x], [b, y]) => x.openedAt - y.openedAt || (a < b ? -1 : 1));
+    for (const [id, job] of jobs)
+      for (const [k, s] of job.shardStates.entries()) {
+        const key = `${id}/${k}`;
+        if (s.status !== 'claimed' || s.miner !== this.self || this.given.has(key) || this.sent.has(key)) continue;
+        const until = s.until!;
+        if (block >= until) continue; // it lapses at the next replay
+        if (!miner.model) return true; // the model is loading: wait for it
+        if (job.model !== miner.model) {
+          this.given.add(key);
+          this.note(`shard ${k} of job ${id} was claimed for ${job.model}; this miner now serves ${miner.model}`);
+          continue;
+        }
+        let lines;
+        try {
+          lines = await this.inputs.lines(id, job, { signal: this.stopping.signal, adopt: true });
+        } catch (err) {
+          if (err instanceof JobFileError) {
+            this.badJobs.add(id);
+            this.given.add(key);
+            this.note(`job ${id}'s file from its client: ${err.message}`);
+            continue;
+          }
+          // Asked again at the next pass, while the claim has time.
+          this.note(`taking up shard ${k} of job ${id} again: its file from its client: ${(err as Error).message}`);
+          return true;
+        }
+        if (!this.hasTime(id, job, k, lines, block, until)) {
+          this.given.add(key);
+          continue;
+        }
+        // The replay's state shows the claim: it is confirmed (no record to wait for).
+        this.claim = { job: id, shard: k, id: '', seq: 0, block };
+        const [first, end] = shardRange(job.requests, job.shards, k);
+        const st = this.state.get();
+        this.state.update({
+          current: { job: id, shard: k, phase: 'claimed', done: 0, total: end - first },
+          resumed: st.resumed + 1,
+        });
+        await this.work(snap, this.claim);
+        return true;
+      }
+    return false;
+  }
+
+  /**
+   * Whether the shard's tokens, at this miner's last rate, fit twice in the time until `until` (by default, the
+   * end of a claim made now).
+   */
+  private hasTime(
+    id: string,
+    job: JobState,
+    k: number,
+    lines: { params: GenerateParams }[],
+    block: number,
+    until?: number,
+  ): boolean {
     const { network, miner } = this.components;
     const [first, end] = shardRange(job.requests, job.shards, k);
     const tokens = lines.slice(first, end).reduce((n, l) => n + l.params.maxNewTokens, 0);
     const rate = miner.state.get().tokensPerSecond ?? this.init.assumedTokensPerSecond ?? 5;
     const needMs = (TIME_MARGIN * tokens * 1000) / rate;
-    const until = Math.min(block + CLAIM_EPOCHS * epochBlocks(network), job.deadline);
-    const haveMs = (until - block - 1) * network.blockMs;
+    const claimEnd = until ?? Math.min(block + CLAIM_EPOCHS * epochBlocks(network), job.deadline);
+    const haveMs = (claimEnd - block - 1) * network.blockMs;
     if (needMs <= haveMs) return true;
     this.note(
-      `shard ${k} of job ${id}: ${tokens} tokens would take ${Math.round(needMs)} ms; the claim lasts ${haveMs}`,
+      `shard ${k} of job ${id}: ${tokens} tokens would take ${Math.round(needMs)} ms; the claim ` +
+        `${until === undefined ? 'lasts' : 'has left'} ${haveMs}`,
     );
     return false;
   }
@@ -215,17 +297,21 @@ export class JobMiner {
         `shard ${claim.shard} of job ${claim.job} is ${shard?.status ?? 'gone'}, not claimed by this key`,
         false,
       );
+    const stopping = this.stopping.signal;
     try {
       await this.generate(claim, job, shard.until!);
     } catch (err) {
-      this.drop(`shard ${claim.shard} of job ${claim.job}: ${(err as Error).message}`, true);
+      const reason = `shard ${claim.shard} of job ${claim.job}: ${(err as Error).message}`;
+      // Stopped: not given up; a start (of this service, or of the node again) takes the claim up if time allows.
+      if (stopping.aborted) this.drop(`${reason} (stopped; taken up again at the next start if time allows)`, false);
+      else this.drop(reason, true);
     }
   }
 
   private async generate(claim: Claim, job: JobState, until: number): Promise<void> {
     const { blobs, book } = this.components;
     const currentBlock = () => this.components.currentBlock();
-    const lines = await this.inputs.lines(claim.job, job, this.stopping.signal);
+    const lines = await this.inputs.lines(claim.job, job, { signal: this.stopping.signal });
     const [first, end] = shardRange(job.requests, job.shards, claim.shard);
     const out: ResultLine[] = [];
     const progress = (done: number) =>
@@ -244,6 +330,7 @@ export class JobMiner {
     await blobs.serve(hash);
     this.made.set(hash, { job: claim.job, closedAt: null });
     await book.publish('job.result', { job: claim.job, shard: claim.shard, resultsHash: hash });
+    this.sent.add(`${claim.job}/${claim.shard}`);
     this.claim = null;
     this.state.update({ current: null, published: this.state.get().published + 1 });
   }
@@ -271,15 +358,20 @@ export class JobMiner {
   }
 
   /**
-   * Serve the results files of its shards while their jobs are open (again after a restart, if still held), and
-   * for RESULTS_KEPT_EPOCHS after the job closed; then delete them. Job files of closed jobs are deleted too.
+   * Serve the results files of its shards while their jobs are open and for RESULTS_KEPT_EPOCHS after the job
+   * closed; then delete them. After a restart, those the ledger shows (of open jobs, and of the settlements the
+   * replay reports) are served again if still held. Job files of closed jobs are deleted too.
    */
   private async keepResults(snap: LedgerSnapshot): Promise<void> {
     const { blobs, network } = this.components;
+    const adopt = async (job: string, hash: string | undefined, closedAt: number | null) => {
+      if (hash && !this.made.has(hash) && (await blobs.has(hash))) this.made.set(hash, { job, closedAt });
+    };
     for (const [id, job] of Object.entries(snap.jobs ?? {}))
-      for (const s of job.shardStates)
-        if (s.miner === this.self && s.resultsHash && !this.made.has(s.resultsHash) && (await blobs.has(s.resultsHash)))
-          this.made.set(s.resultsHash, { job: id, closedAt: null });
+      for (const s of job.shardStates) if (s.miner === this.self) await adopt(id, s.resultsHash, null);
+    for (const settled of snap.settledJobs ?? [])
+      for (const s of settled.shardStates)
+        if (s.status === 'paid' && s.miner === this.self) await adopt(settled.job, s.resultsHash, settled.block);
     const block = this.components.currentBlock();
     for (const [hash, made] of this.made) {
       if (snap.jobs?.[made.job]) {
@@ -291,12 +383,30 @@ export class JobMiner {
       if (block >= made.closedAt + RESULTS_KEPT_EPOCHS * epochBlocks(network)) {
         this.made.delete(hash);
         await blobs.delete(hash);
-      }
+      } else if (!blobs.isServed(hash)) await blobs.serve(hash).catch(() => this.made.delete(hash));
     }
+    // The job files of its shards in hand or waiting for an audit: a validator that cannot reach the job's client
+    // (stopped a while, say) fetches the file here (it is named by its hash: the same file from anyone).
+    const inputs = new Set<string>();
+    const holds = (s: { miner?: string; status: string }) =>
+      s.miner === this.self && (s.status === 'claimed' || s.status === 'result');
+    for (const job of Object.values(snap.jobs ?? {}))
+      if (job.client !== this.self && job.shardStates.some(holds)) inputs.add(job.inputHash);
+    for (const hash of inputs)
+      if (!blobs.isServed(hash) && (await blobs.has(hash))) {
+        await blobs.serve(hash);
+        this.servedInputs.add(hash);
+      }
+    for (const hash of this.servedInputs)
+      if (!inputs.has(hash)) {
+        this.servedInputs.delete(hash);
+        blobs.unserve(hash);
+      }
     // What it noted of jobs that closed (their ids never come back: a job's id is its record's).
     const open = snap.jobs ?? {};
     for (const id of this.badJobs) if (!open[id]) this.badJobs.delete(id);
-    for (const key of this.given) if (!open[key.slice(0, key.indexOf('/'))]) this.given.delete(key);
+    for (const keys of [this.given, this.sent])
+      for (const key of keys) if (!open[key.slice(0, key.indexOf('/'))]) keys.delete(key);
     await this.inputs.sweep(open);
   }
 }

@@ -5,34 +5,26 @@
  * and a real model: the honest miner generates, and the validator checks, with webtensor/tiny-llama on
  * onnxruntime-web WASM. Only the transport (FakeRpcRouter: a request goes straight to the other node's handler, every
  * value through JSON) and the clock (the test moves it and replays, as every node's Consensus would) are stand-ins,
- * and the test drives each service's step itself.
+ * and the test drives each service's step itself (core/testing/job-net.ts). Restarts: a node made again on the same
+ * key, ledger, files and job memory, with new services.
  */
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { NodeError } from '../../shared/errors.ts';
 import type { InferenceEngine } from '../../shared/inference/engine.ts';
 import { jobFileBytes, jobRequestId, type JobLine } from '../../shared/inference/job-files.ts';
 import { checkResult, type GenerateResult } from '../../shared/inference/protocol.ts';
-import { Admission } from '../../shared/ledger/admission.ts';
-import { blockAt } from '../../shared/ledger/config.ts';
 import { settleBlock, shardBond, type JobState } from '../../shared/ledger/jobs.ts';
-import { replay, type StoredRecord } from '../../shared/ledger/replay.ts';
-import { snapshotOf, type LedgerSnapshot } from '../../shared/ledger/snapshot.ts';
+import type { StoredRecord } from '../../shared/ledger/replay.ts';
+import type { LedgerSnapshot } from '../../shared/ledger/snapshot.ts';
 import { actor, claim, make, registration, smallConfig, type Actor } from '../../shared/ledger/testing.ts';
-import { RpcError, type RpcRequest } from '../../shared/p2p/messages.ts';
-import type { Json } from '../../shared/p2p/rpc.ts';
 import { MemoryBlobStore } from '../chunked-blob-store.ts';
-import { MemoryLedgerStore } from '../memory-ledger-store.ts';
 import { NodeInferenceEngine } from '../nodejs/inference.ts';
-import { Store } from '../store.ts';
-import { FakeClock, FakeRpcRouter, GENESIS_MS, rowOf } from '../testing/fakes.ts';
-import { Blobs, fromBase64, toBase64, type BlobsInit } from './blobs.ts';
-import { FETCH_ATTEMPTS, JobAuditor } from './job-auditor.ts';
-import { JobClient, type JobOutputLine, type OpenJob } from './job-client.ts';
-import { JobMiner } from './job-miner.ts';
-import type { JobLedger } from './jobs.ts';
-import { Miner } from './miner.ts';
-import { RecordBook } from './record-book.ts';
-import type { CallOptions } from './rpc.ts';
+import { waitFor } from '../store.ts';
+import { GENESIS_MS } from '../testing/fakes.ts';
+import { jobAuditorOn, jobClientOn, jobMinerOn, JobNet } from '../testing/job-net.ts';
+import { FETCH_ATTEMPTS } from './job-auditor.ts';
+import { type JobOutputLine, type OpenJob } from './job-client.ts';
+import { MemoryJobMemoryStore } from './job-memory.ts';
 
 const config = smallConfig({ genesisMs: GENESIS_MS });
 const subnet = config.subnets[0]!;
@@ -106,152 +98,15 @@ beforeAll(async () => {
   await validatorEngine.load(MODEL);
 }, 60_000);
 
-interface TestNode {
-  id: string;
-  rpc: FakeRpcRouter;
-  blobs: Blobs;
-  book: RecordBook;
-  admission: Admission;
-  ledger: JobLedger;
-}
+const newNet = () => JobNet.create(config, base);
 
-/** A blob chunk with its first byte changed (other chunks pass as they are). */
-function garbled(chunk: Json): Json {
-  const data = (chunk as { data?: unknown }).data;
-  if (typeof data !== 'string') return chunk;
-  const bytes = fromBase64(data)!;
-  bytes[0] = bytes[0]! ^ 0xff;
-  return { ...(chunk as Record<string, Json>), data: toBase64(bytes) };
-}
-
-/** The nodes, their shared ledger store, the clock and the snapshot every node reads. */
-class Net {
-  readonly clock = new FakeClock(GENESIS_MS + 30 * config.blockMs);
-  readonly store = new MemoryLedgerStore();
-  readonly snapshot = new Store<LedgerSnapshot | null>(null);
-  /** Nodes nobody can reach. */
-  readonly down = new Set<string>();
-  /** Nodes whose blob bytes arrive with a byte changed. */
-  readonly garbled = new Set<string>();
-  private readonly nodes = new Map<string, TestNode>();
-
-  static async create(): Promise<Net> {
-    const net = new Net();
-    await net.store.put(base.map((r) => rowOf(r)));
-    await net.replay();
-    return net;
-  }
-
-  get block(): number {
-    return blockAt(config, this.clock.now());
-  }
-
-  /** Move the clock to `block` and replay, as every node's Consensus would. */
-  async at(block: number): Promise<LedgerSnapshot> {
-    this.clock.ms = GENESIS_MS + block * config.blockMs;
-    return this.replay();
-  }
-
-  async replay(): Promise<LedgerSnapshot> {
-    const rows = (await this.store.all()).map((r) => ({ id: r.id, record: r.record }));
-    const closeThrough = Math.max(0, this.block - config.graceBlocks);
-    const snap = snapshotOf(replay(config, rows, closeThrough), rows.length, closeThrough, 0);
-    this.snapshot.set(snap);
-    for (const n of this.nodes.values()) n.admission.rebase(snap);
-    return snap;
-  }
-
-  async node(who: Actor, blobsInit: BlobsInit = {}): Promise<TestNode> {
-    const rpc = new FakeRpcRouter(who.key, this.clock);
-    const blobs = new Blobs({ rpc, store: new MemoryBlobStore() }, blobsInit);
-    await blobs.start();
-    const admission = new Admission(config);
-    admission.rebase(this.snapshot.get()!);
-    const book = new RecordBook({
-      store: this.store,
-      key: who.key,
-      network: config,
-      clock: this.clock,
-      lastFinal: new Store(-1),
-      admission,
-      countRefusal: () => {},
-    });
-    await book.start();
-    rpc.answer = (to, request, options) => this.deliver(who.id, to, request, options);
-    const ledger = { book, network: config, snapshot: this.snapshot, admission, currentBlock: () => this.block };
-    const node = { id: who.id, rpc, blobs, book, admission, ledger };
-    this.nodes.set(who.id, node);
-    return node;
-  }
-
-  /** A request from `from` to `to`'s handler, as the wire would carry it. */
-  private async deliver(from: string, to: string, request: RpcRequest, options: CallOptions): Promise<Json> {
-    const target = this.nodes.get(to);
-    if (!target || this.down.has(to)) throw new RpcError('timeout', `could not reach ${to}`);
-    const method = target.rpc.served.get(options.protocol)?.methods[request.method];
-    if (!method) throw new RpcError('unknown-method', `${to} serves no ${request.method}`);
-    const wire = (v: Json) => JSON.parse(JSON.stringify(v)) as Json;
-    const params = wire(request.params);
-    const problem = method.check?.(params);
-    if (problem) throw new RpcError('bad-params', problem);
-    const garble = this.garbled.has(to);
-    const result = await method.run(params, {
-      peer: from,
-      requestId: request.id,
-      signal: options.signal ?? new AbortController().signal,
-      emit: async (chunk) => options.onChunk?.(wire(garble ? garbled(chunk) : chunk)),
-    });
-    return wire(result);
-  }
-}
-
-async function clientNode(net: Net, blobs: BlobsInit = {}) {
-  const node = await net.node(client, blobs);
-  const jobs = new JobClient({ ...node.ledger, blobs: node.blobs });
-  jobs.start();
-  return { ...node, jobs };
-}
+const clientNode = (net: JobNet, options: Parameters<typeof jobClientOn>[2] = {}) => jobClientOn(net, client, options);
 
 /** A miner serving the subnet's model; `fault` as the Miner's, `tamper` rewrites what it asks its Miner. */
-async function minerNode(
-  net: Net,
-  who: Actor,
-  options: { fault?: 'random'; tamper?: (prompt: string) => string } = {},
-) {
-  const node = await net.node(who);
-  const miner = new Miner(
-    {
-      engine: options.fault ? noModel : minerEngine,
-      rpc: node.rpc,
-      key: who.key,
-      availableModels: async () => [MODEL],
-    },
-    { fault: options.fault ?? null, hub: '' },
-  );
-  await miner.serveModel(MODEL, 'wasm');
-  const tamper = options.tamper;
-  const asked: Pick<Miner, 'answer' | 'model' | 'state'> = tamper
-    ? {
-        model: miner.model,
-        state: miner.state,
-        answer: (params, requestId, signal) =>
-          miner.answer({ ...params, prompt: tamper(params.prompt) }, requestId, signal),
-      }
-    : miner;
-  const jobs = new JobMiner({ ...node.ledger, blobs: node.blobs, miner: asked });
-  return { ...node, miner, jobs };
-}
+const minerNode = (net: JobNet, who: Actor, options: Parameters<typeof jobMinerOn>[4] = {}) =>
+  jobMinerOn(net, who, MODEL, options.fault ? noModel : minerEngine, options);
 
-async function validatorNode(net: Net) {
-  const node = await net.node(validator);
-  const audits = new JobAuditor({
-    ...node.ledger,
-    blobs: node.blobs,
-    subnet,
-    scoreLocally: (prompt, tokenIds) => validatorEngine.score(prompt, tokenIds),
-  });
-  return { ...node, audits };
-}
+const validatorNode = (net: JobNet) => jobAuditorOn(net, validator, subnet, validatorEngine);
 
 const openJob = (over: Partial<OpenJob> = {}): OpenJob => ({
   netuid: 1,
@@ -263,7 +118,7 @@ const openJob = (over: Partial<OpenJob> = {}): OpenJob => ({
 });
 
 const statuses = (snap: LedgerSnapshot, id: string) => snap.jobs?.[id]?.shardStates.map((s) => s.status);
-const recordsOf = async (net: Net, kind: string) => (await net.store.all()).filter((r) => r.kind === kind);
+const recordsOf = async (net: JobNet, kind: string) => (await net.store.all()).filter((r) => r.kind === kind);
 const resultOf = (line: JobOutputLine): GenerateResult => {
   if (!('result' in line)) throw new Error(`${line.custom_id} has no result: ${line.error.message}`);
   return line.result;
@@ -272,7 +127,7 @@ const resultOf = (line: JobOutputLine): GenerateResult => {
 describe('a batch job, service against service', () => {
   it('pays the honest miner, burns the bond of a miner that made its answers up and gives its shard to the honest one; the client gets every answer in order for price × requests', async () => {
     const started = performance.now();
-    const net = await Net.create();
+    const net = await newNet();
     const c = await clientNode(net);
     const good = await minerNode(net, honest);
     const bad = await minerNode(net, cheat, { fault: 'random' });
@@ -351,7 +206,7 @@ describe('a batch job, service against service', () => {
   });
 
   it('fails results signed over other params, and results whose bytes do not hash to the published name; a cancel then refunds everything', async () => {
-    const net = await Net.create();
+    const net = await newNet();
     const c = await clientNode(net);
     const twisted = await minerNode(net, forger, { tamper: (prompt) => `${prompt} and then` });
     const good = await minerNode(net, honest);
@@ -389,7 +244,7 @@ describe('a batch job, service against service', () => {
   });
 
   it('a cancel refunds the shards nobody holds at once; a shard in flight still finishes and is paid', async () => {
-    const net = await Net.create();
+    const net = await newNet();
     const c = await clientNode(net);
     const good = await minerNode(net, honest);
     const v = await validatorNode(net);
@@ -424,8 +279,32 @@ describe('a batch job, service against service', () => {
     await expect(c.jobs.cancel(id)).rejects.toThrow(/no open job/);
   });
 
+  it("audits a shard while the job's client cannot be reached (stopped a while): the shard's miner serves the job file", async () => {
+    const net = await newNet();
+    const c = await clientNode(net);
+    const good = await minerNode(net, honest);
+    const v = await validatorNode(net);
+    const id = await c.jobs.open(openJob({ shards: 1 }));
+    await net.at(31);
+    await good.jobs.step();
+    await net.at(32);
+    await good.jobs.step();
+    const inputHash = net.snapshot.get()!.jobs![id]!.inputHash;
+    expect(good.blobs.isServed(inputHash)).toBe(true);
+    net.down.add(client.id);
+    await net.at(33);
+    await v.audits.step();
+    expect(v.audits.state.get().last).toMatchObject({ job: id, shard: 0, pass: true });
+    const snap = await net.at(34);
+    expect(snap.settledJobs!.find((s) => s.job === id)).toMatchObject({ paid: DEPOSIT });
+    // The job closed: the miner serves its results for the client a while, the job file no more.
+    await good.jobs.step();
+    expect(good.blobs.isServed(inputHash)).toBe(false);
+    expect(good.blobs.isServed(snap.settledJobs![0]!.shardStates[0]!.resultsHash!)).toBe(true);
+  });
+
   it('leaves a miner it cannot reach to the settle rule (refund, bond back), and returns unclaimed shards at the deadline', async () => {
-    const net = await Net.create();
+    const net = await newNet();
     const c = await clientNode(net);
     const good = await minerNode(net, honest);
     const v = await validatorNode(net);
@@ -457,9 +336,164 @@ describe('a batch job, service against service', () => {
   });
 });
 
+describe('restarts', () => {
+  it('a miner stopped mid-shard and started again on the same key and files takes its claim up again, finishes before the claim ends and is paid', async () => {
+    const net = await newNet();
+    const c = await clientNode(net);
+    const files = new MemoryBlobStore();
+    const first = await minerNode(net, honest, { blobStore: files });
+    const v = await validatorNode(net);
+    const before = net.snapshot.get()!.balances;
+    const id = await c.jobs.open(openJob({ shards: 1 }));
+    await net.at(31);
+    await first.jobs.step();
+    await net.at(32);
+    // It generates; the node stops after the first answer.
+    const stepping = first.jobs.step();
+    await waitFor(first.jobs.state, (s) => (s.current?.done ?? 0) >= 1);
+    first.jobs.stop();
+    await stepping;
+    expect(first.jobs.state.get()).toMatchObject({ current: null, published: 0, dropped: 0 });
+    expect(first.jobs.state.get().lastError).toMatch(/cancelled.*\(stopped; taken up again at the next start/);
+    expect(statuses(await net.at(33), id)).toEqual(['claimed']);
+    expect(await recordsOf(net, 'job.result')).toHaveLength(0);
+
+    // Started again: new services, nothing of the old ones' memory; the same key, ledger and files.
+    const again = await minerNode(net, honest, { blobStore: files });
+    await net.replay();
+    await again.jobs.step();
+    expect(again.jobs.state.get()).toMatchObject({ resumed: 1, published: 1, current: null });
+    // Its result waits for the replay: a pass meanwhile does not take the shard up a second time.
+    await again.jobs.step();
+    expect(again.jobs.state.get()).toMatchObject({ resumed: 1, published: 1 });
+    let snap = await net.at(34);
+    expect(statuses(snap, id)).toEqual(['result']);
+    await v.audits.step();
+    expect(v.audits.state.get().last).toMatchObject({ job: id, shard: 0, pass: true });
+    snap = await net.at(35);
+    expect(snap.settledJobs!.find((s) => s.job === id)).toMatchObject({ paid: DEPOSIT, forfeited: 0n });
+    expect(snap.balances[honest.id]).toBe(before[honest.id]! + DEPOSIT);
+    const out = await c.jobs.results(id);
+    for (const [k, line] of out.entries())
+      expect(resultOf(line).tokenIds).toEqual((await minerEngine.generate(REQUESTS[k]!.params)).tokenIds);
+  });
+
+  it('a miner started again too late to finish its shard by the rate rule leaves the claim to lapse', async () => {
+    const net = await newNet();
+    const c = await clientNode(net);
+    const files = new MemoryBlobStore();
+    const first = await minerNode(net, honest, { blobStore: files });
+    const id = await c.jobs.open(openJob({ shards: 3 }));
+    await net.at(31);
+    await first.jobs.step();
+    const until = (await net.at(32)).jobs![id]!.shardStates[0]!.until!;
+    first.jobs.stop();
+    // Started again 5 blocks before the claim ends: at 5 tokens a second the shard's 20 tokens need twice 4 s.
+    await net.at(until - 5);
+    const late = await minerNode(net, honest, { blobStore: files });
+    await late.jobs.step();
+    expect(late.jobs.state.get().resumed).toBe(0);
+    expect(late.jobs.state.get().lastError).toMatch(
+      /^shard 0 of job .*: 20 tokens would take 8000 ms; the claim has left 4000$/,
+    );
+    // It went on to the next open shard instead; shard 0 lapses.
+    expect(late.jobs.state.get().current).toMatchObject({ job: id, shard: 1, phase: 'claimed' });
+    const snap = await net.at(until + config.graceBlocks);
+    expect(statuses(snap, id)).toEqual(['open', 'claimed', 'open']);
+    expect(snap.jobs![id]!.forfeited).toBe(shardBond(snap.jobs![id]!, 0));
+  });
+
+  it('a client started again after its job closed still knows what the job came to and returns its results, from what it kept', async () => {
+    const net = await newNet();
+    const memory = new MemoryJobMemoryStore();
+    const files = new MemoryBlobStore();
+    const c = await clientNode(net, { memory, blobStore: files });
+    const good = await minerNode(net, honest);
+    const v = await validatorNode(net);
+    const id = await c.jobs.open(openJob());
+    expect(memory.values.has(id)).toBe(true);
+    await net.at(31);
+    await good.jobs.step();
+    await net.at(32);
+    await good.jobs.step();
+    await good.jobs.step();
+    await net.at(33);
+    await good.jobs.step();
+    await net.at(34);
+    await v.audits.step();
+    await v.audits.step();
+    await net.at(35);
+    const seen = c.jobs.status(id)!;
+    expect(seen).toMatchObject({ phase: 'closed', paid: DEPOSIT });
+    await vi.waitFor(() => expect(memory.values.get(id)).toContain('"phase":"closed"'));
+    c.jobs.stop();
+
+    // The node's replay now continues from a state after the close: it no longer reports the settlement.
+    net.reportSettledAfter = net.block;
+    await net.replay();
+    const forgetful = await clientNode(net, { blobStore: files });
+    expect(forgetful.jobs.status(id)).toBeNull();
+    forgetful.jobs.stop();
+
+    // Two values that are not jobs: each is named, skipped and deleted; the job is read back.
+    const other = 'ab'.repeat(32);
+    const kept = JSON.parse(memory.values.get(id)!) as { job: { id: string; shards: { miner: string | null }[] } };
+    kept.job.id = other;
+    kept.job.shards[0]!.miner = null;
+    memory.values.set(other, JSON.stringify(kept));
+    memory.values.set('torn', '{"v": 1, "job": {"id"');
+    const again = await clientNode(net, { memory, blobStore: files });
+    expect([...again.jobs.state.get().skipped!].sort()).toEqual([
+      `the job kept under "${other}" is unreadable (job.shards.0: paid without a miner and a results hash); deleted`,
+      expect.stringMatching(/^the job kept under "torn" is unreadable \(not JSON .*\); deleted$/),
+    ]);
+    expect([...memory.values.keys()]).toEqual([id]);
+    expect(again.jobs.status(id)).toEqual(seen);
+    expect(again.jobs.state.get().jobs.map((j) => j.id)).toEqual([id]);
+    const out = await again.jobs.results(id);
+    expect(out.map((l) => l.custom_id)).toEqual(REQUESTS.map((r) => r.custom_id));
+    for (const [k, line] of out.entries())
+      expect(
+        await checkResult(resultOf(line), {
+          miner: honest.id,
+          requestId: jobRequestId(id, k),
+          params: REQUESTS[k]!.params,
+        }),
+      ).toBeNull();
+    // Forgetting it deletes what was kept.
+    await again.jobs.forget(id);
+    expect(memory.values.size).toBe(0);
+  });
+});
+
+describe('a job.open the ledger lost', () => {
+  it('is reported refused once no replay shows it two epochs on, nothing taken (a client stopped before its peers had the record)', async () => {
+    const net = await newNet();
+    const memory = new MemoryJobMemoryStore();
+    const c = await clientNode(net, { memory });
+    const before = net.snapshot.get()!.balances[client.id];
+    const id = await c.jobs.open(openJob());
+    c.jobs.stop();
+    // Its epoch became final without it: the node's store drops it (as finality's repair does).
+    await net.store.delete([id]);
+    const again = await clientNode(net, { memory });
+    expect(again.jobs.status(id)).toMatchObject({ phase: 'pending', openedAt: 30 });
+    const tempo = config.subnets[0]!.tempo;
+    await net.at(30 + 2 * tempo + config.graceBlocks);
+    expect(again.jobs.status(id)).toMatchObject({ phase: 'pending' });
+    const snap = await net.at(31 + 2 * tempo + config.graceBlocks);
+    expect(again.jobs.status(id)).toMatchObject({
+      phase: 'refused',
+      reason: expect.stringMatching(/^its job\.open \(block 30\) never showed in a replay: .*nothing was taken$/),
+    });
+    expect(snap.balances[client.id]).toBe(before);
+    await expect(again.jobs.results(id)).rejects.toThrow(/is refused: it has no results/);
+  });
+});
+
 describe('refusals', () => {
   it('refuses bad requests, an oversized file and an unfunded deposit before signing anything', async () => {
-    const net = await Net.create();
+    const net = await newNet();
     const c = await clientNode(net);
     const [a, b] = REQUESTS;
     const refusals: [string, Partial<OpenJob>, string, RegExp][] = [
@@ -507,7 +541,7 @@ describe('refusals', () => {
       expect(err, what).toMatchObject({ code, message: expect.stringMatching(message) });
     }
     // A file larger than a blob may be.
-    const small = await clientNode(net, { maxBlobBytes: 512 });
+    const small = await clientNode(net, { blobs: { maxBlobBytes: 512 } });
     await expect(small.jobs.open(openJob())).rejects.toThrow(/The job file is \d+ bytes; a blob holds at most 512/);
     // And shards whose results could not fit in a blob.
     const many = Array.from({ length: 700 }, (_, k) => ({
@@ -525,7 +559,7 @@ describe('refusals', () => {
   });
 
   it('a miner claims nothing it cannot back: not without the bond, not a job whose file is not what the job names', async () => {
-    const net = await Net.create();
+    const net = await newNet();
     const c = await clientNode(net);
     // A job naming 4 requests whose file holds 3 (signed by hand: the JobClient would refuse it).
     const lying = await c.blobs.add(jobFileBytes(REQUESTS.slice(0, 3)));

@@ -52,22 +52,24 @@ export class JobInputs {
   constructor(private readonly blobs: Pick<JobBlobs, 'fetch' | 'read' | 'has' | 'delete' | 'maxBlobBytes'>) {}
 
   /**
-   * The requests of job `jobId`: its file fetched from its client (or read, if held) and checked. Rejects with
-   * JobFileError (the file is not a job file for these terms: the client's fault) or the fetch's error.
+   * The requests of job `jobId`: its file fetched from its client (or from `from`: any node serving it, the file is
+   * named by its hash; or read, if held) and checked. Rejects with JobFileError (the file is not a job file for these
+   * terms: the client's fault) or the fetch's error. `adopt`: a file already held counts as fetched for the job
+   * (deleted with it), as after a restart of the node that fetched it.
    */
   async lines(
     jobId: string,
     job: Pick<JobState, 'client' | 'inputHash' | 'model' | 'maxTokens' | 'requests'>,
-    signal?: AbortSignal,
+    options: { signal?: AbortSignal; from?: string; adopt?: boolean } = {},
   ): Promise<JobLine[]> {
     const known = this.parsed.get(jobId);
     if (known) return known.lines;
     const hash = job.inputHash;
     if (!(await this.blobs.has(hash))) {
       const maxBytes = Math.min(this.blobs.maxBlobBytes, job.requests * MAX_JOB_LINE_BYTES);
-      await this.blobs.fetch(job.client, hash, { maxBytes, signal });
+      await this.blobs.fetch(options.from ?? job.client, hash, { maxBytes, signal: options.signal });
       this.fetched.add(hash);
-    }
+    } else if (options.adopt) this.fetched.add(hash);
     const lines = parseJobFile(await this.blobs.read(hash), job);
     this.parsed.set(jobId, { hash, lines });
     return lines;
