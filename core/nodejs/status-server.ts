@@ -66,6 +66,8 @@ export interface NodeStatusView {
     deepChecks: { count: number; failed: number; ms: number };
     /** The last challenge that failed for a reason other than a wrong answer (a miner unreachable, this node). */
     lastError: string | null;
+    /** Challenges answered through a forwarder, sent directly, and forwarders that failed (docs/validator.md 1a). */
+    forwarding: { forwarded: number; direct: number; failed: number; lastFailure: string | null };
     /** Each miner as this validator sees it: score, challenges, answers audited in depth and proven wrong. */
     scores: {
       uid: number;
@@ -77,6 +79,9 @@ export interface NodeStatusView {
       wrong: number;
       penaltyLeft: number;
       lastProblem: string | null;
+      /** Its challenges answered through a forwarder, and forwarders that failed on it (never scored). */
+      forwarded: number;
+      forwardFailures: number;
     }[];
   } | null;
 }
@@ -146,8 +151,9 @@ function validatorOf(roles: Roles | undefined): NodeStatusView['validator'] {
     audits: state.audits,
     deepChecks: { ...state.deepChecks, ms: Math.round(state.deepChecks.ms) },
     lastError: state.lastError,
+    forwarding: state.forwarding,
     scores: state.scores.map(
-      ({ uid, hotkey, score, challenges, correct, audited, wrong, penaltyLeft, lastProblem }) => ({
+      ({
         uid,
         hotkey,
         score,
@@ -157,6 +163,20 @@ function validatorOf(roles: Roles | undefined): NodeStatusView['validator'] {
         wrong,
         penaltyLeft,
         lastProblem,
+        forwarded,
+        forwardFailures,
+      }) => ({
+        uid,
+        hotkey,
+        score,
+        challenges,
+        correct,
+        audited,
+        wrong,
+        penaltyLeft,
+        lastProblem,
+        forwarded,
+        forwardFailures,
       }),
     ),
   };
