@@ -6,6 +6,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { subnetModelProblem } from '../shared/inference/catalogue.ts';
 import { NetworkConfigError, parseNetworkConfig, type NetworkConfig } from '../shared/ledger/config.ts';
 import { productionProfile, testProfile } from '../shared/ledger/profiles.ts';
 export interface RelayConfig {
@@ -143,10 +144,17 @@ export function loadNetworkConfig(network: string, nowMs: number, genesisFile: s
       `--network must be production, test or a readable JSON file; "${network}": ${(err as Error).message}`,
     );
   }
+  let parsed: NetworkConfig;
   try {
-    return parseNetworkConfig(data);
+    parsed = parseNetworkConfig(data);
   } catch (err) {
     if (err instanceof NetworkConfigError) throw new ConfigError(`--network ${network}: ${err.message}`);
     throw err;
   }
+  // Nodes refuse a subnet model that is not pinned (a hub branch can change under its name): so does the relay.
+  for (const subnet of parsed.subnets) {
+    const problem = subnetModelProblem(subnet.model, subnet.task);
+    if (problem) throw new ConfigError(`--network ${network}: subnet ${subnet.netuid}: ${problem}`);
+  }
+  return parsed;
 }

@@ -168,6 +168,19 @@ describe('relay', () => {
     );
   });
 
+  // THREATS.md finding 12: a hub model at a branch can change under the same name, so it is never a subnet's model.
+  it('refuses a network whose subnet model is a hub branch rather than a pinned model, naming it', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'net-')), 'network.json');
+    const test = loadNetworkConfig('test', Date.now());
+    const subnet = { ...test.subnets[0]!, model: 'Xenova/llama2.c-stories15M' };
+    writeFileSync(file, JSON.stringify({ ...test, subnets: [subnet] }));
+    expect(() => loadNetworkConfig(file, Date.now())).toThrow(
+      /subnet 1: Xenova\/llama2\.c-stories15M is a hub model at the branch "main", not pinned to a commit/,
+    );
+    writeFileSync(file, JSON.stringify(test));
+    expect(loadNetworkConfig(file, Date.now()).subnets[0]!.model).toBe(test.subnets[0]!.model);
+  });
+
   it('refuses a corrupt key file instead of silently replacing the identity', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'relay-'));
     const keyFile = join(dir, 'key.pb');
