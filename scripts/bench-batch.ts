@@ -517,8 +517,8 @@ function ledgerCounts(ext: Extension, ledger: Ledger): string {
   const refused = Object.entries(ledger.claimsRefused).map(([code, n]) => `${n} \`${code}\``);
   const races =
     extra > 0
-      ? `${extra} more than the shards: every idle miner claims the first open shard, so they race, and a claim ` +
-        `that loses is refused (still shown refused by the wallets: ${refused.length ? refused.join(', ') : 'none'})`
+      ? `${extra} more than the shards: idle miners take open shards each in its own hashed order, so two ` +
+        `whose orders begin alike race, and a claim that loses is refused (still shown refused by the wallets: ${refused.length ? refused.join(', ') : 'none'})`
       : 'one per shard: no race lost';
   return [
     `On the ledger: ${ext.shard_count} shards; ${ledger.claims} claims (${races}),`,

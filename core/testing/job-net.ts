@@ -194,7 +194,8 @@ export async function jobMinerOn(
           miner.answer({ ...params, prompt: tamper(params.prompt) }, requestId, signal),
       }
     : miner;
-  const jobs = new JobMiner({ ...node.ledger, blobs: node.blobs, miner: asked });
+  // The tests script which miner takes which shard: the lowest open one first.
+  const jobs = new JobMiner({ ...node.ledger, blobs: node.blobs, miner: asked }, { shardOrder: 'lowest' });
   return { ...node, miner, jobs };
 }
 
