@@ -143,7 +143,14 @@ test('a tab whose user opts in on Ask hands its answers to a validator, and show
   await page.getByTestId('check-answers').check();
   await page.getByLabel('What should the network continue?').fill('A little cat found a shiny stone');
   await page.getByRole('button', { name: 'Ask' }).click();
-  await expect(page.getByTestId('answer-check')).toContainText('Checked by validator', { timeout: 60_000 });
+  await expect(page.getByTestId('answer-check'))
+    .toContainText('Checked by validator', { timeout: 60_000 })
+    .catch(async (err: unknown) => {
+      // What the tab's auditor did, and the validator's audit counts, for the failure report.
+      console.log(`--- tab audits: ${JSON.stringify(await page.evaluate(() => window.webtensor.audits))}`);
+      console.log(`--- validator audits: ${JSON.stringify((await status(VALIDATOR_PORT))?.validator?.audits)}`);
+      throw err;
+    });
   // Whichever miner answered, the verdict is the right one: the cheater made its answer up for a user.
   const miner = await page.evaluate(() => window.webtensor.audits!.recent.at(-1)!.miner);
   expect([honest, cheater]).toContain(miner);
