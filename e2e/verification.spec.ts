@@ -14,8 +14,6 @@ import { join } from 'node:path';
 import { RelayProcess } from '../relay/testing/relay-process.ts';
 import { Processes } from './support/processes.ts';
 import { chromiumLaunchOptions } from '../scripts/chromium.ts';
-import { NodeInferenceEngine } from '../core/nodejs/inference.ts';
-import { compareWithReference } from '../shared/inference/audit-stats.ts';
 import { challengeParams } from '../shared/validator/challenges.ts';
 import { rng } from '../shared/yuma/synthetic.ts';
 import { openTabs, type Tab } from './support/tabs.ts';
@@ -51,6 +49,7 @@ interface MinerView {
 interface Status {
   peerId: string;
   uid: number | null;
+  model: string | null;
   validator: { scores: MinerView[]; deepChecks: { count: number; failed: number } } | null;
 }
 const status = (port: number): Promise<Status | null> =>
@@ -96,22 +95,42 @@ test('honest miners on WASM and WebGPU pass every check and earn; other-model, r
   const gpu = tab!.page;
   await expect.poll(() => gpu.evaluate(() => window.webtensor.miner.device), { timeout: 90_000 }).toBe('webgpu');
   // The decode step is the same in Chromium and Node: seeded samples drawn as challenges are, on WebGPU in the tab
-  // and on WASM in this process, the same tokens from candidates at most a rounding step apart.
-  const node = new NodeInferenceEngine();
-  await node.load(MODEL);
+  // and on WASM in the honest headless miner (asked by the tab, signed), the same tokens from candidates at most a
+  // rounding step apart. (A second Node engine loaded in this test process would keep it from exiting for a minute.)
+  await expect.poll(async () => (await status(MINERS.honest))?.model ?? null, { timeout: 120_000 }).toBe(MODEL);
+  const honestMiner = (await status(MINERS.honest))!.peerId;
   const rand = rng(7);
   for (let k = 0; k < 4; k++) {
     const p = challengeParams(MODEL, rand);
     const asked = { ...p, maxNewTokens: Math.min(p.maxNewTokens, 12) };
-    const inTab = await gpu.evaluate(
-      ([prompt, n, sampling, stop]) => window.webtensor.inference.generate(prompt, n, { sampling, stop }),
-      [asked.prompt, asked.maxNewTokens, asked.sampling, asked.stop] as const,
+    const [inTab, inNode] = await gpu.evaluate(
+      async ([miner, model, prompt, n, sampling, stop]) => [
+        await window.webtensor.inference.generate(prompt, n, { sampling, stop }),
+        // Reaching the miner may take a few tries while five processes load their models on two cores.
+        await (async () => {
+          for (let tries = 1; ; tries++) {
+            try {
+              return (await window.webtensor.inference.remote(miner, model, prompt, n, { sampling, stop })).result;
+            } catch (err) {
+              if (tries === 6) throw err;
+              await new Promise((r) => setTimeout(r, 5000));
+            }
+          }
+        })(),
+      ],
+      [honestMiner, MODEL, asked.prompt, asked.maxNewTokens, asked.sampling, asked.stop] as const,
     );
-    const inNode = await node.generate(asked);
     expect(inTab.tokenIds).toEqual(inNode.tokenIds);
-    expect(
-      compareWithReference(inTab.steps, await node.score(asked.prompt, inTab.tokenIds)).worstDistance,
-    ).toBeLessThanOrEqual(2 / 1024);
+    // Every candidate both lists hold, at most 2/1024 nat apart.
+    const worst = Math.max(
+      ...inTab.steps.flatMap((step, i) =>
+        step.top.flatMap(([id, q]) => {
+          const there = inNode.candidates[i]!.find(([other]) => other === id);
+          return there ? [Math.abs(there[1] - q)] : [];
+        }),
+      ),
+    );
+    expect(worst).toBeLessThanOrEqual(2);
   }
 
   await expect
@@ -167,4 +186,5 @@ test('honest miners on WASM and WebGPU pass every check and earn; other-model, r
   expect((await view('honest'))!.wrong).toBe(0);
   expect((await view('webgpu'))!.wrong).toBe(0);
   expect(tab!.errors).toEqual([]);
+  await tab!.context.close();
 });
