@@ -152,33 +152,20 @@ function validatorOf(roles: Roles | undefined): NodeStatusView['validator'] {
     deepChecks: { ...state.deepChecks, ms: Math.round(state.deepChecks.ms) },
     lastError: state.lastError,
     forwarding: state.forwarding,
-    scores: state.scores.map(
-      ({
-        uid,
-        hotkey,
-        score,
-        challenges,
-        correct,
-        audited,
-        wrong,
-        penaltyLeft,
-        lastProblem,
-        forwarded,
-        forwardFailures,
-      }) => ({
-        uid,
-        hotkey,
-        score,
-        challenges,
-        correct,
-        audited,
-        wrong,
-        penaltyLeft,
-        lastProblem,
-        forwarded,
-        forwardFailures,
-      }),
-    ),
+    // The fields this view promises, not whatever else the validator keeps per miner.
+    scores: state.scores.map((s) => ({
+      uid: s.uid,
+      hotkey: s.hotkey,
+      score: s.score,
+      challenges: s.challenges,
+      correct: s.correct,
+      audited: s.audited,
+      wrong: s.wrong,
+      penaltyLeft: s.penaltyLeft,
+      lastProblem: s.lastProblem,
+      forwarded: s.forwarded,
+      forwardFailures: s.forwardFailures,
+    })),
   };
 }
 
