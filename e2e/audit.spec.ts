@@ -83,12 +83,19 @@ const askGateway = (content: string) =>
     body: JSON.stringify({ model: MODEL, messages: [{ role: 'user', content }], max_tokens: 8 }),
   }).then((r) => r.headers.get('x-webtensor-miner') ?? '');
 
-test('validators check the answers the gateway serves: the cheating miner is caught, the honest one is not', async () => {
-  await expect
+/**
+ * Both miners hold a UID. Each test waits for it: after a failed test Playwright starts a new worker, which starts
+ * the processes afresh, so a later test cannot count on an earlier one having waited.
+ */
+const minersRegistered = () =>
+  expect
     .poll(async () => (await Promise.all([HONEST_PORT, CHEATER_PORT].map(status))).every((s) => s?.uid != null), {
       timeout: 120_000,
     })
     .toBe(true);
+
+test('validators check the answers the gateway serves: the cheating miner is caught, the honest one is not', async () => {
+  await minersRegistered();
   const honest = (await status(HONEST_PORT))!.peerId;
   const cheater = (await status(CHEATER_PORT))!.peerId;
   const validator = (await status(VALIDATOR_PORT))!.peerId;
@@ -137,6 +144,7 @@ test('validators check the answers the gateway serves: the cheating miner is cau
 });
 
 test('a tab whose user opts in on Ask hands its answers to a validator, and shows the verdict', async ({ page }) => {
+  await minersRegistered();
   await page.goto(`/ask?relay=${encodeURIComponent(relay.healthUrl)}&role=client`);
   const honest = (await status(HONEST_PORT))!.peerId;
   const cheater = (await status(CHEATER_PORT))!.peerId;
@@ -164,6 +172,7 @@ test('with users asking, the miner honest only with validators ends near zero in
   page,
 }) => {
   test.setTimeout(300_000);
+  await minersRegistered();
   await page.goto(`/?autostart=1&relay=${encodeURIComponent(relay.healthUrl)}&role=client`);
   const honest = (await status(HONEST_PORT))!.peerId;
   const cheater = (await status(CHEATER_PORT))!.peerId;

@@ -20,11 +20,18 @@ import type { Json } from '../../shared/p2p/rpc.ts';
 import { RpcError } from '../../shared/p2p/messages.ts';
 import type { RpcRouter } from './rpc.ts';
 import { Store, type ReadableStore } from '../store.ts';
-import { AUDIT_INTERVAL_S } from './validator.ts';
+import { AUDIT_GLOBAL_INTERVAL_S } from './validator.ts';
 
 export const QUEUE_LIMIT = 16;
-/** Times an answer every validator refused as busy (auditing another) is handed in again before it fails. */
-export const BUSY_RETRIES = 3;
+/**
+ * Times an answer is handed in again, when every validator refused it as busy (its line full) or none is known yet,
+ * before it fails.
+ */
+export const BUSY_RETRIES = 5;
+/** How long a validator may take to check an answer, waiting in its line (AUDIT_QUEUE answers) included. */
+export const AUDIT_TIMEOUT_MS = 90_000;
+/** Refusals that mean "not now": the answer is handed in again later. */
+const RETRYABLE: readonly string[] = ['busy', 'rate-limited'];
 
 export interface AuditState {
   /** Answers sampled, sent and judged, judged wrong, not judged (every validator refused or failed), dropped. */
@@ -35,6 +42,8 @@ export interface AuditState {
   dropped: number;
   /** The last verdicts, newest last (at most 20), with the request each answered. */
   recent: (AuditVerdict & { validator: string; model: string; requestId: string })[];
+  /** The last answers no validator checked (at most 20), newest last, with why. */
+  unchecked: { requestId: string; reason: string }[];
 }
 
 export interface AuditorComponents {
@@ -51,12 +60,18 @@ export interface AuditorInit {
 }
 
 export class Auditor {
-  readonly state = new Store<AuditState>({ sampled: 0, correct: 0, wrong: 0, failed: 0, dropped: 0, recent: [] });
+  readonly state = new Store<AuditState>({
+    sampled: 0,
+    correct: 0,
+    wrong: 0,
+    failed: 0,
+    dropped: 0,
+    recent: [],
+    unchecked: [],
+  });
   private readonly queue: { netuid: number; params: GenerateParams; result: GenerateResult; tries: number }[] = [];
   private pumping = false;
   private stopped = false;
-  /** When each validator was last handed an answer: each takes one per AUDIT_INTERVAL_S from a peer. */
-  private readonly lastSent = new Map<string, number>();
 
   constructor(
     private readonly components: AuditorComponents,
@@ -104,24 +119,20 @@ export class Auditor {
     }
   }
 
-  /** Hand one answer to the first validator that takes it, waiting for one to be ready for the next. */
+  /** Hand one answer to the first validator that takes it; when every one is busy, wait a moment and try again. */
   private async send(answer: (typeof this.queue)[number]): Promise<void> {
     const { netuid, params, result } = answer;
     const reasons: string[] = [];
     let allBusy = true;
     const validators = this.validators(netuid, result.miner);
-    const readyAt = (v: string) => (this.lastSent.get(v) ?? 0) + AUDIT_INTERVAL_S * 1000 + 100;
-    const wait = Math.min(...validators.map(readyAt)) - Date.now();
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    for (const validator of validators.sort((a, b) => readyAt(a) - readyAt(b))) {
+    for (const validator of validators) {
       if (this.stopped) return;
-      this.lastSent.set(validator, Date.now());
       try {
         const raw = await this.components.rpc.call(
           validator,
           'validator.audit',
           { params, result } as unknown as Json,
-          { protocol: PROTOCOLS.audit, timeoutMs: 60_000 },
+          { protocol: PROTOCOLS.audit, timeoutMs: AUDIT_TIMEOUT_MS },
         );
         const verdict = auditVerdictSchema.parse(raw);
         const entry = { ...verdict, validator, model: params.model, requestId: result.requestId };
@@ -134,17 +145,25 @@ export class Auditor {
         this.init.onVerdict?.(entry);
         return;
       } catch (err) {
-        if (!(err instanceof RpcError && err.code === 'busy')) allBusy = false;
+        if (!(err instanceof RpcError && RETRYABLE.includes(err.code))) allBusy = false;
         reasons.push(`${validator}: ${(err as Error).message}`);
       }
     }
-    // Every validator was auditing another answer (a gateway's, another client's): not a failure yet; try again
-    // once they are ready for this node (the wait above), ahead of what came later.
-    if (validators.length > 0 && allBusy && answer.tries < BUSY_RETRIES && !this.stopped) {
+    // Every validator's line was full (others' answers: a gateway's, other clients'), or none is known yet (a tab
+    // that just started may still be syncing the ledger): not a failure yet. Wait a few audits' time, drawn so that
+    // two clients refused together do not come back together, and go first.
+    if (allBusy && answer.tries < BUSY_RETRIES && !this.stopped) {
+      const random = this.init.random ?? Math.random;
+      await new Promise((r) => setTimeout(r, AUDIT_GLOBAL_INTERVAL_S * 1000 * (1 + 3 * random())));
       this.queue.unshift({ ...answer, tries: answer.tries + 1 });
       return;
     }
-    this.state.update({ failed: this.state.get().failed + 1 });
-    this.init.onFailure?.(reasons.length > 0 ? reasons.join('; ') : 'no permitted validator is known');
+    const reason = reasons.length > 0 ? reasons.join('; ') : 'no permitted validator is known';
+    const s = this.state.get();
+    this.state.update({
+      failed: s.failed + 1,
+      unchecked: [...s.unchecked, { requestId: result.requestId, reason }].slice(-20),
+    });
+    this.init.onFailure?.(reason);
   }
 }

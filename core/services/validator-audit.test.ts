@@ -5,7 +5,7 @@
  * re-paired, cancelled or non-miner answer is refused and changes no score; a correct answer changes no score
  * either (who hands answers in cannot raise a miner); a wrong one (tokens that do not follow, made-up candidates,
  * another model's answer, a truncated answer) zeroes the miner and starts its penalty, once per answer however often
- * it is handed in; one peer gets one audit per AUDIT_INTERVAL_S.
+ * it is handed in; answers wait in a bounded line, one per peer, and audits start AUDIT_GLOBAL_INTERVAL_S apart.
  */
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { PrivateKey } from '@libp2p/interface';
@@ -23,9 +23,10 @@ import { findServedModel } from '../../shared/inference/catalogue.ts';
 import type { SubnetConfig } from '../../shared/ledger/config.ts';
 import type { LedgerSnapshot } from '../../shared/ledger/snapshot.ts';
 import { testProfile } from '../../shared/ledger/profiles.ts';
+import { RpcError } from '../../shared/p2p/messages.ts';
 import { NodeInferenceEngine } from '../nodejs/inference.ts';
 import { Store } from '../store.ts';
-import { AUDIT_GLOBAL_INTERVAL_S, PENALTY_CHALLENGES, Validator } from './validator.ts';
+import { AUDIT_GLOBAL_INTERVAL_S, AUDIT_QUEUE, PENALTY_CHALLENGES, Validator } from './validator.ts';
 
 const subnet: SubnetConfig = testProfile(0).subnets[0]!;
 const engine = new NodeInferenceEngine();
@@ -201,18 +202,36 @@ describe('Validator.audit', () => {
     validator.stop();
   });
 
-  it('takes one audit per peer per interval, and one in all per shorter interval (more keys gain nothing)', async () => {
+  it('lines answers up, one per peer, audits them apart, refuses beyond the line, and empties it when stopped', async () => {
     // Different answers each time (the same answer again would only get its first verdict back).
-    const asks = ['Once upon a time', 'The cat', 'A dog', 'The sun', 'A boat'].map((prompt) => ({ ...params, prompt }));
+    const prompts = Array.from({ length: AUDIT_QUEUE + 2 }, (_, k) => `Story number ${k}`);
     const answers: { params: GenerateParams; result: GenerateResult }[] = [];
-    for (const p of asks) answers.push({ params: p, result: await answer(minerKey, p) });
-    const [a, b, c, d, e] = answers;
-    await validator.audit(a, 'gateway');
-    await expect(validator.audit(b, 'gateway')).rejects.toMatchObject({ code: 'rate-limited' });
-    await expect(validator.audit(c, 'sybil-1')).rejects.toMatchObject({ code: 'busy' });
-    await pastGlobalLimit();
-    await validator.audit(d, 'another-gateway');
+    for (const prompt of prompts) {
+      const p = { ...params, prompt, maxNewTokens: 2 };
+      answers.push({ params: p, result: await answer(minerKey, p) });
+    }
+    const started = Date.now();
+    // Two peers at once: both are judged, the second at least one interval after the first started.
+    const settled: number[] = [];
+    const first = validator.audit(answers[0], 'gateway').then((v) => (settled.push(Date.now()), v));
+    const second = validator.audit(answers[1], 'tab').then((v) => (settled.push(Date.now()), v));
+    // A peer whose answer is still in line is told to wait for its verdict.
+    await expect(validator.audit(answers[2], 'gateway')).rejects.toMatchObject({ code: 'rate-limited' });
+    expect(await Promise.all([first, second])).toMatchObject([{ verdict: 'correct' }, { verdict: 'correct' }]);
+    expect(Math.max(...settled) - started).toBeGreaterThanOrEqual(AUDIT_GLOBAL_INTERVAL_S * 1000);
+
+    // A full line refuses the next peer as busy (not its fault); stopping refuses everyone still in line.
+    const inLine = answers.slice(2, 2 + AUDIT_QUEUE).map((a, k) =>
+      validator.audit(a, `sybil-${k}`).then(
+        () => 'judged',
+        (e: RpcError) => e.code,
+      ),
+    );
+    await expect(validator.audit(answers.at(-1), 'one-more')).rejects.toMatchObject({ code: 'busy' });
     validator.stop();
-    await expect(validator.audit(e!, 'third')).rejects.toMatchObject({ code: 'busy' });
+    const outcomes = await Promise.all(inLine);
+    // At most the one already running finishes; the rest are refused busy and counted nowhere.
+    expect(outcomes.filter((o) => o === 'busy').length).toBeGreaterThanOrEqual(AUDIT_QUEUE - 1);
+    expect(validator.state.get().audits.checked).toBeLessThanOrEqual(3);
   });
 });

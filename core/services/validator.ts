@@ -12,7 +12,7 @@ import type { SubnetConfig } from '../../shared/ledger/config.ts';
 import { weightsCommitHash } from '../../shared/ledger/state.ts';
 import type { Reference } from '../../shared/inference/engine.ts';
 import { DEFAULT_AUDIT_THRESHOLDS, type AuditThresholds } from '../../shared/inference/audit-stats.ts';
-import { RateLimiter } from '@libp2p/utils';
+import { Queue, QueueFullError } from '@libp2p/utils';
 import {
   auditRequestSchema,
   checkResult,
@@ -54,11 +54,14 @@ export const AUDIT_SHARE = 0.5;
  * now and then, does not pay (docs/validator.md).
  */
 export const PENALTY_CHALLENGES = 20;
-/** Audits a validator takes from one peer: one per this many seconds (each costs a generation). */
-export const AUDIT_INTERVAL_S = 5;
 /**
- * And from everyone together: one per this many seconds, so that many keys handing in answers cannot turn the
- * validator's model (shared with its own challenges) into an audit server.
+ * Answers handed in to audit wait in line, at most this many, one per peer: each peer's next answer takes its turn
+ * after everyone else's already waiting (a gateway auditing every answer cannot keep a tab's out). Beyond it, busy.
+ */
+export const AUDIT_QUEUE = 8;
+/**
+ * Audits start at least this many seconds apart, so that many keys handing in answers cannot turn the validator's
+ * model (shared with its own challenges) into an audit server.
  */
 export const AUDIT_GLOBAL_INTERVAL_S = 2;
 /** Audited answers remembered so that the same one handed in again counts nothing (about 2.3 h of audits). */
@@ -153,9 +156,12 @@ export class Validator {
   private counter = 0;
   /** Commits by epoch, each revealed in the epoch after its own. */
   private readonly pending = new Map<number, { uids: number[]; values: number[]; salt: string }>();
-  private readonly auditLimiter = new RateLimiter({ points: 1, duration: AUDIT_INTERVAL_S });
-  private readonly allAudits = new RateLimiter({ points: 1, duration: AUDIT_GLOBAL_INTERVAL_S });
-  private auditing = false;
+  /** Audits waiting or running (one runs at a time), and the peers that handed them in. */
+  private readonly audits = new Queue<AuditVerdict>({ concurrency: 1, maxSize: AUDIT_QUEUE });
+  private readonly auditing = new Set<string>();
+  private lastAuditStart = 0;
+  /** Aborted by stop(): every answer still in line is refused (the queue's own abort leaves waiters hanging). */
+  private auditsStopped = new AbortController();
   /**
    * Answers already audited (by signature), with their verdict: handing the same signed answer in again gets the
    * same verdict and counts nothing, so one wrong answer cannot keep a miner at zero. Bounded (JUDGED_ANSWERS,
@@ -191,6 +197,7 @@ export class Validator {
 
   start() {
     if (this.timer) return;
+    if (this.auditsStopped.signal.aborted) this.auditsStopped = new AbortController();
     this.update({ running: true });
     this.timer = setInterval(() => void this.step(), 1000);
   }
@@ -198,6 +205,7 @@ export class Validator {
   stop() {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    this.auditsStopped.abort(new RpcError('busy', 'this validator stopped'));
     this.update({ running: false });
   }
 
@@ -422,9 +430,10 @@ export class Validator {
 
   /**
    * Check a miner's signed answer that `from` (a gateway, a client) hands in: it must be this subnet's, signed by
-   * a registered miner over exactly these params, and not cancelled; then it gets both stages of judge(). A wrong answer counts against the miner like a wrong challenge; a
-   * correct one changes nothing (who hands answers in cannot raise a miner's score). One audit at a time, one
-   * per AUDIT_INTERVAL_S per peer and one per AUDIT_GLOBAL_INTERVAL_S in all, so handing in answers (from any
+   * a registered miner over exactly these params, and not cancelled; then it gets both stages of judge(). A wrong
+   * answer counts against the miner like a wrong challenge; a correct one changes nothing (who hands answers in
+   * cannot raise a miner's score). Answers wait in line for their turn (at most AUDIT_QUEUE, one per peer), one
+   * audit runs at a time and each starts AUDIT_GLOBAL_INTERVAL_S after the last, so handing in answers (from any
    * number of keys) cannot make this node do unbounded work.
    */
   async audit(raw: unknown, from: string): Promise<AuditVerdict> {
@@ -453,39 +462,50 @@ export class Validator {
     if (!target) return refuse('bad-params', `${result.miner} is not a miner of subnet ${this.deps.subnet.netuid}`);
     const judged = this.judgedAnswers.get(result.sig);
     if (judged) return judged;
+    if (this.auditing.has(from)) return refuse('rate-limited', 'one answer at a time per peer: wait for its verdict');
+    this.auditing.add(from);
     try {
-      this.auditLimiter.consume(from);
-    } catch {
-      return refuse('rate-limited', `one audit per ${AUDIT_INTERVAL_S} s per peer`);
-    }
-    if (this.auditing) return refuse('busy', 'an audit is running; try again shortly');
-    try {
-      this.allAudits.consume('all');
-    } catch {
-      return refuse('busy', `this validator takes one audit per ${AUDIT_GLOBAL_INTERVAL_S} s; try again shortly`);
-    }
-    this.auditing = true;
-    try {
-      const problem = await this.judge(params, result, true);
-      const same = problem === null;
-      const audits = this.state.get().audits;
-      this.update({ audits: { ...audits, checked: audits.checked + 1, wrong: audits.wrong + (same ? 0 : 1) } });
-      if (!same)
-        this.record(
-          target,
-          'wrong',
-          0,
-          challengeDeadlineMs(params.maxNewTokens),
-          true,
-          `audit of a user's answer, ${problem}`,
-        );
-      const verdict: AuditVerdict = { verdict: same ? 'correct' : 'wrong', miner: target.hotkey, uid: target.uid };
-      this.judgedAnswers.set(result.sig, verdict);
-      if (this.judgedAnswers.size > JUDGED_ANSWERS) this.judgedAnswers.delete(this.judgedAnswers.keys().next().value!);
-      return verdict;
+      return await this.audits.add(
+        async () => {
+          const wait = this.lastAuditStart + AUDIT_GLOBAL_INTERVAL_S * 1000 - Date.now();
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+          this.auditsStopped.signal.throwIfAborted();
+          this.lastAuditStart = Date.now();
+          return this.auditNow(params, result, target);
+        },
+        { signal: this.auditsStopped.signal },
+      );
+    } catch (err) {
+      if (err instanceof QueueFullError)
+        return refuse('busy', `${AUDIT_QUEUE} answers are waiting to be checked; try again shortly`);
+      throw err;
     } finally {
-      this.auditing = false;
+      this.auditing.delete(from);
     }
+  }
+
+  /** Both stages on a handed-in answer, counted, and remembered by signature. */
+  private async auditNow(params: GenerateParams, result: GenerateResult, target: { uid: number; hotkey: string }) {
+    // Handed in twice at once (by two peers): the second waited behind the first and gets its verdict.
+    const judged = this.judgedAnswers.get(result.sig);
+    if (judged) return judged;
+    const problem = await this.judge(params, result, true);
+    const same = problem === null;
+    const audits = this.state.get().audits;
+    this.update({ audits: { ...audits, checked: audits.checked + 1, wrong: audits.wrong + (same ? 0 : 1) } });
+    if (!same)
+      this.record(
+        target,
+        'wrong',
+        0,
+        challengeDeadlineMs(params.maxNewTokens),
+        true,
+        `audit of a user's answer, ${problem}`,
+      );
+    const verdict: AuditVerdict = { verdict: same ? 'correct' : 'wrong', miner: target.hotkey, uid: target.uid };
+    this.judgedAnswers.set(result.sig, verdict);
+    if (this.judgedAnswers.size > JUDGED_ANSWERS) this.judgedAnswers.delete(this.judgedAnswers.keys().next().value!);
+    return verdict;
   }
 
   /** Commit in an epoch's first half, reveal the same weights in its second half. */

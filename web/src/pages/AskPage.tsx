@@ -177,6 +177,8 @@ export function AskPage() {
 /** What became of the check of the answer to `requestId`. */
 function checkText(audits: AuditState | null, requestId: string): string {
   const verdict = audits?.recent.find((r) => r.requestId === requestId);
+  const unchecked = audits?.unchecked.find((r) => r.requestId === requestId);
+  if (unchecked) return `No validator could check it: ${unchecked.reason}`;
   if (!verdict) return 'Sent to a validator to check…';
   return verdict.verdict === 'correct'
     ? `Checked by validator ${shortId(verdict.validator)}: correct.`
