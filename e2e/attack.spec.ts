@@ -1,9 +1,10 @@
 /**
- * THREATS.md findings 1-3 played against real tabs by a real adversary: a Node process's libp2p node built from
+ * THREATS.md findings 1-3 and 6 played against real tabs by a real adversary: a Node process's libp2p node built from
  * the project's own code (core/ on the Node platform), speaking only the wire protocol. It signs what a modified
  * client would (a backdated double spend, a backdated commit of copied weights, a backdated registration),
- * gossips it, and serves it to anyone who syncs. Then a late tab joins. The first payment stands, the copy earns
- * nothing, no honest UID is evicted, and every tab, the late one included, reports the same final checkpoints.
+ * gossips it, and serves it to anyone who syncs; then, a voter, it votes twice on one epoch. Then a late tab joins.
+ * The first payment stands, the copy earns nothing, no honest UID is evicted, no tab keeps both votes, and every
+ * tab, the late one included, reports the same final checkpoints.
  */
 import '../shared/polyfills.ts';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,6 +14,7 @@ import { expect, test, type Page } from '@playwright/test';
 import { RelayProcess } from '../relay/testing/relay-process.ts';
 import { epochOf } from '../shared/ledger/config.ts';
 import { testProfile } from '../shared/ledger/profiles.ts';
+import { recordId } from '../shared/ledger/records.ts';
 import { Adversary } from './support/adversary.ts';
 import { openTabs } from './support/tabs.ts';
 
@@ -108,6 +110,15 @@ test('backdating, copying and evicting by a modified client fail against tabs, a
   await adversary.inject(commit);
   await adversary.inject(copy);
 
+  // Finding 6. Two different votes on one epoch it was a voter of: the replay would count one, so no tab stores
+  // the other (nor gives it a place in the adversary's chain).
+  const doubled = await adversary.doubleVote(copy.seq + 1);
+  for (const vote of doubled.votes) await adversary.inject(vote);
+  const voteIds = doubled.votes.map((r) => recordId(r));
+  const votesHeld = (p: Page) => p.evaluate((ids) => window.webtensor.ledger.held(ids), voteIds);
+  for (const p of [miner, validator])
+    await expect.poll(async () => (await votesHeld(p)).length, { timeout: 30_000 }).toBe(1);
+
   // Let an epoch pass after the copy, then look.
   const closed = epochOf(network, copy.block) + 1;
   for (const p of [miner, validator])
@@ -141,6 +152,10 @@ test('backdating, copying and evicting by a modified client fail against tabs, a
   // The tabs saw the adversary's records for what they were.
   for (const p of [miner, validator])
     expect(await p.evaluate((id) => window.webtensor.refused[id] ?? 0, a)).toBeGreaterThan(0);
+
+  // Still one vote of the two at every tab, after sync rounds with the adversary (which serves both).
+  for (const p of pages) expect((await votesHeld(p)).length).toBeLessThanOrEqual(1);
+  expect((await votesHeld(miner)).length).toBe(1);
 
   // Every tab, the late one included, reports the same final checkpoints.
   const reference = await finals(validator);

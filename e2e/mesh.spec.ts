@@ -24,6 +24,18 @@ test.afterAll(async () => {
   await relay.stop();
 });
 
+// On a failure, what every tab's connections looked like, and its last console lines.
+// eslint-disable-next-line no-empty-pattern
+test.afterEach(async ({}, info) => {
+  if (info.status === info.expectedStatus) return;
+  for (const [k, t] of tabs.entries()) {
+    const view = await t.page
+      .evaluate(() => ({ peers: window.webtensor.peers, connectivity: window.webtensor.debug.connectivity() }))
+      .catch((e: Error) => e.message);
+    console.log(`--- tab ${k}: ${JSON.stringify(view)}\n${t.console.slice(-40).join('\n')}`);
+  }
+});
+
 const peerIds = () => Promise.all(tabs.map((t) => t.page.evaluate(() => window.webtensor.peerId!)));
 
 test('every tab reserves a slot on the relay', async () => {

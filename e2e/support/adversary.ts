@@ -2,7 +2,7 @@
  * A modified client for attack tests: a real webtensor node on the Node platform (the project's own libp2p
  * stack, reached by tabs over its WebSocket listener), whose owner signs whatever it likes and pushes it past its
  * own checks: straight into its store (so its sync service serves it to anyone who asks) and onto the records
- * topic. It votes on no checkpoint. Only the wire protocol reaches the honest tabs.
+ * topic. It votes on no checkpoint unless told to. Only the wire protocol reaches the honest tabs.
  */
 import { generateKeyPair } from '@libp2p/crypto/keys';
 import type { PrivateKey } from '@libp2p/interface';
@@ -213,6 +213,25 @@ export class Adversary {
       await this.sign('weights.commit', { netuid, hash }, seq, commitBlock),
       await this.sign('weights.reveal', { netuid, uids, values, salt }, seq + 1, now),
     ];
+  }
+
+  /**
+   * Two different votes on the last closed epoch it is a voter of, as `seq` and `seq + 1`, dated now: one naming
+   * its own replay's checkpoint, one naming made-up roots. The replay counts one vote per voter and epoch.
+   */
+  async doubleVote(seq: number): Promise<{ epoch: number; votes: [LedgerRecord, LedgerRecord] }> {
+    const closed = this.snapshot?.checkpoints.filter((c) => c.hash !== '' && c.voters.includes(this.peerId)) ?? [];
+    const c = closed.at(-1);
+    if (!c) throw new Error('the adversary was a voter of no closed epoch');
+    const body = { epoch: c.epoch, recordsRoot: c.recordsRoot, stateRoot: c.stateRoot, previous: c.previous };
+    const now = this.block;
+    return {
+      epoch: c.epoch,
+      votes: [
+        await this.sign('checkpoint', body, seq, now),
+        await this.sign('checkpoint', { ...body, stateRoot: 'f'.repeat(64) }, seq + 1, now),
+      ],
+    };
   }
 
   private get topic(): string {

@@ -4,7 +4,13 @@
  */
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Admission, MAX_PENDING_PER_AUTHOR, RECORDS_PER_AUTHOR_PER_BLOCK, type AdmissionView } from './admission.ts';
+import {
+  Admission,
+  MAX_PENDING_PER_AUTHOR,
+  RECORDS_PER_AUTHOR_PER_BLOCK,
+  UNCERTAIN_REFUSALS,
+  type AdmissionView,
+} from './admission.ts';
 import { actor, make, smallConfig, type Actor } from './testing.ts';
 import type { StoredRecord } from './replay.ts';
 
@@ -185,6 +191,30 @@ describe('admission: weights and votes come from registered, permitted hotkeys',
     const old = await make(config, fresh(val), 'checkpoint', 102, { epoch: 0, ...body });
     const far = admitted(view({ closeThrough: 100 * tempo }));
     expect(code(() => admit(far, old))).toBe('bad-checkpoint');
+  });
+
+  it('admits one vote per voter and epoch: a second is refused, pending or replayed, and gossip does not blame its sender', async () => {
+    const body = { recordsRoot: '0'.repeat(64), stateRoot: '0'.repeat(64), previous: '0'.repeat(64) };
+    const voter = fresh(val);
+    const first = await make(config, voter, 'checkpoint', 101, { epoch: 4, ...body });
+    // Another root, the next sequence number: a different record on the same epoch.
+    const second = await make(config, voter, 'checkpoint', 101, { epoch: 4, ...body, stateRoot: '1'.repeat(64) });
+    // Signed after the first, in the second's place (seq 2).
+    const onThree = await make(config, { ...val, seq: 1 }, 'checkpoint', 102, { epoch: 3, ...body });
+    const a = admitted();
+    expect(code(() => admit(a, first))).toBe('admitted');
+    expect(code(() => admit(a, second))).toBe('second-vote');
+    // Another epoch is another vote.
+    expect(code(() => admit(a, onThree))).toBe('admitted');
+    // After the replay counted the first (its `voted`), the second is still refused.
+    const replayed = admitted(
+      view({
+        chains: { [val.id]: { seq: 1, block: 101 } },
+        checkpoints: [{ epoch: 4, voters: [val.id], voted: [val.id] }],
+      }),
+    );
+    expect(code(() => admit(replayed, second))).toBe('second-vote');
+    expect(UNCERTAIN_REFUSALS.has('second-vote')).toBe(true);
   });
 });
 

@@ -42,8 +42,8 @@ export interface AdmissionView {
     uids: readonly { hotkey: string }[];
     permits: readonly boolean[];
   }[];
-  /** The recent checkpoints and who may vote on each. */
-  checkpoints: readonly { epoch: number; voters: readonly string[] }[];
+  /** The recent checkpoints, who may vote on each, and who has (a view without `voted` admits a second vote). */
+  checkpoints: readonly { epoch: number; voters: readonly string[]; voted?: readonly string[] }[];
   /** The open batch jobs (docs/jobs.md). A view without them admits job records on funding and quotas alone. */
   jobs?: Readonly<Record<string, JobState>>;
 }
@@ -67,6 +67,8 @@ interface Pending {
   registers: number | null;
   /** The job this record opens (its id is the record's). */
   opens: JobTerms | null;
+  /** The epoch this record votes on (a `checkpoint`). */
+  votes: number | null;
 }
 
 /** Refusals that may come from this node's view being behind (not the sender's fault): gossip ignores them. */
@@ -78,6 +80,8 @@ export const UNCERTAIN_REFUSALS: ReadonlySet<RefusalCode> = new Set([
   // A job record may overtake the client's `job.open` (another author's record), or race its cancel or settlement.
   'unknown-job',
   'job-closed',
+  // Which of a voter's two votes on an epoch arrives first differs by node: the forwarder of the other is not at fault.
+  'second-vote',
 ]);
 
 const refuse = (code: RefusalCode, message: string): never => {
@@ -197,6 +201,7 @@ export class Admission {
         unstaked: new Map(),
         registers: null,
         opens: null,
+        votes: null,
         spend: 0n,
       };
     }
@@ -316,6 +321,12 @@ export class Admission {
           view.subnets.some((s) => s.permits[s.uids.findIndex((u) => u.hotkey === r.author)]) ||
           (permitsMayChange && view.subnets.some((s) => s.uids.some((u) => u.hotkey === r.author)));
         if (!permitted) refuse('no-permit', `${r.author} may not vote on epoch ${r.body.epoch}`);
+        // One vote per voter and epoch: the replay counts one, so another is not stored (nor takes a chain place).
+        if (
+          view.checkpoints.some((c) => c.epoch === r.body.epoch && c.voted?.includes(r.author)) ||
+          mine.some((p) => p.votes === r.body.epoch)
+        )
+          refuse('second-vote', `${r.author} already voted on epoch ${r.body.epoch}`);
         break;
       }
     }
@@ -337,6 +348,7 @@ function effectOf(r: LedgerRecord, id: string, config: NetworkConfig): Pending {
   const add = (account: string, amount: bigint) => balance.set(account, (balance.get(account) ?? 0n) + amount);
   let registers: number | null = null;
   let opens: JobTerms | null = null;
+  let votes: number | null = null;
   let spend = 0n;
   switch (r.kind) {
     case 'job.open': {
@@ -370,6 +382,9 @@ function effectOf(r: LedgerRecord, id: string, config: NetworkConfig): Pending {
       spend = BigInt(r.body.maxBurn);
       add(r.author, -spend);
       break;
+    case 'checkpoint':
+      votes = r.body.epoch;
+      break;
   }
-  return { id, author: r.author, seq: r.seq, block: r.block, balance, unstaked, registers, opens, spend };
+  return { id, author: r.author, seq: r.seq, block: r.block, balance, unstaked, registers, opens, votes, spend };
 }

@@ -184,6 +184,7 @@ export type RefusalCode =
   // admission (docs/ledger.md, "Admission")
   | 'too-large'
   | 'quota'
+  | 'second-vote'
   // registration priced by demand (docs/ledger.md, "Registration")
   | 'registration-limit'
   | 'stale-proof'
