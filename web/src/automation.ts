@@ -84,7 +84,7 @@ export interface WebtensorAutomation {
     load(modelId: string, device?: DevicePreference): Promise<Loaded>;
     /** The same, reporting the phases it went through and the bytes downloaded from the hub (if any). */
     loadWithProgress(modelId: string): Promise<{ loaded: Loaded; phases: string[]; downloadedBytes: number }>;
-    /** Generation on the loaded model (greedy unless `sampling`): new token ids, text and why it ended. */
+    /** Generation on the loaded model (greedy unless `sampling`; queued with the miner's requests): tokens, text, end. */
     generate(prompt: string, maxNewTokens: number, extras?: GenerationExtras): Promise<Generation>;
     /** Embedding of `text` (loaded feature-extraction model) as hex of its float32 bytes, for exact comparison. */
     embedHex(text: string): Promise<string>;
@@ -317,7 +317,15 @@ export function installAutomation(tab: TabNode | null): void {
         );
         return { loaded, phases, downloadedBytes: [...downloaded.values()].reduce((a, b) => a + b, 0) };
       },
-      generate: (prompt, maxNewTokens, extras) => workerInferenceEngine.generate({ prompt, maxNewTokens, ...extras }),
+      // The engine runs one generation at a time: in a tab that serves, wait in line with the miner's requests (a
+      // validator's challenge may be running) instead of failing as busy.
+      generate: (prompt, maxNewTokens, extras) => {
+        const miner = services()?.miner;
+        const model = miner?.state.get().model;
+        return miner && model
+          ? miner.generateHere({ model, prompt, maxNewTokens, ...extras })
+          : workerInferenceEngine.generate({ prompt, maxNewTokens, ...extras });
+      },
       async embedHex(text) {
         const v = await embed(text);
         return Array.from(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), (b) =>
