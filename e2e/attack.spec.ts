@@ -76,8 +76,18 @@ test('backdating, copying and evicting by a modified client fail against tabs, a
     .poll(() => miner.evaluate((id) => window.webtensor.ledger.balance(id), m), { timeout: 30_000 })
     .toBe(paid);
   await adversary.waitFinal(epochOf(network, payment.block), 120_000);
+
   const y = await adversary.newKey();
   await adversary.inject(await adversary.sign('transfer', { to: y, amount: '100' }, payment.seq, payment.block - 1));
+
+  // Finding 6. Two different votes on one epoch it was a voter of (next in its chain, dated now): the replay would
+  // count one, so no tab stores the other (nor gives it a place in the adversary's chain).
+  const doubled = await adversary.doubleVote(payment.seq + 1);
+  for (const vote of doubled.votes) await adversary.inject(vote);
+  const voteIds = doubled.votes.map((r) => recordId(r));
+  const votesHeld = (p: Page) => p.evaluate((ids) => window.webtensor.ledger.held(ids), voteIds);
+  for (const p of [miner, validator])
+    await expect.poll(async () => (await votesHeld(p)).length, { timeout: 30_000 }).toBe(1);
 
   // Finding 3. A fresh key draws the burn from the faucet and registers, both dated in a final epoch, to take a
   // UID of the full subnet after the fact.
@@ -105,19 +115,10 @@ test('backdating, copying and evicting by a modified client fail against tabs, a
   const [commit, copy] = await adversary.copyWeights(
     reveal,
     copyEpoch * network.subnets[0]!.tempo + 2,
-    payment.seq + 1,
+    payment.seq + 3,
   );
   await adversary.inject(commit);
   await adversary.inject(copy);
-
-  // Finding 6. Two different votes on one epoch it was a voter of: the replay would count one, so no tab stores
-  // the other (nor gives it a place in the adversary's chain).
-  const doubled = await adversary.doubleVote(copy.seq + 1);
-  for (const vote of doubled.votes) await adversary.inject(vote);
-  const voteIds = doubled.votes.map((r) => recordId(r));
-  const votesHeld = (p: Page) => p.evaluate((ids) => window.webtensor.ledger.held(ids), voteIds);
-  for (const p of [miner, validator])
-    await expect.poll(async () => (await votesHeld(p)).length, { timeout: 30_000 }).toBe(1);
 
   // Let an epoch pass after the copy, then look.
   const closed = epochOf(network, copy.block) + 1;

@@ -219,10 +219,11 @@ export class Adversary {
    * Two different votes on the last closed epoch it is a voter of, as `seq` and `seq + 1`, dated now: one naming
    * its own replay's checkpoint, one naming made-up roots. The replay counts one vote per voter and epoch.
    */
-  async doubleVote(seq: number): Promise<{ epoch: number; votes: [LedgerRecord, LedgerRecord] }> {
-    const closed = this.snapshot?.checkpoints.filter((c) => c.hash !== '' && c.voters.includes(this.peerId)) ?? [];
-    const c = closed.at(-1);
-    if (!c) throw new Error('the adversary was a voter of no closed epoch');
+  async doubleVote(seq: number, timeoutMs = 60_000): Promise<{ epoch: number; votes: [LedgerRecord, LedgerRecord] }> {
+    const voterOf = (s: LedgerSnapshot | null) =>
+      s?.checkpoints.filter((c) => c.hash !== '' && c.voters.includes(this.peerId)).at(-1);
+    await waitFor(this.ledger.consensus.snapshot, (s) => voterOf(s) !== undefined, AbortSignal.timeout(timeoutMs));
+    const c = voterOf(this.snapshot)!;
     const body = { epoch: c.epoch, recordsRoot: c.recordsRoot, stateRoot: c.stateRoot, previous: c.previous };
     const now = this.block;
     return {
