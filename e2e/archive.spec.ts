@@ -10,6 +10,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RelayProcess } from '../relay/testing/relay-process.ts';
+import { stopProcess } from './support/processes.ts';
 import { openTabs } from './support/tabs.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'archive-e2e-'));
@@ -25,7 +26,7 @@ let archiveOutput = '';
 
 test.setTimeout(180_000);
 test.afterEach(async () => {
-  archive?.kill('SIGTERM');
+  if (archive) await stopProcess(archive);
   await relay.stop();
 });
 

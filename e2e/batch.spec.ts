@@ -132,7 +132,7 @@ const startGateway = (extra: string[] = []) =>
   ]);
 
 test.afterAll(async () => {
-  processes.stopAll();
+  await processes.stopAll();
   await relay.stop();
 });
 

@@ -71,7 +71,7 @@ test.beforeAll(async () => {
 });
 
 test.afterAll(async () => {
-  processes.stopAll();
+  await processes.stopAll();
   await relay.stop();
 });
 

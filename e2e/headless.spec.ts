@@ -11,6 +11,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RelayProcess } from '../relay/testing/relay-process.ts';
+import { stopProcess } from './support/processes.ts';
 import { openTabs } from './support/tabs.ts';
 
 const relay = new RelayProcess(9860, 9861, undefined, ['--network', 'test']);
@@ -26,8 +27,7 @@ const MODEL = 'webtensor/tiny-llama'; // the test network's subnet model
 test.setTimeout(240_000);
 test.beforeAll(() => relay.start());
 test.afterAll(async () => {
-  miner?.kill('SIGTERM');
-  validatorNode?.kill('SIGTERM');
+  await Promise.all([miner, validatorNode].map((c) => c && stopProcess(c)));
   await relay.stop();
 });
 

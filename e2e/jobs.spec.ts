@@ -11,6 +11,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RelayProcess } from '../relay/testing/relay-process.ts';
+import { stopProcess } from './support/processes.ts';
 import { openTabs, type Tab } from './support/tabs.ts';
 
 const relay = new RelayProcess(9720, 9721, undefined, ['--network', 'test']);
@@ -40,7 +41,7 @@ test.beforeAll(async () => {
 
 test.afterAll(async () => {
   for (const m of miners) await m.context.close();
-  for (const c of children) c.kill('SIGTERM');
+  await Promise.all(children.map((c) => stopProcess(c)));
   await relay.stop();
 });
 

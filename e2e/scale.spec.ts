@@ -7,6 +7,7 @@
 import { expect, test } from '@playwright/test';
 import type { ChildProcess } from 'node:child_process';
 import { RelayProcess } from '../relay/testing/relay-process.ts';
+import { stopProcess } from './support/processes.ts';
 import { startSwarm } from '../core/testing/swarm-process.ts';
 import { openTabs } from './support/tabs.ts';
 
@@ -20,7 +21,7 @@ const swarms: ChildProcess[] = [];
 test.setTimeout(300_000);
 test.beforeAll(() => relay.start());
 test.afterAll(async () => {
-  for (const s of swarms) s.kill('SIGTERM');
+  await Promise.all(swarms.map((s) => stopProcess(s)));
   await relay.stop();
 });
 

@@ -65,7 +65,7 @@ test.beforeAll(async () => {
 });
 
 test.afterAll(async () => {
-  processes.stopAll();
+  await processes.stopAll();
   await relay.stop();
 });
 

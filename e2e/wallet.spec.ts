@@ -13,6 +13,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RelayProcess } from '../relay/testing/relay-process.ts';
+import { stopProcess } from './support/processes.ts';
 
 const relay = new RelayProcess(9760, 9761, undefined, ['--network', 'test']);
 const VALIDATOR_PORT = 9762;
@@ -47,7 +48,7 @@ test.beforeAll(async () => {
 });
 
 test.afterAll(async () => {
-  for (const c of children) c.kill('SIGTERM');
+  await Promise.all(children.map((c) => stopProcess(c)));
   await relay.stop();
 });
 

@@ -34,12 +34,29 @@ export class Processes {
     ]);
   }
 
-  stopAll(): void {
-    for (const child of this.logs.keys()) child.kill('SIGTERM');
+  /**
+   * Stop every process and wait until each has exited (SIGKILL after `graceMs`), so that the next spec does not
+   * share the machine's two cores with nodes still shutting down.
+   */
+  async stopAll(graceMs = 5000): Promise<void> {
+    await Promise.all([...this.logs.keys()].map((child) => stopProcess(child, graceMs)));
   }
 
   /** Print the last `chars` of every process's output (for a test that failed). */
   printLogs(chars = 3000): void {
     for (const { name, log } of this.logs.values()) console.log(`--- ${name}\n${log.slice(-chars)}`);
   }
+}
+
+/** SIGTERM `child`, SIGKILL it if it is still running after `graceMs`; resolves once it has exited. */
+export function stopProcess(child: ChildProcess, graceMs = 5000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const killer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    child.once('exit', () => {
+      clearTimeout(killer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
 }
