@@ -530,6 +530,9 @@ function auditText(s: JobStatus['shards'][number], events: ShardEvents | undefin
   return before.length ? `${now}; before: ${before.join(', ')}` : now;
 }
 
+/** Times a closed job's missing results are fetched again without a click. */
+const AUTO_FETCHES = 3;
+
 /** A closed job's output: every request's line, fetched from the miners, checked, and offered as a JSONL file. */
 function JobOutput({ job, client }: { job: JobStatus; client: JobClient }) {
   const [lines, setLines] = useState<JobOutputLine[] | null>(null);
@@ -559,6 +562,14 @@ function JobOutput({ job, client }: { job: JobStatus; client: JobClient }) {
     [lines],
   );
   useEffect(() => () => void (url && URL.revokeObjectURL(url)), [url]);
+  // A miner may be out of reach for a moment (busy serving, reconnecting): fetch what is missing again by itself a
+  // few times, further apart each time, before leaving it to the button.
+  const missing = lines?.find((l) => 'error' in l && l.error.code === 'unavailable');
+  useEffect(() => {
+    if (!missing || attempt >= AUTO_FETCHES) return;
+    const timer = setTimeout(() => setAttempt((a) => a + 1), 2000 * (attempt + 1));
+    return () => clearTimeout(timer);
+  }, [missing, attempt]);
   if (error)
     return (
       <>
@@ -588,9 +599,17 @@ function JobOutput({ job, client }: { job: JobStatus; client: JobClient }) {
         {without.length > 0 ? `, ${without.join(', ')}` : ''}
       </span>
       {unavailable > 0 && (
-        <button type="button" className="secondary small" onClick={() => setAttempt((a) => a + 1)}>
-          Fetch the {unavailable} missing again
-        </button>
+        <>
+          <button type="button" className="secondary small" onClick={() => setAttempt((a) => a + 1)}>
+            Fetch the {unavailable} missing again
+          </button>
+          {missing && 'error' in missing && (
+            <span className="muted" data-testid="job-output-problem">
+              {attempt < AUTO_FETCHES ? 'Trying again shortly. ' : ''}
+              {missing.error.message}
+            </span>
+          )}
+        </>
       )}
       <details className="job-output-sample">
         <summary>First answers</summary>
