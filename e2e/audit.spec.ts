@@ -163,6 +163,7 @@ test('a tab whose user opts in on Ask hands its answers to a validator, and show
   const miner = await page.evaluate(() => window.webtensor.audits!.recent.at(-1)!.miner);
   expect([honest, cheater]).toContain(miner);
   await expect(page.getByTestId('answer-check')).toContainText(miner === honest ? 'correct' : 'wrong');
+  await page.screenshot({ path: test.info().outputPath('ask-verdict.png'), fullPage: true });
   // The choice is kept for the next visit.
   await page.reload();
   await expect(page.getByTestId('check-answers')).toBeChecked();

@@ -100,6 +100,18 @@ describe('Auditor', () => {
     expect(auditor.state.get()).toMatchObject({ correct: 1, failed: 0 });
   });
 
+  it('says so when no validator with a permit ever appears', async () => {
+    const failures: string[] = [];
+    const auditor = new Auditor(
+      { rpc: validatorBusy(0).rpc, snapshot: new Store<LedgerSnapshot | null>(null) },
+      { rate: 1, onFailure: (r) => failures.push(r) },
+    );
+    auditor.offer(1, params, result);
+    await vi.advanceTimersByTimeAsync(120_000);
+    expect(failures).toEqual(['no validator with a permit is known on this subnet']);
+    expect(auditor.state.get().unchecked).toEqual([{ requestId: 'r1', reason: failures[0] }]);
+  });
+
   it('does not hand in again an answer a validator refused for another reason', async () => {
     const call = vi.fn(async () => {
       throw new RpcError('bad-params', 'not signed over these params');

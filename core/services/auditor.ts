@@ -158,7 +158,7 @@ export class Auditor {
       this.queue.unshift({ ...answer, tries: answer.tries + 1 });
       return;
     }
-    const reason = reasons.length > 0 ? reasons.join('; ') : 'no permitted validator is known';
+    const reason = reasons.length > 0 ? reasons.join('; ') : 'no validator with a permit is known on this subnet';
     const s = this.state.get();
     this.state.update({
       failed: s.failed + 1,
