@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { epochBlocks } from './config.ts';
 import { adoption, arrivalContext, checkpointIds, recordsRootOf } from './finality.ts';
 import { checkRecord, RecordRefused } from './records.ts';
-import { replay, type StoredRecord } from './replay.ts';
+import { MAX_TALLIES, replay, type StoredRecord } from './replay.ts';
 import { uidOf, weightsCommitHash } from './state.ts';
 import { actor, claim, honestEpochs, make, registration, smallConfig, votes, type Actor } from './testing.ts';
 
@@ -211,5 +211,37 @@ describe('when validators are offline', () => {
     // From now on, nothing dated in those epochs comes in any more.
     const late = await make(config, alice, 'transfer', 15 * T, { to: net.miner.id, amount: '1' }, 1);
     expect(await arrival(late, 21 * T + 6, back.lastVotedFinal, 'sync')).toBe('final');
+  });
+});
+
+describe('old tallies (MAX_TALLIES)', () => {
+  it('a replay keeps the last 16 tallies; votes on an epoch older than that are refused and change nothing', async () => {
+    const net = await network();
+    const records = [...net.records];
+    // Epoch 2's checkpoint, taken while it is recent: votes naming it are well formed, just late.
+    const early = replay(config, records, 3 * T + 4).checkpoints.find((c) => c.epoch === 2)!;
+    expect(early).toBeDefined();
+    // Twenty epochs pass without a vote.
+    const block = 21 * T + 4;
+    const without = replay(config, records, block + 1);
+    expect(without.state.checkpoints.length).toBeLessThanOrEqual(MAX_TALLIES);
+    expect(without.checkpoints.map((c) => c.epoch)).not.toContain(2);
+    const late = await Promise.all(
+      net.validators.map((v) =>
+        make(config, v, 'checkpoint', block, {
+          epoch: 2,
+          recordsRoot: early.recordsRoot,
+          stateRoot: early.stateRoot,
+          previous: early.previous,
+        }),
+      ),
+    );
+    const withLate = replay(config, [...records, ...late], block + 1);
+    for (const vote of late) expect(withLate.refused[vote.id]?.code).toBe('bad-checkpoint');
+    // Had the tally of epoch 2 been kept, these two votes (all the permitted stake) would have made it final.
+    expect(withLate.lastVotedFinal).toBe(-1);
+    expect(withLate.lastFinal).toBe(without.lastFinal);
+    expect(withLate.state.checkpoints).toEqual(without.state.checkpoints);
+    expect(withLate.state.balances).toEqual(without.state.balances);
   });
 });
