@@ -3,8 +3,9 @@
  * own code (support/adversary.ts) speaking only the wire protocol:
  *
  * 1. A flood of validly signed junk on the records topic (unfunded transfers, weights from unregistered keys,
- *    unstakes of stake nobody holds, records over 48 KiB, records beyond the per-block quota), also served by its
- *    sync. No tab stores any of it, every tab hangs up on the sender, and the tabs keep closing epochs on time.
+ *    unstakes of stake nobody holds, checkpoint votes from non-voters, records over 48 KiB, records beyond the
+ *    per-block quota), also served by its sync. No tab stores any of it, every tab hangs up on the sender, and
+ *    the tabs keep closing epochs on time.
  * 2. Sixteen identities registering on a subnet full of honest miners as fast as the rules allow. Every tab's
  *    replay takes at most `maxPerBlock` per block, never evicts an immune UID, evicts no more honest miners than
  *    the rules allow, raises the burn after an epoch over target, and every tab reports the same state.

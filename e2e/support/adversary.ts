@@ -14,6 +14,7 @@ import { createNodePlatform } from '../../core/nodejs/platform.ts';
 import { waitFor } from '../../core/store.ts';
 import { proofCheckpoint, registrationPrice } from '../../core/services/registration.ts';
 import { RECORDS_PER_AUTHOR_PER_BLOCK } from '../../shared/ledger/admission.ts';
+import { epochBlocks } from '../../shared/ledger/config.ts';
 import { finalThrough } from '../../shared/ledger/finality.ts';
 import { uidOf, type LedgerSnapshot } from '../../shared/ledger/snapshot.ts';
 import { genesisHash } from '../../shared/ledger/state.ts';
@@ -32,7 +33,8 @@ import { TOPICS } from '../../shared/names.ts';
 type Reveal = Extract<LedgerRecord, { kind: 'weights.reveal' }>;
 
 /** The junk a flood sends: each kind is something admission must keep out (docs/ledger.md, "Admission"). */
-export type JunkKind = 'unfunded-transfer' | 'unregistered-weights' | 'unowned-unstake' | 'oversized' | 'over-quota';
+export type JunkKind =
+  'unfunded-transfer' | 'unregistered-weights' | 'unowned-unstake' | 'stray-vote' | 'oversized' | 'over-quota';
 
 export interface FloodReport {
   /** Messages published on the records topic, and deliveries (one message to two peers: two). */
@@ -293,7 +295,8 @@ export class Adversary {
 
   /**
    * One round of junk dated `block`, every record validly signed by a fresh key: unfunded transfers, weights
-   * from unregistered keys, unstakes of stake the author does not have, a record over MAX_RECORD_BYTES, and
+   * from unregistered keys, unstakes of stake the author does not have, checkpoint votes from non-voters (on a
+   * recent, a settled and a future epoch), a record over MAX_RECORD_BYTES, and
    * RECORDS_PER_AUTHOR_PER_BLOCK + 4 funded faucet claims by one author in the one block.
    */
   private async junkRound(block: number): Promise<{ kind: JunkKind; record: LedgerRecord }[]> {
@@ -319,6 +322,15 @@ export class Adversary {
         kind: 'unowned-unstake',
         record: await this.sign('stake.remove', { hotkey: somebody, amount: '1000000000' }, 1, block, await fresh()),
       });
+    // Checkpoint votes from keys that hold no permit: on the last closed epoch (plausible, but not a voter), on
+    // genesis (long settled) and on an epoch far ahead (not closed anywhere). Roots are random: a vote is refused
+    // for who signs it and when, before anyone compares roots.
+    const closed = Math.floor(block / epochBlocks(this.ledger.network)) - 1;
+    for (const epoch of [Math.max(0, closed), 0, closed + 50]) {
+      const root = () => Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('hex');
+      const body = { epoch, recordsRoot: root(), stateRoot: root(), previous: root() };
+      out.push({ kind: 'stray-vote', record: await this.sign('checkpoint', body, 1, block, await fresh()) });
+    }
     // A transfer with a memo that takes it over the bound: validly signed (the memo is signed too), too large.
     const memo = 'x'.repeat(MAX_RECORD_BYTES + 1024);
     out.push({
@@ -345,6 +357,7 @@ export class Adversary {
         'unfunded-transfer': 0,
         'unregistered-weights': 0,
         'unowned-unstake': 0,
+        'stray-vote': 0,
         oversized: 0,
         'over-quota': 0,
       },
