@@ -65,6 +65,7 @@ export class RecordBook {
   private lastBlock = 0;
   private readonly storedListeners = new Set<Listener>();
   private readonly publishedListeners = new Set<Listener>();
+  private readonly droppedListeners = new Set<(ids: readonly string[]) => void>();
   private tail: Promise<unknown> = Promise.resolve();
   private signing: Promise<unknown> = Promise.resolve();
 
@@ -94,6 +95,12 @@ export class RecordBook {
   onPublished(listener: Listener): () => void {
     this.publishedListeners.add(listener);
     return () => this.publishedListeners.delete(listener);
+  }
+
+  /** Called with the ids of records forgotten because a final checkpoint this node adopted does not hold them. */
+  onDropped(listener: (ids: readonly string[]) => void): () => void {
+    this.droppedListeners.add(listener);
+    return () => this.droppedListeners.delete(listener);
   }
 
   /**
@@ -236,6 +243,7 @@ export class RecordBook {
     await this.components.store.delete(ids);
     // If one of ours went (signed while cut off, say), our chain continues after the last we still hold.
     await this.reloadHead();
+    for (const listener of this.droppedListeners) listener(ids);
     for (const listener of this.storedListeners) listener([]);
   }
 

@@ -109,6 +109,24 @@ describe('Registration', () => {
     expect(registration.state.get()).toMatchObject({ phase: 'registered', uid: maxPerBlock });
   });
 
+  it('registers again when a final checkpoint it adopts leaves its record out (the record never reached the voters)', async () => {
+    await consensus.replayNow();
+    await registration.register(1, 'miner');
+    await consensus.replayNow();
+    expect(registration.state.get()).toMatchObject({ phase: 'registered', uid: 0 });
+    const mine = published.find((r) => r.kind === 'register')!;
+    // What adopting a final checkpoint without it does (core/services/finality.ts): the book forgets the record.
+    await book.drop([recordId(mine)]);
+    clock.advance(network.blockMs);
+    await consensus.replayNow();
+    // Not "lost its UID": nothing was burned, so it registers again, from the next block on.
+    await expect.poll(() => published.filter((r) => r.kind === 'register').length).toBe(2);
+    await expect.poll(() => registration.state.get()?.phase).toBe('published');
+    expect(phases).not.toContain('error');
+    await consensus.replayNow();
+    expect(registration.state.get()).toMatchObject({ phase: 'registered', uid: 0, error: null });
+  });
+
   it('follows the replay to "registered" with the UID it got', async () => {
     await registerRecordOfSomeoneElse();
     await consensus.replayNow();

@@ -8,7 +8,8 @@
  * A node that asked to be registered (`ensureRegistered`) keeps trying until it is: an attempt that fails (no recent
  * checkpoint yet because the node has not synced, a record refused more times than MAX_RETRIES, the engine failed)
  * is tried again after a growing pause, with the reason in `state` meanwhile. A node that held a UID and lost it does
- * not register again by itself: that would burn again, which only its owner should decide.
+ * not register again by itself: that would burn again, which only its owner should decide. A record the network
+ * finalised without (it never reached the voters) burned nothing, so that one is sent again like a refused one.
  */
 import type { PrivateKey } from '@libp2p/interface';
 import { epochOf, findSubnet, type NetworkConfig } from '../../shared/ledger/config.ts';
@@ -87,7 +88,12 @@ export class Registration {
   constructor(private readonly components: RegistrationComponents) {}
 
   start(): void {
-    this.stopWatching = this.components.consensus.snapshot.subscribe((s) => this.follow(s));
+    const stopFollowing = this.components.consensus.snapshot.subscribe((s) => this.follow(s));
+    const stopDrops = this.components.book.onDropped((ids) => this.dropped(ids));
+    this.stopWatching = () => {
+      stopFollowing();
+      stopDrops();
+    };
   }
 
   stop(): void {
@@ -219,6 +225,8 @@ export class Registration {
       this.wanted = null;
       return this.state.set({ ...reg, phase: 'registered', uid, retrying: false });
     }
+    // A new record is on its way already.
+    if (this.retry) return;
     // The replay refused the record (the block's registrations were taken by others that arrived later and sort
     // first, the price rose at a close, ...): register again, a few times, then say why.
     // (Also after it showed registered: a same-block registration arriving later can take the slot after the fact.)
@@ -229,16 +237,36 @@ export class Registration {
         this.state.set({ ...reg, phase: 'error', uid: null, error: 'This node lost its UID to a later registration.' });
       return;
     }
+    this.sendAgain(refusal.message);
+  }
+
+  /**
+   * The network made the record's epoch final without it (it did not reach the voters in time, say while this
+   * node was cut off), and this node dropped it when it adopted that checkpoint: it will never be replayed, and
+   * nothing was burned. Register again, as after a refusal.
+   */
+  private dropped(ids: readonly string[]): void {
+    if (!this.published || !ids.includes(this.published.id)) return;
+    this.sendAgain('the network made its block final without it');
+  }
+
+  /** Publish a new register record from the next block on, or give up (and try again later) after MAX_RETRIES. */
+  private sendAgain(why: string): void {
+    const reg = this.state.get();
+    if (!reg || !this.published || this.retry) return;
     const { role, retries, block } = this.published;
     this.published = { ...this.published, id: '', retries: retries + 1 };
     if (retries >= MAX_RETRIES) {
       this.published = null;
-      this.state.set({ ...reg, phase: 'error', error: `The registration was refused: ${refusal.message}` });
+      this.state.set({ ...reg, phase: 'error', uid: null, error: `The registration was refused: ${why}` });
       return this.scheduleTryAgain();
     }
     // Not in the same block again (its registrations are taken): from the next one on.
     const { consensus, book } = this.components;
     const waitMs = Math.max(0, (block + 1 - consensus.currentBlock()) * book.network.blockMs);
-    this.retry = setTimeout(() => void this.register(reg.netuid, role).catch(() => this.scheduleTryAgain()), waitMs);
+    this.retry = setTimeout(() => {
+      this.retry = null;
+      void this.register(reg.netuid, role).catch(() => this.scheduleTryAgain());
+    }, waitMs);
   }
 }
