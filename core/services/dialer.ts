@@ -52,6 +52,8 @@ export class Dialer {
   /** Set while queued dials wait for the next window. */
   private nextWindow: ReturnType<typeof setTimeout> | null = null;
   failures = 0;
+  /** Why the last failed dial failed (diagnostics). */
+  lastFailure: string | null = null;
   /** How many times a dial had to wait for the rate cap. */
   rateLimited = 0;
 
@@ -69,6 +71,7 @@ export class Dialer {
       queued: this.queue.length,
       backingOff: this.backoff.size,
       failures: this.failures,
+      lastFailure: this.lastFailure,
       rateLimited: this.rateLimited,
     };
   }
@@ -141,8 +144,9 @@ export class Dialer {
       );
       Promise.race([this.options.dial(peer, signal), timedOut])
         .then(() => this.backoff.delete(peer))
-        .catch(() => {
+        .catch((err: unknown) => {
           this.failures++;
+          this.lastFailure = `${peer}: ${(err as Error)?.message ?? String(err)}`;
           const delay = Math.min(30_000, (this.backoff.get(peer)?.delay ?? 500) * 2);
           this.backoff.set(peer, { until: this.now() + delay, delay });
         })
