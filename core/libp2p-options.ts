@@ -10,6 +10,7 @@ import { ping } from '@libp2p/ping';
 import type { PeerId } from '@libp2p/interface';
 import { yamux } from '@libp2p/yamux';
 import type { PeerBans } from './peer-bans.ts';
+import { DIAL_TIMEOUT_MS } from './services/dialer.ts';
 
 /**
  * Connections a node holds at most (libp2p closes the least valued beyond it; the relay's is tagged to stay).
@@ -40,10 +41,17 @@ export function sharedLibp2pOptions(bans?: Pick<PeerBans, 'has'>) {
     //   connections all carry the relay's IP (P2P.md pitfall 2), and a swarm of headless nodes shares one
     //   loopback address: a per-host limit of 32 made the 40-node scale test fail to mesh (dial storms of
     //   retries), so it stays high here and the relay limits per IP instead.
+    // - addressDialTimeout / dialTimeout: a WebRTC dial through the relay is a relayed connection, a signalling
+    //   stream, an offer, an answer, candidates, DTLS and an `init` channel: several relay round trips. libp2p's
+    //   defaults (6 s per address, 10 s per dial) suit one TCP handshake; on a loaded relay the relayed connection
+    //   alone took ~4.5 s and most WebRTC dials were cut off at 6 s (scale.spec). The Dialer bounds each dial at
+    //   DIAL_TIMEOUT_MS anyway (core/services/dialer.ts).
     connectionManager: {
       inboundConnectionThreshold: 1000,
       maxIncomingPendingConnections: 100,
       maxConnections: MAX_CONNECTIONS,
+      addressDialTimeout: DIAL_TIMEOUT_MS,
+      dialTimeout: DIAL_TIMEOUT_MS,
     },
     // A slow ping under load must not tear down a healthy connection (pitfall 4).
     connectionMonitor: { abortConnectionOnPingFailure: false, pingInterval: 5000 },

@@ -12,6 +12,8 @@ import { RateLimiter, type RateLimitError } from '@libp2p/utils';
 /** Dials a node starts at most per window, by default: enough to reach TARGET_PEERS in the first window. */
 export const MAX_DIALS_PER_WINDOW = 16;
 export const DIAL_WINDOW_MS = 10_000;
+/** How long one dial may take (a WebRTC dial through a busy relay takes several relay round trips). */
+export const DIAL_TIMEOUT_MS = 15_000;
 
 export interface DialerOptions {
   self: string;
@@ -137,7 +139,7 @@ export class Dialer {
       }
       this.queue.shift();
       this.inFlight.add(peer);
-      const signal = AbortSignal.timeout(this.options.timeoutMs ?? 15_000);
+      const signal = AbortSignal.timeout(this.options.timeoutMs ?? DIAL_TIMEOUT_MS);
       // A dial that ignores its signal must not hold a slot forever: with every slot held, nobody new is dialled.
       const timedOut = new Promise<never>((_, reject) =>
         signal.addEventListener('abort', () => reject(new Error('dial timed out')), { once: true }),
