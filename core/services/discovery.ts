@@ -19,6 +19,8 @@ import type { RelayLink } from './relay-link.ts';
 export const TARGET_PEERS = 10;
 /** An on-demand connection (to a miner asked, say) unused this long is closed. */
 const ON_DEMAND_IDLE_MS = 60_000;
+/** Peer-list requests a relay may leave unanswered in a row before its connection is dropped and dialled again. */
+export const UNANSWERED_BEFORE_REDIAL = 3;
 
 export interface DiscoveryState {
   /** When the relay's list last arrived and how many peers it named. */
@@ -42,6 +44,9 @@ export class Discovery {
   private addrs: Record<string, string[]> = {};
   /** Which relay listed each peer last (it holds a reservation there: dial through it). */
   private listedBy = new Map<string, RelayLink>();
+  /** Peer-list requests each relay has left unanswered in a row. */
+  private readonly unanswered = new Map<RelayLink, number>();
+  private polling = false;
   private timer: ReturnType<typeof setInterval> | null = null;
   private stopReserved: (() => void) | null = null;
   /** Peers connected on demand (not from the sample), with when they were last used. */
@@ -114,6 +119,18 @@ export class Discovery {
   }
 
   private async poll(): Promise<void> {
+    // One poll at a time: a relay that does not answer holds one for seconds, and polls piling up on it would
+    // count its silence several times over.
+    if (this.polling) return;
+    this.polling = true;
+    try {
+      await this.pollOnce();
+    } finally {
+      this.polling = false;
+    }
+  }
+
+  private async pollOnce(): Promise<void> {
     const { relays, peers } = this.components;
     const reserved = relays.filter((r) => r.state.get().reserved);
     if (reserved.length === 0) return;
@@ -149,9 +166,21 @@ export class Discovery {
       });
       // Close our end: the relay's close waits for it, and open streams count against its limit.
       await stream.close({ signal: AbortSignal.timeout(2000) }).catch(() => stream.abort(new Error('closing failed')));
+      this.unanswered.delete(relay);
       return { relay, list: decodeFrame(bytes.subarray(), peerListSchema) };
     } catch (err) {
-      this.state.update({ lastError: `${relay.peer}: ${(err as Error).message}` });
+      const message = (err as Error).message;
+      this.state.update({ lastError: `${relay.peer}: ${message}` });
+      // A relay that answers nothing several times in a row, on a connection libp2p still calls open, is dialled
+      // afresh (once is not enough: a busy relay may miss one request, and redialling costs every circuit on it).
+      const missed = (this.unanswered.get(relay) ?? 0) + 1;
+      this.unanswered.set(relay, missed);
+      if (missed >= UNANSWERED_BEFORE_REDIAL) {
+        this.unanswered.delete(relay);
+        relay.redial(
+          `The relay answered none of ${missed} peer-list requests in a row (${message}); dialling it again.`,
+        );
+      }
       return null;
     }
   }

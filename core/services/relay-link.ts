@@ -61,7 +61,9 @@ export class RelayLink {
   private readonly onDisconnect = (e: CustomEvent<{ toString(): string }>) => {
     if (!this.running || e.detail.toString() !== this.peer) return;
     const s = this.state.get();
-    this.state.update({ connected: false, reserved: false, reconnects: s.reconnects + 1 });
+    // (After `redial` the state already says so.)
+    if (s.connected || s.reserved)
+      this.state.update({ connected: false, reserved: false, reconnects: s.reconnects + 1 });
     this.connect();
   };
 
@@ -88,6 +90,22 @@ export class RelayLink {
   stop(): void {
     this.running = false;
     this.components.libp2p.removeEventListener('peer:disconnect', this.onDisconnect);
+  }
+
+  /**
+   * Drop the connection to the relay and dial again: it is there but dead. libp2p can keep a connection whose
+   * muxer has closed without announcing peer:disconnect; every stream to the relay then fails ("The connection
+   * muxer is closed"), so this node neither gets peer lists nor is reachable, and it never reconnects by itself
+   * (seen in scale.spec: two nodes cut off for the whole test). Whoever finds the relay dead calls this.
+   */
+  redial(why: string): void {
+    if (!this.running) return;
+    const s = this.state.get();
+    this.state.update({ connected: false, reserved: false, reconnects: s.reconnects + 1, problem: why });
+    const error = new Error(why);
+    for (const connection of this.components.libp2p.getConnections(peerIdFromString(this.peer)))
+      connection.abort(error);
+    this.connect();
   }
 
   /** Resolves once this node holds a reservation (now or after the next reconnect). */
