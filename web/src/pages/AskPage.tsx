@@ -178,7 +178,8 @@ export function AskPage() {
 function checkText(audits: AuditState | null, requestId: string): string {
   const verdict = audits?.recent.find((r) => r.requestId === requestId);
   const unchecked = audits?.unchecked.find((r) => r.requestId === requestId);
-  if (unchecked) return `No validator could check it: ${unchecked.reason}.`;
+  // (A validator's own message may already end its sentence.)
+  if (unchecked) return `No validator could check it: ${unchecked.reason.replace(/[.!?]$/, '')}.`;
   if (!verdict) return 'Sent to a validator to check…';
   return verdict.verdict === 'correct'
     ? `Checked by validator ${shortId(verdict.validator)}: correct.`
