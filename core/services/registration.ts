@@ -81,6 +81,8 @@ export class Registration {
   /** A registration sent again after a refusal, waiting for its block. */
   private retry: ReturnType<typeof setTimeout> | null = null;
   private published: { id: string; block: number; role: 'miner' | 'validator'; retries: number } | null = null;
+  /** The id of our register record if adopting a final checkpoint dropped it. */
+  private droppedId: string | null = null;
   /** The registration this node asked for and does not hold yet, with the failed attempts since it last worked. */
   private wanted: { netuid: number; role: 'miner' | 'validator'; attempts: number } | null = null;
   private tryAgain: ReturnType<typeof setTimeout> | null = null;
@@ -232,22 +234,19 @@ export class Registration {
     // (Also after it showed registered: a same-block registration arriving later can take the slot after the fact.)
     const waiting = reg.phase === 'published' || reg.phase === 'registered';
     const refusal = this.published && waiting ? snapshot.refused[this.published.id] : undefined;
-    if (!refusal || !this.published) {
-      if (uid === null && reg.phase === 'registered')
-        this.state.set({ ...reg, phase: 'error', uid: null, error: 'This node lost its UID to a later registration.' });
-      return;
-    }
-    this.sendAgain(refusal.message);
+    if (refusal) return this.sendAgain(refusal.message);
+    // The network made the record's epoch final without it (it did not reach the voters in time, say while this
+    // node was cut off), and this node dropped it when it adopted that checkpoint: it will never be replayed, and
+    // nothing was burned. Register again, as after a refusal.
+    if (uid === null && waiting && this.published && this.published.id === this.droppedId)
+      return this.sendAgain('the network made its block final without it');
+    if (uid === null && reg.phase === 'registered')
+      this.state.set({ ...reg, phase: 'error', uid: null, error: 'This node lost its UID to a later registration.' });
   }
 
-  /**
-   * The network made the record's epoch final without it (it did not reach the voters in time, say while this
-   * node was cut off), and this node dropped it when it adopted that checkpoint: it will never be replayed, and
-   * nothing was burned. Register again, as after a refusal.
-   */
+  /** Note that adopting a final checkpoint dropped our register record; the next replay decides (`follow`). */
   private dropped(ids: readonly string[]): void {
-    if (!this.published || !ids.includes(this.published.id)) return;
-    this.sendAgain('the network made its block final without it');
+    if (this.published && ids.includes(this.published.id)) this.droppedId = this.published.id;
   }
 
   /** Publish a new register record from the next block on, or give up (and try again later) after MAX_RETRIES. */
