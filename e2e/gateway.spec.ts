@@ -40,8 +40,9 @@ interface MinerStatus {
   uid: number | null;
   model: string | null;
 }
+// (Bounded: a miner that stops answering must show as null, not hang the poll past its timeout.)
 const statusOf = (port: number): Promise<MinerStatus | null> =>
-  fetch(`http://127.0.0.1:${port}/status`)
+  fetch(`http://127.0.0.1:${port}/status`, { signal: AbortSignal.timeout(5000) })
     .then((r) => r.json() as Promise<MinerStatus>)
     .catch(() => null);
 
@@ -54,20 +55,28 @@ test.beforeAll(async () => {
     ...['--port', String(GATEWAY_PORT), '--relay', relay.healthUrl, '--data', join(root, 'gateway')],
     ...['--api-key', KEY, '--api-key', BURST_KEY, '--rate-limit', String(RATE), '--timeout', '30'],
   ]);
-  // Both miners registered, and the gateway lists the model.
-  await expect
-    .poll(
-      async () => (await Promise.all(MINER_PORTS.map(statusOf))).every((s) => s?.uid !== null && s?.uid !== undefined),
-      {
-        timeout: 120_000,
-      },
-    )
-    .toBe(true);
-  await expect
-    .poll(async () => (await openai.models.list().catch(() => ({ data: [] }))).data.map((m) => m.id), {
-      timeout: 60_000,
-    })
-    .toContain(MODEL);
+  try {
+    // Both miners registered, and the gateway lists the model.
+    await expect
+      .poll(
+        async () =>
+          (await Promise.all(MINER_PORTS.map(statusOf))).every((s) => s?.uid !== null && s?.uid !== undefined),
+        {
+          timeout: 120_000,
+        },
+      )
+      .toBe(true);
+    await expect
+      .poll(async () => (await openai.models.list().catch(() => ({ data: [] }))).data.map((m) => m.id), {
+        timeout: 60_000,
+      })
+      .toContain(MODEL);
+  } catch (err) {
+    // (afterEach does not run when beforeAll fails.)
+    console.log(`--- miners' status: ${JSON.stringify(await Promise.all(MINER_PORTS.map(statusOf)))}`);
+    processes.printLogs();
+    throw err;
+  }
 });
 
 test.afterAll(async () => {

@@ -74,13 +74,20 @@ test('40 headless nodes and 4 tabs: bounded connections, records at every node (
     const { id, at } = await get<{ id: string; at: number }>(port, `/publish?node=${k % PER_SWARM}`, 'POST');
     await expect
       .poll(
-        async () =>
-          (await Promise.all(SWARMS.map((p) => get<(number | null)[]>(p, `/arrivals?id=${id}`))))
-            .flat()
-            .filter((a) => a === null).length,
+        async () => {
+          const arrived = (
+            await Promise.all(SWARMS.map((p) => get<(number | null)[]>(p, `/arrivals?id=${id}`)))
+          ).flat();
+          if (arrived.every((a) => a !== null)) return 'at every node';
+          // The nodes still without it, and why they might be (their peers, relay and dials), for the failure report.
+          const stats = await allStats();
+          return JSON.stringify(
+            arrived.flatMap((a, i) => (a === null ? [{ ...stats[i]!, epochs: undefined, node: i }] : [])),
+          );
+        },
         { timeout: 20_000 },
       )
-      .toBe(0);
+      .toBe('at every node');
     const arrivals = (await Promise.all(SWARMS.map((p) => get<number[]>(p, `/arrivals?id=${id}`)))).flat();
     latencies.push(...arrivals.map((a) => a - at));
   }

@@ -65,7 +65,10 @@ function stats() {
     const snapshot = s.ledger!.consensus.snapshot.get();
     return {
       peerId: s.peerId,
-      reserved: s.relays.map((r) => r.state.get().reserved),
+      relays: s.relays.map((r) => {
+        const { reserved, reconnects, problem } = r.state.get();
+        return { reserved, reconnects, problem };
+      }),
       discovery: s.discovery.describe(),
       direct: s.peers.peers.get().filter((p) => p.direct).length,
       connections: s.libp2p.getConnections().length,
