@@ -21,7 +21,19 @@ export interface RecordGossipComponents {
   rpc: Pick<RpcRouter, 'countRefusal'>;
   /** Where a peer hung up on is banned for a while (libp2p's gater then refuses it); none: only hung up on. */
   bans?: Pick<PeerBans, 'ban' | 'has'>;
+  /** How long a direct connection to a gossipsub peer may carry no gossipsub stream (tests shorten it). */
+  noGossipGraceMs?: number;
 }
+
+/**
+ * A direct connection to a peer that speaks gossipsub but on which gossipsub holds no stream after this long is
+ * hung up on (the Dialer connects again, and gossipsub opens its streams on the new connection). gossipsub opens
+ * its stream once, when the connection opens, and never again: if that stream is lost (reset while the connection
+ * was being set up, say), the connection carries RPC and sync but no records or subscriptions. Seen in
+ * scale.spec: nodes with two direct peers and no gossipsub peer at all.
+ */
+export const NO_GOSSIP_GRACE_MS = 20_000;
+const GOSSIPSUB_PROTOCOLS = ['/meshsub/1.0.0', '/meshsub/1.1.0', '/meshsub/1.2.0'];
 
 /**
  * The records topic's peer scoring: each rejected message costs its sender (P4: -0.5 times the square of the
@@ -55,6 +67,12 @@ interface ScoredPubsub {
 }
 const scored = (pubsub: unknown) => pubsub as ScoredPubsub;
 
+/** gossipsub's streams per peer id (implementation members its interface leaves out). */
+interface GossipStreams {
+  streamsOutbound: Map<string, unknown>;
+  streamsInbound: Map<string, unknown>;
+}
+
 /** Messages a peer may send in a window that are refused for reasons not its fault (see `validate`). */
 const IGNORES_PER_WINDOW = 100;
 const IGNORE_WINDOW_MS = 10_000;
@@ -68,12 +86,15 @@ export interface RecordGossipState {
   rejected: number;
   /** Peers hung up on for a score under the graylist threshold. */
   dropped: number;
+  /** Connections hung up on because gossipsub held no stream on them (NO_GOSSIP_GRACE_MS). */
+  silent: number;
 }
 
 export class RecordGossip {
   private readonly topic: string;
   private stopPublishing: (() => void) | null = null;
-  readonly counts: RecordGossipState = { accepted: 0, ignored: 0, rejected: 0, dropped: 0 };
+  readonly counts: RecordGossipState = { accepted: 0, ignored: 0, rejected: 0, dropped: 0, silent: 0 };
+  private watchdog: ReturnType<typeof setInterval> | null = null;
 
   constructor(private readonly components: RecordGossipComponents) {
     this.topic = TOPICS.records(components.book.network.networkId);
@@ -146,10 +167,37 @@ export class RecordGossip {
         // No subscribers yet is fine: sync delivers it later.
         void pubsub.publish(this.topic, encoder.encode(JSON.stringify(record))).catch(() => {});
     });
+    const grace = this.components.noGossipGraceMs ?? NO_GOSSIP_GRACE_MS;
+    this.watchdog = setInterval(() => void this.hangUpSilent(grace), Math.min(5000, grace / 2));
+    (this.watchdog as { unref?: () => void }).unref?.();
   }
 
   stop(): void {
     this.components.libp2p.services.pubsub.topicValidators.delete(this.topic);
     this.stopPublishing?.();
+    if (this.watchdog) clearInterval(this.watchdog);
+    this.watchdog = null;
+  }
+
+  /** Hang up direct connections to gossipsub peers on which gossipsub has held no stream for `grace` ms. */
+  private async hangUpSilent(grace: number): Promise<void> {
+    const { libp2p } = this.components;
+    // Both ways: our stream carries our subscriptions and records to the peer, its stream brings its own.
+    const { streamsOutbound, streamsInbound } = libp2p.services.pubsub as unknown as GossipStreams;
+    const gossiping = (peer: string) => streamsOutbound.has(peer) && streamsInbound.has(peer);
+    const now = Date.now();
+    for (const connection of libp2p.getConnections()) {
+      const peer = connection.remotePeer;
+      if (connection.limits || connection.status !== 'open' || gossiping(peer.toString())) continue;
+      if (now - connection.timeline.open < grace) continue;
+      // Only a peer that says it speaks gossipsub (identify) is expected to.
+      const protocols = await libp2p.peerStore
+        .get(peer)
+        .then((p) => p.protocols)
+        .catch(() => [] as string[]);
+      if (!protocols.some((p) => GOSSIPSUB_PROTOCOLS.includes(p))) continue;
+      this.counts.silent++;
+      await connection.close().catch((err: Error) => connection.abort(err));
+    }
   }
 }
