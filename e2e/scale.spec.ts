@@ -82,7 +82,7 @@ test('40 headless nodes and 4 tabs: bounded connections, records at every node (
           // The nodes still without it, and why they might be (their peers, relay and dials), for the failure report.
           const stats = await allStats();
           return JSON.stringify(
-            arrived.flatMap((a, i) => (a === null ? [{ ...stats[i]!, epochs: undefined, node: i }] : [])),
+            arrived.flatMap((a, i) => (a === null ? [{ ...stats[i]!, epochs: undefined, node: i, record: k }] : [])),
           );
         },
         { timeout: 20_000 },

@@ -20,6 +20,7 @@ import { clientConfig } from '../config.ts';
 import { WebtensorNode } from '../node.ts';
 import { createNodePlatform } from '../nodejs/platform.ts';
 import { recordId } from '../../shared/ledger/records.ts';
+import { TOPICS } from '../../shared/names.ts';
 import { epochAgreement } from '../services/finality.ts';
 
 const { values } = parseArgs({
@@ -72,7 +73,21 @@ function stats() {
       discovery: s.discovery.describe(),
       direct: s.peers.peers.get().filter((p) => p.direct).length,
       connections: s.libp2p.getConnections().length,
+      // gossipsub's view of the records topic: who subscribes, and whom this node forwards to.
+      gossip: (() => {
+        const topic = TOPICS.records(s.ledger!.network.networkId);
+        const pubsub = s.libp2p.services.pubsub;
+        // (The mesh is the implementation's; the GossipSub interface does not expose it.)
+        const mesh = (pubsub as unknown as { getMeshPeers(t: string): string[] }).getMeshPeers(topic).length;
+        return { subscribers: pubsub.getSubscribers(topic).length, mesh };
+      })(),
       records: s.ledger!.book.state.get().records,
+      // How records arrived or were turned away: by gossip (accepted, ignored, rejected), refused, and syncs done.
+      arrival: {
+        ...s.ledger!.gossip.counts,
+        refused: s.ledger!.book.state.get().refused,
+        syncs: s.ledger!.sync.syncs.get(),
+      },
       block: s.ledger!.consensus.currentBlock(),
       lastFinal: snapshot?.lastFinal ?? -1,
       epochs: epochAgreement(snapshot, 1)
