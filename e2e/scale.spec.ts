@@ -18,7 +18,7 @@ const PER_SWARM = 10;
 const MAX_CONNECTIONS = 32;
 const swarms: ChildProcess[] = [];
 
-test.setTimeout(300_000);
+test.setTimeout(420_000);
 test.beforeAll(() => relay.start());
 test.afterAll(async () => {
   await Promise.all(swarms.map((s) => stopProcess(s)));
@@ -52,7 +52,9 @@ test('40 headless nodes and 4 tabs: bounded connections, records at every node (
         // Everything about the nodes still short of peers, so a failure says why.
         return lonely.length === 0 ? 'every node has 3 direct peers' : JSON.stringify(lonely.slice(0, 3));
       },
-      { timeout: 60_000 },
+      // Eventually, not by a deadline: on 2 cores, 44 nodes' WebRTC dials through one relay take up to 15 s each,
+      // and a node whose first dials time out takes a minute or more (bench:p2p measures the time).
+      { timeout: 120_000 },
     )
     .toBe('every node has 3 direct peers');
   for (const t of tabs)
@@ -85,7 +87,8 @@ test('40 headless nodes and 4 tabs: bounded connections, records at every node (
             arrived.flatMap((a, i) => (a === null ? [{ ...stats[i]!, epochs: undefined, node: i, record: k }] : [])),
           );
         },
-        { timeout: 20_000 },
+        // (Sync brings what gossip missed, every few seconds: allow it a few rounds on a loaded machine.)
+        { timeout: 60_000 },
       )
       .toBe('at every node');
     const arrivals = (await Promise.all(SWARMS.map((p) => get<number[]>(p, `/arrivals?id=${id}`)))).flat();
@@ -101,7 +104,7 @@ test('40 headless nodes and 4 tabs: bounded connections, records at every node (
   // The tabs have them too.
   for (const t of tabs)
     await expect
-      .poll(() => t.page.evaluate(() => window.webtensor.ledger.records), { timeout: 20_000 })
+      .poll(() => t.page.evaluate(() => window.webtensor.ledger.records), { timeout: 60_000 })
       .toBeGreaterThanOrEqual(12);
 
   // Three epochs after the records, every node and every tab reports the same roots for each.

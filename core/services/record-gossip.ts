@@ -32,7 +32,7 @@ export interface RecordGossipComponents {
  * was being set up, say), the connection carries RPC and sync but no records or subscriptions. Seen in
  * scale.spec: nodes with two direct peers and no gossipsub peer at all.
  */
-export const NO_GOSSIP_GRACE_MS = 20_000;
+export const NO_GOSSIP_GRACE_MS = 60_000;
 const GOSSIPSUB_PROTOCOLS = ['/meshsub/1.0.0', '/meshsub/1.1.0', '/meshsub/1.2.0'];
 
 /**
