@@ -14,6 +14,8 @@ import { MemoryLedgerStore } from '../memory-ledger-store.ts';
 import { Store } from '../store.ts';
 import { testNetwork, type FakeClock } from '../testing/fakes.ts';
 import { RecordBook } from './record-book.ts';
+import { Admission } from '../../shared/ledger/admission.ts';
+import { peerIdFromPrivateKey } from '@libp2p/peer-id';
 
 const { network } = testNetwork();
 let clock: FakeClock;
@@ -228,6 +230,46 @@ describe('RecordBook: records of this node', () => {
     const other = newBook({ key: await generateKeyPair('Ed25519') });
     await other.start();
     expect((await other.publish('transfer', { to: bob.id, amount: '1' })).seq).toBe(1);
+  });
+
+  it('after a final checkpoint drops one of its records, drops its later ones too and refills its chain from the gap', async () => {
+    // Admission with a view in which the chain is empty and the key is funded: what the node's own replay says.
+    const admission = new Admission(network);
+    const self = peerIdFromPrivateKey(key).toString();
+    admission.rebase({
+      closeThrough: 100,
+      balances: { [self]: 1000n },
+      nominations: {},
+      chains: {},
+      frozen: {},
+      subnets: [],
+      checkpoints: [],
+    });
+    const book = new RecordBook({
+      store,
+      key,
+      network,
+      clock,
+      countRefusal: () => {},
+      lastFinal,
+      admission,
+    });
+    await book.start();
+    const signed = [];
+    for (let k = 0; k < 4; k++) signed.push(await book.publish('transfer', { to: bob.id, amount: '1' }));
+    const dropped: string[][] = [];
+    book.onDropped((ids) => dropped.push([...ids]));
+
+    // Cut off while it signed them, the network made the first one's epoch final without it.
+    await book.drop([recordId(signed[0]!)]);
+
+    expect(dropped).toEqual([signed.map((r) => recordId(r))]);
+    expect(await book.mine()).toEqual([]);
+    // Its chain continues at 1, and 2 after it is not taken for a second record with an old number.
+    const again = [await book.publish('transfer', { to: bob.id, amount: '2' })];
+    again.push(await book.publish('transfer', { to: bob.id, amount: '3' }));
+    expect(again.map((r) => r.seq)).toEqual([1, 2]);
+    expect((await book.mine()).map((r) => r.record.seq)).toEqual([1, 2]);
   });
 
   it('signs one record at a time: concurrent publishes get consecutive sequence numbers', async () => {

@@ -41,7 +41,7 @@ export interface RecordBookComponents {
   /** The last final epoch as this node knows it (nothing in it or before may change). */
   lastFinal: ReadableStore<number>;
   /** State checks for peers' records (funded, registered, permitted, within quota) before they are stored. */
-  admission?: Pick<Admission, 'admit'>;
+  admission?: Pick<Admission, 'admit' | 'forgetIds'>;
   countRefusal(peer: string): void;
 }
 
@@ -237,13 +237,23 @@ export class RecordBook {
     this.recent.set(await store.recent(50));
   }
 
-  /** Forget records (those a final checkpoint this node adopts does not hold). */
+  /**
+   * Forget records (those a final checkpoint this node adopts does not hold). If one of ours goes (signed while
+   * cut off, say), so do our later ones: no replay can take them after the gap, and our chain continues from the
+   * gap with new records. Listeners hear every id forgotten.
+   */
   async drop(ids: readonly string[]): Promise<void> {
     if (ids.length === 0) return;
-    await this.components.store.delete(ids);
-    // If one of ours went (signed while cut off, say), our chain continues after the last we still hold.
+    const mine = await this.mine();
+    const gone = new Set(ids);
+    const firstGap = Math.min(...mine.filter((r) => gone.has(r.id)).map((r) => r.record.seq));
+    for (const r of mine) if (r.record.seq > firstGap) gone.add(r.id);
+    const all = [...gone];
+    await this.components.store.delete(all);
+    // Admission must not count them either: a new record with one of their numbers is not an equivocation.
+    this.components.admission?.forgetIds(all);
     await this.reloadHead();
-    for (const listener of this.droppedListeners) listener(ids);
+    for (const listener of this.droppedListeners) listener(all);
     for (const listener of this.storedListeners) listener([]);
   }
 

@@ -122,6 +122,14 @@ export class Admission {
     for (const p of [...this.pending.values()]) if (p.block < old) this.forget(p);
   }
 
+  /** Forget pending records by id (dropped from the store: a final checkpoint this node adopted lacks them). */
+  forgetIds(ids: readonly string[]): void {
+    for (const id of ids) {
+      const p = this.pending.get(id);
+      if (p) this.forget(p);
+    }
+  }
+
   get pendingCount(): number {
     return this.pending.size;
   }
