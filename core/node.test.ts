@@ -11,6 +11,7 @@ import { clientConfig } from './config.ts';
 import { WebtensorNode } from './node.ts';
 import { createNodePlatform } from './nodejs/platform.ts';
 import { PROTOCOLS, TOPICS } from '../shared/names.ts';
+import { SPENT_CIRCUIT_MS } from './services/discovery.ts';
 import { waitFor } from './store.ts';
 import { startInProcessRelay, type InProcessRelay } from './testing/in-process-relay.ts';
 
@@ -94,6 +95,15 @@ describe('the node core in Node', () => {
     // Direct means a WebRTC connection, not a relayed (limited) one.
     expect(conns.some((c) => c.remoteAddr.toString().includes('/webrtc') && !c.limits)).toBe(true);
     expect(await a.rpc.call(b.peerId, 'node.echo', 'over webrtc', { protocol: PROTOCOLS.rpc })).toBe('over webrtc');
+    // The relayed connection that carried the signalling is closed once spent, on both sides (libp2p would keep
+    // it for the relay's two-minute limit, counting against the connection bound).
+    const circuits = (n: typeof a, peer: string) =>
+      n.libp2p.getConnections().filter((c) => c.remotePeer.toString() === peer && c.limits != null).length;
+    for (let waited = 0; circuits(a, b.peerId) + circuits(b, a.peerId) > 0; waited += 500) {
+      expect(waited).toBeLessThan(SPENT_CIRCUIT_MS + 10_000);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    expect(a.discovery.describe().closedCircuits + b.discovery.describe().closedCircuits).toBeGreaterThan(0);
   }, 60_000);
 
   it('a node whose relay connection keeps its status but loses its muxer drops it and dials the relay again', async () => {

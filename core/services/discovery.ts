@@ -4,6 +4,7 @@
  * every list and stopped answering pings. With several relays, losing one loses nothing: the others still list
  * and signal for this node.
  */
+import type { Connection } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { lpStream } from '@libp2p/utils';
 import type { Multiaddr } from '@multiformats/multiaddr';
@@ -11,7 +12,7 @@ import { decodeFrame, MAX_FRAME_BYTES, peerListSchema } from '../../shared/p2p/m
 import { PROTOCOLS } from '../../shared/names.ts';
 import type { Libp2pNode, Platform } from '../platform.ts';
 import { Store } from '../store.ts';
-import { Dialer } from './dialer.ts';
+import { Dialer, DIAL_TIMEOUT_MS } from './dialer.ts';
 import type { PeerTable } from './peers.ts';
 import type { RelayLink } from './relay-link.ts';
 
@@ -21,6 +22,29 @@ export const TARGET_PEERS = 10;
 const ON_DEMAND_IDLE_MS = 60_000;
 /** Peer-list requests a relay may leave unanswered in a row before its connection is dropped and dialled again. */
 export const UNANSWERED_BEFORE_REDIAL = 10;
+
+/**
+ * A relayed (limited) connection open this long with no stream on it is spent: it carried the signalling of a
+ * WebRTC dial that has connected or failed by now (a dial takes at most DIAL_TIMEOUT_MS). Nothing else of ours
+ * runs over the relay.
+ */
+export const SPENT_CIRCUIT_MS = DIAL_TIMEOUT_MS;
+
+/**
+ * The spent circuits among `connections`. libp2p keeps a dial's relayed connection open until the relay's limit
+ * (two minutes) ends it, and every one counts against MAX_CONNECTIONS: on 2 cores, 44 nodes dialling (and retrying
+ * failed dials) left some nodes at the bound, where libp2p refuses every inbound connection and prunes new
+ * outbound ones, so all their dials failed (scale.spec).
+ */
+export function spentCircuits<C extends Pick<Connection, 'limits' | 'status' | 'streams' | 'timeline'>>(
+  connections: readonly C[],
+  now: number,
+): C[] {
+  return connections.filter(
+    (c) =>
+      c.limits != null && c.status === 'open' && c.streams.length === 0 && now - c.timeline.open >= SPENT_CIRCUIT_MS,
+  );
+}
 
 export interface DiscoveryState {
   /** When the relay's list last arrived and how many peers it named. */
@@ -47,6 +71,8 @@ export class Discovery {
   /** Peer-list requests each relay has left unanswered in a row. */
   private readonly unanswered = new Map<RelayLink, number>();
   private polling = false;
+  /** Spent relayed connections this node closed (diagnostics). */
+  private closedCircuits = 0;
   private timer: ReturnType<typeof setInterval> | null = null;
   private stopReserved: (() => void) | null = null;
   /** Peers connected on demand (not from the sample), with when they were last used. */
@@ -115,6 +141,7 @@ export class Discovery {
       peerList: lastList ? { ageMs: this.components.platform.clock.now() - lastList.at, count: lastList.count } : null,
       peerListError: lastError,
       dials: this.dialer.describe(),
+      closedCircuits: this.closedCircuits,
     };
   }
 
@@ -131,7 +158,11 @@ export class Discovery {
   }
 
   private async pollOnce(): Promise<void> {
-    const { relays, peers } = this.components;
+    const { relays, peers, libp2p } = this.components;
+    for (const circuit of spentCircuits(libp2p.getConnections(), Date.now())) {
+      this.closedCircuits++;
+      await circuit.close().catch((err: Error) => circuit.abort(err));
+    }
     const reserved = relays.filter((r) => r.state.get().reserved);
     if (reserved.length === 0) return;
     const lists = await Promise.all(reserved.map((r) => this.askForPeers(r)));
