@@ -16,7 +16,7 @@ import { epochOf } from '../shared/ledger/config.ts';
 import { testProfile } from '../shared/ledger/profiles.ts';
 import { recordId } from '../shared/ledger/records.ts';
 import { Adversary } from './support/adversary.ts';
-import { openTabs } from './support/tabs.ts';
+import { openTabs, expectUids } from './support/tabs.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'webtensor-attack-'));
 const networkFile = join(dir, 'network.json');
@@ -49,8 +49,7 @@ test('backdating, copying and evicting by a modified client fail against tabs, a
     k === 0 ? 'role=miner' : 'role=validator',
   );
   const [miner, validator] = tabs.map((t) => t.page) as [Page, Page];
-  for (const p of [miner, validator])
-    await expect.poll(() => p.evaluate(() => window.webtensor.ledger.uid), { timeout: 60_000 }).not.toBeNull();
+  await expectUids(tabs);
   const [m, v] = (await Promise.all([miner, validator].map((p) => p.evaluate(() => window.webtensor.peerId!)))) as [
     string,
     string,

@@ -10,7 +10,7 @@
  */
 import { expect, test, type Page } from '@playwright/test';
 import { RelayProcess } from '../relay/testing/relay-process.ts';
-import { openTabs } from './support/tabs.ts';
+import { openTabs, expectUids } from './support/tabs.ts';
 
 // A fresh relay is a fresh test network (genesis = relay start): runs never share a ledger.
 const relay = new RelayProcess(9890, 9891, undefined, ['--network', 'test']);
@@ -34,8 +34,7 @@ test('miners earn, a faulty miner does not, a copier earns no more per stake, an
   const pages = tabs.map((t) => t.page);
   const [honestA, honestB, faulty, validatorA, validatorB] = pages as [Page, Page, Page, Page, Page];
   await Promise.all(pages.map((p) => p.evaluate(() => window.webtensor.ready)));
-  for (const p of pages)
-    await expect.poll(() => p.evaluate(() => window.webtensor.ledger.uid), { timeout: 60_000 }).not.toBeNull();
+  await expectUids(tabs);
 
   // Different stakes: validator A draws test τ from the faucet and stakes it on both validators (a nominator).
   const va = await validatorA.evaluate(() => window.webtensor.peerId!);

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RelayProcess } from '../relay/testing/relay-process.ts';
 import { stopProcess } from './support/processes.ts';
-import { openTabs, type Tab } from './support/tabs.ts';
+import { openTabs, type Tab, expectUids } from './support/tabs.ts';
 
 const relay = new RelayProcess(9720, 9721, undefined, ['--network', 'test']);
 const VALIDATOR_PORT = 9722;
@@ -70,8 +70,7 @@ test('open a job from /jobs, watch its shards get done and audited, download the
   // Two mining tabs: registered, then funded for their bonds (twice a shard's pay).
   miners = await openTabs(browser, 2, relay.healthUrl, undefined, () => 'role=miner');
   for (const { page } of miners) await page.evaluate(() => window.webtensor.ready);
-  for (const { page } of miners)
-    await expect.poll(() => page.evaluate(() => window.webtensor.ledger.uid), { timeout: 90_000 }).not.toBeNull();
+  await expectUids(miners);
   for (const { page } of miners) await page.evaluate(() => window.webtensor.wallet.faucet('10'));
 
   // The client: a fresh tab on /jobs, which joins as a client on its own.

@@ -7,12 +7,12 @@
 import { webrtcPermissions } from '../scripts/chromium.ts';
 import { expect, test, type Page } from '@playwright/test';
 import { RelayProcess } from '../relay/testing/relay-process.ts';
-import { openTabs } from './support/tabs.ts';
+import { openTabs, expectUids } from './support/tabs.ts';
 
 const relay = new RelayProcess(9894, 9895, undefined, ['--network', 'test']);
 test.beforeAll(() => relay.start());
 test.afterAll(() => relay.stop());
-test.setTimeout(240_000);
+test.setTimeout(360_000);
 
 async function screenshots(page: Page, name: string) {
   for (const [w, h] of [
@@ -38,8 +38,7 @@ test('Mine, Validate, Dashboard and Ask work against a live network', async ({ b
   );
   const [minerA, , validator, watcher] = tabs.map((t) => t.page) as [Page, Page, Page, Page];
   await Promise.all(tabs.map((t) => t.page.evaluate(() => window.webtensor.ready)));
-  for (const t of tabs.slice(0, 3))
-    await expect.poll(() => t.page.evaluate(() => window.webtensor.ledger.uid), { timeout: 60_000 }).not.toBeNull();
+  await expectUids(tabs.slice(0, 3));
   const v = await validator.evaluate(() => window.webtensor.peerId!);
   await validator.evaluate((id) => window.webtensor.ledger.faucetStake(id, '1000000000000'), v);
   await expect.poll(() => validator.evaluate(() => window.webtensor.ledger.stake), { timeout: 30_000 }).not.toBe('0');

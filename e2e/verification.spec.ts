@@ -16,7 +16,7 @@ import { Processes } from './support/processes.ts';
 import { chromiumLaunchOptions } from '../scripts/chromium.ts';
 import { challengeParams } from '../shared/validator/challenges.ts';
 import { rng } from '../shared/yuma/synthetic.ts';
-import { openTabs, type Tab } from './support/tabs.ts';
+import { openTabs, type Tab, expectUids } from './support/tabs.ts';
 
 // SwiftShader's WebGPU adapter: --enable-unsafe-webgpu, and without --disable-gpu (which removes every adapter).
 test.use({
@@ -138,7 +138,7 @@ test('honest miners on WASM and WebGPU pass every check and earn; other-model, r
       timeout: 120_000,
     })
     .toBe(true);
-  await expect.poll(() => gpu.evaluate(() => window.webtensor.ledger.uid), { timeout: 60_000 }).not.toBeNull();
+  await expectUids([tab!]);
   const hotkey: Record<Headless | 'webgpu', string> = {
     ...(Object.fromEntries(
       await Promise.all(Object.entries(MINERS).map(async ([name, port]) => [name, (await status(port))!.peerId])),

@@ -82,3 +82,28 @@ export function selectedPairTypes(page: Page): Promise<string[]> {
     return out;
   });
 }
+
+/**
+ * Wait until every tab holds a UID (the model loads first, then a proof of work, a faucet claim and a replay: five
+ * tabs loading at once on 2 cores took 100 s to serve). Eventually, not by a deadline: on a timeout it fails naming each tab still without one, with its registration state and last console lines.
+ */
+export async function expectUids(tabs: readonly Pick<Tab, 'page' | 'console'>[], timeoutMs = 180_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const uids = await Promise.all(tabs.map((t) => t.page.evaluate(() => window.webtensor.ledger.uid)));
+    if (uids.every((u) => u !== null)) return;
+    if (Date.now() > deadline) {
+      const report = await Promise.all(
+        tabs.map(async (t, k) =>
+          uids[k] !== null
+            ? ''
+            : `tab ${k} has no UID after ${timeoutMs / 1000} s; registration: ${JSON.stringify(
+                await t.page.evaluate(() => window.webtensor.ledger.registration),
+              )}\n${t.console.slice(-40).join('\n')}`,
+        ),
+      );
+      throw new Error(report.filter(Boolean).join('\n\n'));
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
