@@ -123,6 +123,15 @@ describe('the node core in Node', () => {
     const after = node.libp2p.getConnections().find((c) => c.remotePeer.toString() === link.peer)!;
     expect(after.id).not.toBe(before.id);
     await waitFor(node.discovery.state, (s) => s.lastError === null && s.lastList !== null, timeout(20_000));
+    // The relay holds a reservation for it again (not only the node's own belief): peers can reach it.
+    const reservations = relay.node.services.relay.reservations;
+    for (let waited = 0; !reservations.has(node.libp2p.peerId); waited += 250) {
+      expect(waited, 'the relay holds no reservation for the node after its redial').toBeLessThan(10_000);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    // ... and it keeps it (the reservation is on the new connection, not the one that went).
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(reservations.has(node.libp2p.peerId)).toBe(true);
   }, 60_000);
 
   it('a node given two relays holds both reservations, and when one goes, peers still find it through the other', async () => {

@@ -23,6 +23,9 @@ export interface RelayLinkComponents {
   libp2p: Libp2pNode;
 }
 
+/** How long `redial` waits for libp2p to announce the old connection gone before it dials anyway. */
+const REDIAL_FALLBACK_MS = 5000;
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The relay's multiaddr: given, or read from its /healthz (the WebSocket one preferred). */
@@ -103,9 +106,18 @@ export class RelayLink {
     const s = this.state.get();
     this.state.update({ connected: false, reserved: false, reconnects: s.reconnects + 1, problem: why });
     const error = new Error(why);
-    for (const connection of this.components.libp2p.getConnections(peerIdFromString(this.peer)))
-      connection.abort(error);
-    this.connect();
+    const connections = this.components.libp2p.getConnections(peerIdFromString(this.peer));
+    for (const connection of connections) connection.abort(error);
+    // Dial again only once libp2p has let go of the old connection (peer:disconnect, then `onDisconnect` dials).
+    // A new connection opened while the old one still closes means no peer:disconnect: libp2p's circuit transport
+    // drops the reservation with the old connection, but its relay topology never hears the relay come back, so it
+    // never reserves again, while our circuit address lingers. The relay then answers NO_RESERVATION to everyone
+    // dialling this node, and this node sits without peers (scale.spec, after redials). If the old connection
+    // somehow does not close, dial anyway after a while.
+    if (connections.length === 0) return this.connect();
+    setTimeout(() => {
+      if (this.running && !this.state.get().connected) this.connect();
+    }, REDIAL_FALLBACK_MS);
   }
 
   /** Resolves once this node holds a reservation (now or after the next reconnect). */
