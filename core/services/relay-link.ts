@@ -136,7 +136,11 @@ export class RelayLink {
     while (this.running) {
       try {
         await libp2p.dial(this.address, { signal: AbortSignal.timeout(5000) });
-      } catch {
+      } catch (err) {
+        // A connection libp2p still lists but cannot use (its muxer closed) fails every dial, and with no
+        // reservation no peer-list request finds it out (scale.spec: a node stuck so for minutes): let it go.
+        for (const connection of libp2p.getConnections(peerIdFromString(this.peer)))
+          connection.abort(new Error(`dialling the relay failed (${(err as Error).message})`));
         this.state.update({ problem: `The relay at ${this.address.toString()} does not answer; retrying.` });
         await sleep(delay);
         delay = Math.min(2000, delay * 2);
