@@ -146,6 +146,23 @@ describe('joining from a checkpoint', () => {
     expect(await node.store.base()).toBeNull();
   });
 
+  it('asks the same peer again when its final state moved on while the chain was checked', async () => {
+    const honest = await servingPeer(records);
+    let moved = 0;
+    // The first time, the peer has finalised a newer epoch by the time the state is asked for: it serves none.
+    const peer: Peer = async (method, params, onChunk) => {
+      if (method === 'sync.state' && moved++ === 0) {
+        const { epoch } = params as { epoch: number };
+        return { epoch, chars: 0, held: epoch + 1 };
+      }
+      return honest(method, params, onChunk);
+    };
+    const node = await joiningNode(peer);
+    expect(await node.join.maybeJoin('server')).toBe(true);
+    expect(moved).toBe(2);
+    expect((await node.store.base())!.epoch).toBe(full.lastVotedFinal);
+  });
+
   it('refuses a chain whose votes were withheld', async () => {
     const peer = await servingPeer(records, (method, c) => {
       const chunk = c as { link?: { epoch: number; votes: unknown[] } };

@@ -98,6 +98,12 @@ const linkSchema = z.object({
 const joinChunk = z.union([z.object({ link: linkSchema }), z.object({ prefix: z.array(z.unknown()).max(40) })]);
 const joinReply = z.object({ stateEpoch: z.number().int().min(-1) });
 
+/** Times a join asks the same peer again when its final state moved on while the chain was being checked. */
+const JOIN_ATTEMPTS = 3;
+
+/** The peer finalised a newer state between offering its chain and serving the state (not its fault). */
+class StateMovedOn extends Error {}
+
 export class Join {
   readonly state = new Store<JoinState>({ last: null });
   private readonly tried = new Set<string>();
@@ -156,7 +162,7 @@ export class Join {
     return { peer, stateEpoch, chain, prefix, tooLarge: null };
   }
 
-  private async join(peer: string): Promise<boolean> {
+  private async join(peer: string, attempt = 1): Promise<boolean> {
     const started = this.components.clock.now();
     const { book, snapshot, clock } = this.components;
     const network = book.network;
@@ -224,9 +230,12 @@ export class Join {
       if (stateEpoch <= start!.epoch || Object.keys(walk.votes).length === 0)
         throw new Error(`no votes prove its chain past epoch ${start!.epoch}`);
       let text = '';
-      await this.call(peer, 'sync.state', { epoch: stateEpoch }, (c) => {
+      const answer = await this.call(peer, 'sync.state', { epoch: stateEpoch }, (c) => {
         if (typeof c === 'string' && text.length + c.length <= MAX_STATE_CHARS) text += c;
       });
+      const held = (answer as { held?: unknown } | null)?.held;
+      if (text === '' && typeof held === 'number' && held > stateEpoch)
+        throw new StateMovedOn(`its final state moved on from epoch ${stateEpoch} to ${held} while this node checked`);
       if (!stateTextHolds(chain.at(-1)!, text))
         throw new Error(`its state of epoch ${stateEpoch} is not the one the checkpoint names`);
       checkState(network, text);
@@ -260,6 +269,9 @@ export class Join {
       });
       return true;
     } catch (err) {
+      // Checking a long chain on a slow machine can take longer than an epoch: ask the same peer again for its
+      // newer state (a node that gives up here syncs all of history instead).
+      if (err instanceof StateMovedOn && attempt < JOIN_ATTEMPTS) return this.join(peer, attempt + 1);
       this.state.set({ last: { from: peer, error: (err as Error).message } });
       return false;
     }
