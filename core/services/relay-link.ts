@@ -141,7 +141,9 @@ export class RelayLink {
         // reservation no peer-list request finds it out (scale.spec: a node stuck so for minutes): let it go.
         for (const connection of libp2p.getConnections(peerIdFromString(this.peer)))
           connection.abort(new Error(`dialling the relay failed (${(err as Error).message})`));
-        this.state.update({ problem: `The relay at ${this.address.toString()} does not answer; retrying.` });
+        this.state.update({
+          problem: `The relay at ${this.address.toString()} does not answer (${(err as Error).message}); retrying.`,
+        });
         await sleep(delay);
         delay = Math.min(2000, delay * 2);
         continue;
