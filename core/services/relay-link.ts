@@ -23,6 +23,9 @@ export interface RelayLinkComponents {
   libp2p: Libp2pNode;
 }
 
+/** How long one dial to the relay may take. */
+const RELAY_DIAL_TIMEOUT_MS = 5000;
+
 /** How long `redial` waits for libp2p to announce the old connection gone before it dials anyway. */
 const REDIAL_FALLBACK_MS = 5000;
 
@@ -135,7 +138,16 @@ export class RelayLink {
     let delay = 250;
     while (this.running) {
       try {
-        await libp2p.dial(this.address, { signal: AbortSignal.timeout(5000) });
+        // Bounded by a timer of our own too: a dial that ignores its signal would hold `connecting` for good, and
+        // every later connect() would wait on it (scale.spec: a node left with no relay connection, no problem
+        // reported since its redial, and no new dial).
+        const signal = AbortSignal.timeout(RELAY_DIAL_TIMEOUT_MS);
+        await Promise.race([
+          libp2p.dial(this.address, { signal }),
+          new Promise<never>((_, reject) =>
+            signal.addEventListener('abort', () => reject(new Error('the dial timed out')), { once: true }),
+          ),
+        ]);
       } catch (err) {
         // A connection libp2p still lists but cannot use (its muxer closed) fails every dial, and with no
         // reservation no peer-list request finds it out (scale.spec: a node stuck so for minutes): let it go.
