@@ -8,6 +8,7 @@
  * does not dial), this side dials too: otherwise one side's trouble would keep the pair apart for good.
  */
 import { RateLimiter, type RateLimitError } from '@libp2p/utils';
+import { boundedBy } from './bounded.ts';
 
 /** Dials a node starts at most per window, by default: enough to reach TARGET_PEERS in the first window. */
 export const MAX_DIALS_PER_WINDOW = 16;
@@ -141,10 +142,7 @@ export class Dialer {
       this.inFlight.add(peer);
       const signal = AbortSignal.timeout(this.options.timeoutMs ?? DIAL_TIMEOUT_MS);
       // A dial that ignores its signal must not hold a slot forever: with every slot held, nobody new is dialled.
-      const timedOut = new Promise<never>((_, reject) =>
-        signal.addEventListener('abort', () => reject(new Error('dial timed out')), { once: true }),
-      );
-      Promise.race([this.options.dial(peer, signal), timedOut])
+      boundedBy(this.options.dial(peer, signal), signal, 'dial timed out')
         .then(() => this.backoff.delete(peer))
         .catch((err: unknown) => {
           this.failures++;

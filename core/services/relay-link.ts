@@ -9,6 +9,7 @@ import { NodeError } from '../../shared/errors.ts';
 import type { NodeConfig } from '../config.ts';
 import type { Libp2pNode } from '../platform.ts';
 import { Store, waitFor } from '../store.ts';
+import { boundedBy } from './bounded.ts';
 
 export interface RelayState {
   connected: boolean;
@@ -142,12 +143,7 @@ export class RelayLink {
         // every later connect() would wait on it (scale.spec: a node left with no relay connection, no problem
         // reported since its redial, and no new dial).
         const signal = AbortSignal.timeout(RELAY_DIAL_TIMEOUT_MS);
-        await Promise.race([
-          libp2p.dial(this.address, { signal }),
-          new Promise<never>((_, reject) =>
-            signal.addEventListener('abort', () => reject(new Error('the dial timed out')), { once: true }),
-          ),
-        ]);
+        await boundedBy(libp2p.dial(this.address, { signal }), signal, 'the dial timed out');
       } catch (err) {
         // A connection libp2p still lists but cannot use (its muxer closed) fails every dial, and with no
         // reservation no peer-list request finds it out (scale.spec: a node stuck so for minutes): let it go.
