@@ -26,6 +26,10 @@ export type RelayServices = {
 };
 export type RelayNode = Libp2p<RelayServices>;
 
+/** How often the relay pings each connection, and how long an answer may take before it closes the connection. */
+export const RELAY_PING_INTERVAL_MS = 10_000;
+export const RELAY_PING_TIMEOUT_MS = 30_000;
+
 export async function createRelayNode(config: RelayConfig, privateKey: PrivateKey): Promise<RelayNode> {
   const tls = config.tlsCert && config.tlsKey;
   const limits = new RelayLimits(config);
@@ -47,6 +51,11 @@ export async function createRelayNode(config: RelayConfig, privateKey: PrivateKe
       maxIncomingPendingConnections: 1_000,
       maxConnections: 4 * config.maxReservations,
     },
+    // libp2p pings every connection and, by default, aborts one whose ping misses a 5 s deadline. Under load (a
+    // relay for dozens of nodes, or a peer process busy compiling a model) honest pings take longer, and the relay
+    // cut healthy connections: reservations lost, circuits refused NO_RESERVATION (scale.spec; P2P.md pitfall 4).
+    // The relay still reaps a peer that stays silent for half a minute, which only a dead one does.
+    connectionMonitor: { pingInterval: RELAY_PING_INTERVAL_MS, pingTimeout: { minTimeout: RELAY_PING_TIMEOUT_MS } },
     services: {
       identify: identify(),
       ping: ping(),

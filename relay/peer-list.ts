@@ -2,7 +2,7 @@
  * `/webtensor/peers/1`: answer one frame listing a random sample of the peers that hold a reservation (other than
  * the asker), then close. Nodes poll it to learn whom to dial; this replaces pubsub discovery storms (P2P.md
  * pitfall 5). A sample, not everyone: each node keeps a few connections and gossipsub's mesh does the rest, so no
- * node ends up dialling the whole network. Peers that listen on an address anyone can dial (a headless node's
+ * node ends up dialling the whole network; `complete` tells the asker whether the list is everyone. Peers that listen on an address anyone can dial (a headless node's
  * WebSocket) are listed with it, learned by identify. Each peer may ask `--peer-list-rate` times a minute
  * (limits.ts); beyond that its stream is reset unanswered.
  */
@@ -47,12 +47,10 @@ export async function servePeerList(node: RelayNode, sampleSize = DEFAULT_PEER_S
       }
       const asker = connection.remotePeer.toString();
       // A reservation outlives its peer's connection until its TTL runs out: list only peers still connected.
-      const listed = sample(
-        [...node.services.relay.reservations.keys()].filter(
-          (p) => node.getConnections(p).length > 0 && p.toString() !== asker,
-        ),
-        sampleSize,
+      const present = [...node.services.relay.reservations.keys()].filter(
+        (p) => node.getConnections(p).length > 0 && p.toString() !== asker,
       );
+      const listed = sample(present, sampleSize);
       const addrs: Record<string, string[]> = {};
       for (const p of listed) {
         if (Object.keys(addrs).length >= MAX_WITH_ADDRS) break;
@@ -62,7 +60,10 @@ export async function servePeerList(node: RelayNode, sampleSize = DEFAULT_PEER_S
       const signal = AbortSignal.timeout(5000);
       try {
         const peers = listed.map((p) => p.toString());
-        await lpStream(stream, { maxDataLength: MAX_FRAME_BYTES }).write(encodeFrame({ peers, addrs }), { signal });
+        const complete = listed.length === present.length;
+        await lpStream(stream, { maxDataLength: MAX_FRAME_BYTES }).write(encodeFrame({ peers, addrs, complete }), {
+          signal,
+        });
         await stream.close({ signal });
       } catch (err) {
         stream.abort(err as Error);

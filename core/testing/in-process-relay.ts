@@ -21,7 +21,8 @@ export interface InProcessRelay {
   stop(): Promise<void>;
 }
 
-export async function startInProcessRelay(network = 'test'): Promise<InProcessRelay> {
+/** `extraArgs` are more relay flags (e.g. `--peer-sample 1`); they come last and win. */
+export async function startInProcessRelay(network = 'test', extraArgs: string[] = []): Promise<InProcessRelay> {
   const dir = await mkdtemp(join(tmpdir(), 'webtensor-relay-'));
   const config = parseRelayConfig(
     [
@@ -34,6 +35,7 @@ export async function startInProcessRelay(network = 'test'): Promise<InProcessRe
       '--key-file',
       join(dir, 'key.pb'),
       ...LOOPBACK_TEST_LIMITS,
+      ...extraArgs,
     ],
     {},
   );

@@ -40,10 +40,14 @@ export const replySchema = z.union([
 ]);
 export type RpcReply = z.infer<typeof replySchema>;
 
-/** The relay's peer list; `addrs` names the directly dialable addresses (e.g. a headless node's WebSocket) of some. */
+/**
+ * The relay's peer list; `addrs` names the directly dialable addresses (e.g. a headless node's WebSocket) of some.
+ * `complete` says it lists every peer the relay holds (not a sample), so a peer missing from it has left.
+ */
 export const peerListSchema = z.object({
   peers: z.array(peerIdString).max(10_000),
   addrs: z.record(peerIdString, z.array(z.string().max(300)).max(8)).optional(),
+  complete: z.boolean().optional(),
 });
 export const benchReceiptSchema = z.object({ received: z.number().int().nonnegative() });
 
