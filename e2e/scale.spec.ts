@@ -40,7 +40,11 @@ const allStats = async () => (await Promise.all(SWARMS.map((p) => get<NodeStats[
 test('40 headless nodes and 4 tabs: bounded connections, records at every node (latency measured), three epochs agreed', async ({
   browser,
 }) => {
+  // The nodes first, starting a network together; the tabs join it. (Forty nodes joining four tabs' network
+  // instead all sync from those tabs at once: they took 110-130 s to start.)
+  const started = Date.now();
   await Promise.all(SWARMS.map((port) => startSwarm(relay.healthUrl, PER_SWARM, port, swarms)));
+  console.log(`40 nodes started in ${Date.now() - started} ms`);
   const tabs = await openTabs(browser, 4, relay.healthUrl);
   await Promise.all(tabs.map((t) => t.page.evaluate(() => window.webtensor.ready)));
 
@@ -48,7 +52,12 @@ test('40 headless nodes and 4 tabs: bounded connections, records at every node (
   await expect
     .poll(
       async () => {
-        const lonely = (await allStats()).filter((s) => s.direct < 3);
+        const stats = await allStats();
+        const lonely = stats.filter((s) => s.direct < 3);
+        const direct = stats.map((s) => s.direct).sort((a, b) => a - b);
+        console.log(
+          `${Date.now() - started} ms: ${lonely.length} nodes below 3 direct peers; direct: ${direct.join(',')}`,
+        );
         // Everything about the nodes still short of peers, so a failure says why.
         return lonely.length === 0 ? 'every node has 3 direct peers' : JSON.stringify(lonely.slice(0, 3));
       },
