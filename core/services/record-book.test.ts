@@ -68,7 +68,7 @@ describe('RecordBook: records from peers', () => {
     const [row] = await store.all();
     expect(row).toMatchObject({ author: alice.id, kind: 'transfer', block: 98, source: `gossip:${bob.id}` });
     expect(row!.receivedAt).toBe(clock.now());
-    expect(book.state.get()).toEqual({ records: 1, refused: 0, error: null });
+    expect(book.state.get()).toEqual({ records: 1, refused: 0, lastRefused: null, error: null });
     expect(refusals).toEqual([]);
   });
 
@@ -111,7 +111,9 @@ describe('RecordBook: records from peers', () => {
     expect(await book.accept([bad, good], `gossip:${bob.id}`)).toBe(1);
 
     expect(refusals).toEqual([bob.id]);
-    expect(book.state.get()).toEqual({ records: 1, refused: 1, error: null });
+    expect(book.state.get()).toMatchObject({ records: 1, refused: 1, error: null });
+    // The last refusal says how the record came and why, for the ledger panel and diagnostics.
+    expect(book.state.get().lastRefused).toMatchObject({ via: 'gossip', code: expect.any(String) });
     expect((await store.all()).map((r) => r.record)).toEqual([good]);
   });
 
@@ -333,7 +335,12 @@ describe('RecordBook: listeners and views', () => {
     await expect(accepting).rejects.toMatchObject({ code: 'storage' });
     await expect(accepting).rejects.toThrow('the disk is full');
 
-    expect(book.state.get()).toEqual({ records: 0, refused: 0, error: 'Could not store records: the disk is full' });
+    expect(book.state.get()).toEqual({
+      records: 0,
+      refused: 0,
+      lastRefused: null,
+      error: 'Could not store records: the disk is full',
+    });
     expect(stored).toEqual([]);
     expect(book.recent.get()).toEqual([] as StoredRecordRow[]);
   });

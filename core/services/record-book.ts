@@ -29,6 +29,8 @@ export interface RecordBookState {
   records: number;
   /** Records refused on arrival. */
   refused: number;
+  /** The last refusal: how the record came (gossip, sync, ...), its code and the sentence; null before any. */
+  lastRefused: { via: string; code: string; message: string } | null;
   /** The last storage failure as a sentence, or null. */
   error: string | null;
 }
@@ -57,7 +59,7 @@ export type RecordSource = 'self' | 'import' | `gossip:${string}` | `sync:${stri
 type Listener = (records: LedgerRecord[]) => void;
 
 export class RecordBook {
-  readonly state = new Store<RecordBookState>({ records: 0, refused: 0, error: null });
+  readonly state = new Store<RecordBookState>({ records: 0, refused: 0, lastRefused: null, error: null });
   /** The newest records by arrival (the ledger explorer), refreshed after each stored batch. */
   readonly recent = new Store<readonly StoredRecordRow[]>([]);
   readonly self: string;
@@ -129,9 +131,11 @@ export class RecordBook {
     const outcomes: Outcome[] = raws.map(() => ({ stored: false, held: true }));
     const checked: (StoredRecordRow & { at: number })[] = [];
     let refused = 0;
+    let lastRefused: RecordBookState['lastRefused'] = null;
     const refuse = (k: number, err: unknown) => {
       if (!(err instanceof RecordRefused) || source === 'self') throw err;
       refused++;
+      lastRefused = { via: source.split(':')[0]!, code: err.code, message: err.message };
       outcomes[k] = { stored: false, refused: err };
       // A peer that syncs us a record from an epoch that became final meanwhile, or one whose funding or
       // predecessor this node has not seen yet, did nothing wrong.
@@ -179,7 +183,11 @@ export class RecordBook {
     }
     if (fresh.length > 0 || refused > 0) {
       const s = this.state.get();
-      this.state.update({ records: s.records + fresh.length, refused: s.refused + refused });
+      this.state.update({
+        records: s.records + fresh.length,
+        refused: s.refused + refused,
+        lastRefused: lastRefused ?? s.lastRefused,
+      });
     }
     return outcomes;
   }

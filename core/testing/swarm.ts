@@ -86,6 +86,7 @@ function stats() {
       arrival: {
         ...s.ledger!.gossip.counts,
         refused: s.ledger!.book.state.get().refused,
+        lastRefused: s.ledger!.book.state.get().lastRefused,
         syncs: s.ledger!.sync.syncs.get(),
       },
       block: s.ledger!.consensus.currentBlock(),

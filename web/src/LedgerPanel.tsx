@@ -11,7 +11,7 @@ export function LedgerPanel({ tab }: { tab: TabNode }) {
   const ledger = services?.ledger ?? null;
   const snapshot = useStore(ledger?.consensus.snapshot, null);
   const block = useStore(ledger?.consensus.block, 0);
-  const book = useStore(ledger?.book.state, { records: 0, refused: 0, error: null });
+  const book = useStore(ledger?.book.state, { records: 0, refused: 0, lastRefused: null, error: null });
   const replayError = useStore(ledger?.consensus.error, null);
   const reg = useStore(ledger?.registration.state, null);
   const agreement = epochAgreement(snapshot, tab.roles.subnet()?.netuid ?? 1);
@@ -82,7 +82,9 @@ export function LedgerPanel({ tab }: { tab: TabNode }) {
         <dt>stake</dt>
         <dd title={rao(stake)}>{tao(stake)}</dd>
         <dt>records held</dt>
-        <dd>
+        <dd
+          title={book.lastRefused ? `last refused (${book.lastRefused.via}): ${book.lastRefused.message}` : undefined}
+        >
           {book.records}
           {book.refused > 0 && ` (${book.refused} refused)`}
         </dd>
