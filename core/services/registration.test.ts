@@ -75,6 +75,22 @@ describe('Registration', () => {
     expect(phases).toEqual(['hashing', 'published']);
   });
 
+  it('dates the registration no earlier than the faucet claim it signed first, when a block passed meanwhile', async () => {
+    await consensus.replayNow();
+    // The claim waits its turn in the book while the next block begins (a loaded machine).
+    const publish = book.publish.bind(book);
+    book.publish = ((kind, body, block) => {
+      if (kind === 'faucet.claim') clock.advance(network.blockMs);
+      return publish(kind, body, block);
+    }) as typeof book.publish;
+    await registration.register(1, 'miner');
+    expect(published.map((r) => [r.kind, r.block])).toEqual([
+      ['faucet.claim', 101],
+      ['register', 101],
+    ]);
+    expect(registration.state.get()).toMatchObject({ phase: 'published', error: null });
+  });
+
   it('waits for a recent checkpoint: before any replay it says so and publishes nothing', async () => {
     await expect(registration.register(1, 'miner')).rejects.toMatchObject({ code: 'not-started' });
     expect(published).toEqual([]);

@@ -187,9 +187,14 @@ export class Registration {
           { network: book.network.networkId, netuid, author: book.self, checkpoint, difficulty: price.difficulty },
           (p) => progress({ hashes: p.hashes }),
         );
+        const solvedAt = consensus.currentBlock();
+        if (proofCheckpoint(book.network, consensus.snapshot.get(), solvedAt) !== checkpoint && attempt < 2) continue;
+        await this.fund(maxBurn);
+        // The block is read after funding: the faucet claim may be signed in a later block than the proof was
+        // solved in, and a record dated before its author's last one is refused as backdated (verification.spec:
+        // a miner that signed its claim in block 68 and its registration in block 67, and stopped).
         const now = consensus.currentBlock();
         if (proofCheckpoint(book.network, consensus.snapshot.get(), now) !== checkpoint && attempt < 2) continue;
-        await this.fund(maxBurn);
         const body = { netuid, nonce, role, checkpoint, maxBurn: maxBurn.toString() };
         const record = await book.publish('register', body, now);
         this.published = { id: recordId(record), block: now, role, retries: this.published?.retries ?? 0 };
