@@ -185,3 +185,29 @@ describe('a network larger than the peer list', () => {
     }
   }, 90_000);
 });
+
+describe('a connection that stops opening streams', () => {
+  it('is aborted by a call that cannot open a stream on it in half its time, and the call goes through a new one', async () => {
+    const own = await startInProcessRelay();
+    try {
+      const [a, b] = await Promise.all(['stuck-a', 'stuck-b'].map((name) => newNode(name, false, [own]).start()));
+      await waitFor(a!.peers.peers, (ps) => ps.some((p) => p.peerId === b!.peerId && p.direct), timeout(30_000));
+      // What a WebRTC connection whose data channels no longer open looks like to libp2p: listed open, and every
+      // new stream waits until its caller gives up.
+      const [stuck] = a!.libp2p.getConnections(b!.libp2p.peerId);
+      (stuck as unknown as { newStream: (p: string[], o: { signal: AbortSignal }) => Promise<never> }).newStream = (
+        _,
+        { signal },
+      ) => new Promise((_, reject) => signal.addEventListener('abort', () => reject(new Error(''))));
+      const answer = await a!.rpc.call(b!.peerId, 'node.echo', 'through a new connection', {
+        protocol: PROTOCOLS.rpc,
+        timeoutMs: 8000,
+      });
+      expect(answer).toBe('through a new connection');
+      expect(a!.rpc.brokenConnections).toBe(1);
+      expect(stuck!.status).not.toBe('open');
+    } finally {
+      await own.stop();
+    }
+  }, 60_000);
+});

@@ -3,7 +3,7 @@
  * the checks of `shared/p2p/rpc.ts`, and calls them on peers with requests signed by this node's key. It keeps
  * this node's local view of who sends garbage: every refused request counts against its sender.
  */
-import type { PrivateKey } from '@libp2p/interface';
+import type { PrivateKey, Stream } from '@libp2p/interface';
 import { peerIdFromString } from '@libp2p/peer-id';
 import { RpcServer, exchange, type Json, type Method } from '../../shared/p2p/rpc.ts';
 import { encodeFrame, RpcError, type ErrorCode, type RpcRequest } from '../../shared/p2p/messages.ts';
@@ -34,9 +34,14 @@ export interface CallOptions {
 
 let requestCounter = 0;
 
+/** The share of a call's time a stream may take to open on a connection already held (openStream). */
+export const STREAM_OPEN_SHARE = 0.5;
+
 export class RpcRouter {
   /** Requests refused per peer. */
   readonly refusals = new Store<Readonly<Record<string, number>>>({});
+  /** Connections aborted because no stream would open on them (openStream). */
+  brokenConnections = 0;
   private readonly self: string;
 
   constructor(private readonly components: RpcRouterComponents) {
@@ -84,6 +89,40 @@ export class RpcRouter {
     return this.exchangeFrames(peer, [encodeFrame(req)], req.id, options);
   }
 
+  /**
+   * A stream to `peer` for `protocol`. On a connection already open, the stream gets half the call's time: a
+   * WebRTC connection can stay listed as connected while its new data channels never open (mesh.spec: a tab's
+   * every call and sync to one peer timed out while the others worked). Such a connection is aborted, and the
+   * stream opened on a new one with the time left. Nothing was sent on the failed stream, so this retries
+   * nothing the peer has seen.
+   */
+  private async openStream(peer: string, protocol: string, signal: AbortSignal, timeoutMs: number): Promise<Stream> {
+    const { libp2p, reach } = this.components;
+    const id = peerIdFromString(peer);
+    const connect = async () => {
+      if (reach && libp2p.getConnections(id).length === 0) await reach.reach(peer, signal);
+      reach?.touch(peer);
+    };
+    const held = libp2p.getConnections(id).filter((c) => c.status === 'open' && c.limits == null);
+    if (held.length === 0) {
+      await connect();
+      return libp2p.dialProtocol(id, protocol, { signal });
+    }
+    reach?.touch(peer);
+    const share = AbortSignal.timeout(Math.round(timeoutMs * STREAM_OPEN_SHARE));
+    try {
+      return await libp2p.dialProtocol(id, protocol, { signal: AbortSignal.any([signal, share]) });
+    } catch (err) {
+      // The call's own deadline, the caller's cancel, or an answer (the protocol refused): not this connection.
+      if (signal.aborted || !share.aborted) throw err;
+      this.brokenConnections++;
+      const reason = new Error(`no ${protocol} stream opened in ${Math.round(timeoutMs * STREAM_OPEN_SHARE)} ms`);
+      for (const c of held) c.abort(reason);
+      await connect();
+      return libp2p.dialProtocol(id, protocol, { signal });
+    }
+  }
+
   /** Send frames as they are (diagnostics: what does a peer answer to garbage?) and read the replies. */
   async exchangeFrames(peer: string, frames: Uint8Array[], id: string, options: CallOptions): Promise<Json> {
     const signal = AbortSignal.any([
@@ -97,13 +136,7 @@ export class RpcRouter {
     };
     let stream;
     try {
-      const { libp2p, reach } = this.components;
-      const id = peerIdFromString(peer);
-      if (reach) {
-        if (libp2p.getConnections(id).length === 0) await reach.reach(peer, signal);
-        reach.touch(peer);
-      }
-      stream = await libp2p.dialProtocol(id, options.protocol, { signal });
+      stream = await this.openStream(peer, options.protocol, signal, options.timeoutMs ?? 10_000);
     } catch (err) {
       const e = failure(err);
       throw new RpcError(e.code, `could not reach ${peer}: ${e.message}`);
