@@ -2,9 +2,9 @@
  * `/webtensor/peers/1`: answer one frame listing a random sample of the peers that hold a reservation (other than
  * the asker), then close. Nodes poll it to learn whom to dial; this replaces pubsub discovery storms (P2P.md
  * pitfall 5). A sample, not everyone: each node keeps a few connections and gossipsub's mesh does the rest, so no
- * node ends up dialling the whole network; `complete` tells the asker whether the list is everyone. Peers that listen on an address anyone can dial (a headless node's
- * WebSocket) are listed with it, learned by identify. Each peer may ask `--peer-list-rate` times a minute
- * (limits.ts); beyond that its stream is reset unanswered.
+ * node ends up dialling the whole network; `complete` tells the asker whether the list is everyone. Peers that
+ * listen on an address anyone can dial (a headless node's WebSocket) are listed with it, learned by identify. Each
+ * peer may ask `--peer-list-rate` times a minute (limits.ts); beyond that its stream is reset unanswered.
  */
 import type { PeerId } from '@libp2p/interface';
 import { lpStream } from '@libp2p/utils';

@@ -109,6 +109,7 @@ export class RpcRouter {
       return libp2p.dialProtocol(id, protocol, { signal });
     }
     reach?.touch(peer);
+    // Only a stream that does not open in its share says the connection is broken (below).
     const share = AbortSignal.timeout(Math.round(timeoutMs * STREAM_OPEN_SHARE));
     try {
       return await libp2p.dialProtocol(id, protocol, { signal: AbortSignal.any([signal, share]) });
