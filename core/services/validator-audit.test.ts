@@ -72,9 +72,11 @@ beforeAll(async () => {
   stranger = peerIdFromPrivateKey(strangerKey).toString();
 }, 60_000);
 
+let snapshot: Store<LedgerSnapshot | null>;
+const self = 'validator-self';
+
 beforeEach(() => {
-  const self = 'validator-self';
-  const snapshot = new Store<LedgerSnapshot | null>({
+  snapshot = new Store<LedgerSnapshot | null>({
     subnets: [
       {
         netuid: subnet.netuid,
@@ -182,6 +184,32 @@ describe('Validator.audit', () => {
     expect(validator.state.get().deepChecks).toMatchObject({ count: 4, failed: 3 });
     validator.stop();
   }, 30_000);
+
+  it('forgets the score of a miner once its UID holds another key, and lists the miner once, where it registered again', async () => {
+    const wrong = await answer(minerKey, params, { tokenIds: [1, 2, 3, 4, 5, 6, 7, 8] });
+    expect(await validator.audit({ params, result: wrong }, 'gateway-a')).toMatchObject({ verdict: 'wrong', uid: 0 });
+    expect(score()).toMatchObject({ uid: 0, wrong: 1 });
+    // The miner lost UID 0 to a stranger and registered again at UID 2 (a replay after a final checkpoint can do so).
+    snapshot.set({
+      subnets: [
+        {
+          netuid: subnet.netuid,
+          uids: [
+            { hotkey: stranger, role: 'miner' },
+            { hotkey: self, role: 'validator' },
+            { hotkey: miner, role: 'miner' },
+          ],
+        },
+      ],
+    } as unknown as LedgerSnapshot);
+    await new Promise((r) => setTimeout(r, 1500)); // the loop steps every second
+    expect(validator.state.get().scores).toEqual([]);
+    await pastGlobalLimit();
+    const again = await answer(minerKey, params, { tokenIds: [8, 7, 6, 5, 4, 3, 2, 1] });
+    expect(await validator.audit({ params, result: again }, 'gateway-b')).toMatchObject({ verdict: 'wrong', uid: 2 });
+    expect(validator.state.get().scores).toMatchObject([{ uid: 2, hotkey: miner, wrong: 1 }]);
+    validator.stop();
+  });
 
   it('refuses what is not evidence, changing no score', async () => {
     const honest = await answer(minerKey, params);

@@ -213,6 +213,7 @@ export class Validator {
     if (this.busy) return;
     this.busy = true;
     try {
+      this.forgetMoved();
       await this.weightsDuty();
       await this.challengeNext();
     } catch (err) {
@@ -220,6 +221,18 @@ export class Validator {
     } finally {
       this.busy = false;
     }
+  }
+
+  /**
+   * Drops the scores of miners no longer at their UID (deregistered, or registered again at another): each miner is
+   * then listed once, at the UID it holds. (Weights already leave such scores out: ownWeights.)
+   */
+  private forgetMoved() {
+    if (!this.deps.consensus.snapshot.get()) return;
+    const live = new Set(this.miners().map((m) => `${m.uid}/${m.hotkey}`));
+    const scores = this.state.get().scores;
+    const kept = scores.filter((s) => live.has(`${s.uid}/${s.hotkey}`));
+    if (kept.length < scores.length) this.update({ scores: kept });
   }
 
   private miners(): { uid: number; hotkey: string }[] {
