@@ -116,27 +116,22 @@ test('40 headless nodes and 4 tabs: bounded connections, records at every node (
       .poll(() => t.page.evaluate(() => window.webtensor.ledger.records), { timeout: 60_000 })
       .toBeGreaterThanOrEqual(12);
 
-  // Three epochs after the records, every node and every tab reports the same roots for each.
-  const lastEpoch = async () => {
-    const s = await allStats();
-    return Math.min(...s.map((x) => Number(x.epochs.at(-1)?.split(':')[0] ?? -1)));
-  };
+  // Three epochs after the records, every node and every tab reports the same roots for each. Each replays on its
+  // own tick, so the check waits until the slowest of them (a node or a tab) has closed all three.
+  const tabRoots = () =>
+    Promise.all(
+      tabs.map((t) =>
+        t.page.evaluate(() => window.webtensor.ledger.epochs.map((e) => `${e.epoch}:${e.recordsRoot}:${e.stateRoot}`)),
+      ),
+    );
+  const everyonesEpochs = async () => [...(await allStats()).map((s) => s.epochs), ...(await tabRoots())];
+  const lastEpoch = async () =>
+    Math.min(...(await everyonesEpochs()).map((epochs) => Number(epochs.at(-1)?.split(':')[0] ?? -1)));
   const first = await lastEpoch();
   await expect.poll(lastEpoch, { timeout: 90_000, intervals: [2000] }).toBeGreaterThanOrEqual(first + 3);
   const wanted = [first + 1, first + 2, first + 3];
   const rootsOf = (epochs: string[]) => epochs.filter((e) => wanted.includes(Number(e.split(':')[0])));
-  const everyone = [
-    ...(await allStats()).map((s) => rootsOf(s.epochs)),
-    ...(
-      await Promise.all(
-        tabs.map((t) =>
-          t.page.evaluate(() =>
-            window.webtensor.ledger.epochs.map((e) => `${e.epoch}:${e.recordsRoot}:${e.stateRoot}`),
-          ),
-        ),
-      )
-    ).map(rootsOf),
-  ];
+  const everyone = (await everyonesEpochs()).map(rootsOf);
   expect(everyone[0]).toHaveLength(3);
   for (const r of everyone) expect(r).toEqual(everyone[0]);
   for (const t of tabs) expect(t.errors).toEqual([]);
