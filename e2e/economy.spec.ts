@@ -16,7 +16,8 @@ import { openTabs, expectUids } from './support/tabs.ts';
 const relay = new RelayProcess(9890, 9891, undefined, ['--network', 'test']);
 test.beforeEach(() => relay.start());
 test.afterEach(() => relay.stop());
-test.setTimeout(360_000);
+// Under load (CI on two cores) the run takes 5-6 min: registrations, several 20 s epochs, a late join.
+test.setTimeout(480_000);
 
 const roots = (page: Page) =>
   page.evaluate(() => window.webtensor.ledger.epochs.map((e) => `${e.epoch}:${e.recordsRoot}:${e.stateRoot}`));
