@@ -2,18 +2,12 @@
  * transformers.js in Node on the same onnxruntime-web WASM build the browser uses (not onnxruntime-node), so
  * Node and Chromium can be compared like for like, and so their outputs are bit-identical (INFERENCE.md).
  */
-import { readFileSync } from 'node:fs';
-import * as ort from 'onnxruntime-web';
 import type { TextGenerationPipeline } from '@huggingface/transformers';
 import { modelsDir } from './model-dirs.ts';
-
-const dist = new URL('../node_modules/onnxruntime-web/dist/', import.meta.url);
+import { registerOnnxruntimeWeb } from '../core/nodejs/onnxruntime.ts';
 
 export async function nodeTextGenerator(modelId: string, dir = modelsDir): Promise<TextGenerationPipeline> {
-  ort.env.wasm.wasmBinary = readFileSync(new URL('ort-wasm-simd-threaded.asyncify.wasm', dist));
-  ort.env.wasm.wasmPaths = { mjs: new URL('ort-wasm-simd-threaded.asyncify.mjs', dist).href };
-  ort.env.wasm.numThreads = 1;
-  (globalThis as Record<symbol, unknown>)[Symbol.for('onnxruntime')] = ort;
+  registerOnnxruntimeWeb();
   const { env, pipeline } = await import('@huggingface/transformers');
   env.allowRemoteModels = false;
   env.allowLocalModels = true;

@@ -5,10 +5,9 @@
  * ones from generated/models, the others from ../shared/models; every file is checked against the catalogue's
  * sha256 before use. Hub models are not served by Node nodes yet.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import * as ort from 'onnxruntime-web';
 import type { TextGenerationPipeline } from '@huggingface/transformers';
 import {
   catalogue,
@@ -21,18 +20,9 @@ import type { GenerateOptions, InferenceEngine, Loaded, LoadProgress } from '../
 import { checkModelFile } from '../../shared/inference/verify.ts';
 import { InferenceError } from '../../shared/errors.ts';
 import { defaultModelDirs, type ModelDirs } from './model-dirs.ts';
+import { registerOnnxruntimeWeb } from './onnxruntime.ts';
 
 export { defaultModelDirs, type ModelDirs } from './model-dirs.ts';
-
-/** onnxruntime-web's WASM files, read from node_modules (never fetched). */
-function registerOnnxruntimeWeb(): void {
-  const dist = new URL('../../node_modules/onnxruntime-web/dist/', import.meta.url);
-  ort.env.wasm.wasmBinary = readFileSync(new URL('ort-wasm-simd-threaded.asyncify.wasm', dist));
-  ort.env.wasm.wasmPaths = { mjs: new URL('ort-wasm-simd-threaded.asyncify.mjs', dist).href };
-  ort.env.wasm.numThreads = 1;
-  // transformers.js takes the runtime registered here instead of loading onnxruntime-node.
-  (globalThis as Record<symbol, unknown>)[Symbol.for('onnxruntime')] = ort;
-}
 
 export class NodeInferenceEngine implements InferenceEngine {
   private pipe: TextGenerationPipeline | null = null;
