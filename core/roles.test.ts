@@ -95,6 +95,32 @@ describe('Roles', () => {
     expect(() => roles.setRole('miner')).not.toThrow();
   });
 
+  it('goes on with its role when a registration attempt fails (it is tried again by itself)', async () => {
+    const { network } = testNetwork();
+    let asked = 0;
+    let sharesTaken = false;
+    const ledger = {
+      network,
+      registration: {
+        ensureRegistered: async () => {
+          asked++;
+          throw new NodeError('no-network', 'no recent checkpoint yet');
+        },
+      },
+    } as unknown as LedgerServices;
+    const services = {
+      miner,
+      ledger,
+      jobs: { miner: { start: () => (sharesTaken = true) } },
+    } as unknown as NodeServices;
+    node.services.set(services);
+    node.start = async () => services;
+    await roles.startRole();
+    expect(asked).toBe(1);
+    expect(miner.state.get().phase).toBe('ready');
+    expect(sharesTaken).toBe(true);
+  });
+
   it('works on no subnet without a network, else on the subnet of the chosen model, else the first', () => {
     expect(roles.subnet()).toBeNull();
     const { network } = testNetwork();

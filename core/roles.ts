@@ -131,8 +131,15 @@ export class Roles {
     return validator;
   }
 
+  /**
+   * Ask to be registered. An attempt that fails is tried again by itself after a pause (Registration's
+   * `ensureRegistered`; its state says why, and that it will), so the role goes on meanwhile: a miner serves (it
+   * claims batch shards once it holds a UID), a validator's loop waits for its UID. Stopping here instead left a
+   * validator that registered on the second try never validating, and ended a headless node on its first failure.
+   */
   private async register(services: NodeServices, role: 'miner' | 'validator'): Promise<void> {
     const subnet = this.subnet();
-    if (services.ledger && subnet) await services.ledger.registration.ensureRegistered(subnet.netuid, role);
+    if (services.ledger && subnet)
+      await services.ledger.registration.ensureRegistered(subnet.netuid, role).catch(() => {});
   }
 }
