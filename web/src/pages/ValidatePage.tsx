@@ -16,6 +16,7 @@ export function ValidatePage() {
   const snapshot = useStore(services?.ledger?.consensus.snapshot, null);
   const validatorService = useStore(tab?.roles.validator, null);
   const validator = useStore(validatorService?.state, null);
+  const registration = useStore(services?.ledger?.registration.state, null);
   const [roleError, setRoleError] = useState<string | null>(null);
   const history: ChartOption = useMemo(
     () => ({
@@ -119,7 +120,18 @@ export function ValidatePage() {
           <h2 id="loop-title">The loop</h2>
           <dl className="facts" data-testid="validator">
             <dt>UID</dt>
-            <dd>{uid ?? 'registering…'}</dd>
+            <dd>
+              {uid ??
+                (registration?.phase === 'error' ? (
+                  // The loop runs meanwhile and starts challenging once a retry lands (core/roles.ts).
+                  <span className="error">
+                    not registered: {registration.error}
+                    {registration.retrying && ' (trying again shortly)'}
+                  </span>
+                ) : (
+                  'registering…'
+                ))}
+            </dd>
             <dt>stake</dt>
             <dd title={mine ? rao(mine.stake) : undefined}>{mine ? tao(mine.stake) : '—'}</dd>
             <dt>in flight</dt>
